@@ -1,0 +1,43 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+# Both create .venv and install what they need; only Python 3.11+, Go and make are assumed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck imports unit build-k8s bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+build-k8s: $(STAMP)
+	$(BIN)/flowrun dev build
+
+demo: build-k8s
+	$(BIN)/python scripts/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check operator tests benchmarks scripts
+	$(BIN)/ruff format --check operator tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	cd operator && ../$(BIN)/lint-imports --config ../pyproject.toml
+
+check: lint typecheck imports
+
+test: build-k8s check
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/operator.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
