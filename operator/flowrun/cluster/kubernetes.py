@@ -1,0 +1,305 @@
+"""Kubernetes provider: an ephemeral dask-kubernetes `DaskCluster`, owned by its FlowRun.
+
+The manifest is built by pure `build_*` functions (testable without a cluster); the edge
+(`KubernetesProvider`) hands it to dask-kubernetes' `KubeCluster` as a custom cluster spec.
+The ownerReference makes the garbage collector delete the DaskCluster (and, through the Dask
+operator's own ownerReferences, its pods and services) when the FlowRun is deleted, even while
+our operator is down. The deterministic name lets a restarted operator connect to it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+
+import kr8s
+import kr8s.asyncio
+from dask_kubernetes.operator import KubeCluster
+
+from flowrun.cluster import base
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
+LABEL_FLOWRUN = "flowrun.dev/flowrun"
+LABEL_FLOWRUN_UID = "flowrun.dev/flowrun-uid"
+DASKCLUSTER_API = "kubernetes.dask.org/v1"
+
+# PSS "restricted" minus runAsNonRoot: the Dask images run as root, and a user namespace that
+# enforces `restricted` must set the image user itself; everything else we can default safely.
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def build_owner_reference(owner: base.Owner) -> dict[str, Any]:
+    """The ownerReference that ties a child to its FlowRun (cascading deletion)."""
+    return {
+        "apiVersion": owner.api_version,
+        "kind": owner.kind,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_labels(owner: base.Owner, options: base.ClusterOptions) -> dict[str, str]:
+    """Labels that let anyone (and a sweep) find a FlowRun's Dask resources."""
+    return {
+        **options.extra_labels,
+        "app.kubernetes.io/managed-by": "flowrun-operator",
+        LABEL_FLOWRUN: owner.name[:63],
+        LABEL_FLOWRUN_UID: owner.uid,
+    }
+
+
+def build_container(
+    *, name: str, image: str, args: list[str], options: base.ClusterOptions
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "args": args,
+        "env": [dict(e) for e in options.env],
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
+    }
+    if options.resources:
+        container["resources"] = copy.deepcopy(options.resources)
+    return container
+
+
+def build_scheduler_spec(
+    cluster: str, *, image: str, options: base.ClusterOptions, labels: dict[str, str]
+) -> dict[str, Any]:
+    container = build_container(
+        name="scheduler",
+        image=image,
+        args=["dask-scheduler", "--host", "0.0.0.0"],
+        options=options,
+    )
+    container["ports"] = [
+        {"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
+        {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"},
+    ]
+    container["readinessProbe"] = {
+        "httpGet": {"port": "http-dashboard", "path": "/health"},
+        "periodSeconds": 1,
+        "timeoutSeconds": 300,
+    }
+    return {
+        "metadata": {"labels": dict(labels)},
+        "spec": {"containers": [container]},
+        "service": {
+            "type": "ClusterIP",
+            "selector": {
+                "dask.org/cluster-name": cluster,
+                "dask.org/component": "scheduler",
+            },
+            "ports": [
+                {"name": "tcp-comm", "protocol": "TCP", "port": 8786, "targetPort": "tcp-comm"},
+                {
+                    "name": "http-dashboard",
+                    "protocol": "TCP",
+                    "port": 8787,
+                    "targetPort": "http-dashboard",
+                },
+            ],
+        },
+    }
+
+
+def build_worker_spec(
+    *, image: str, options: base.ClusterOptions, labels: dict[str, str]
+) -> dict[str, Any]:
+    container = build_container(
+        name="worker",
+        image=image,
+        args=[
+            "dask-worker",
+            "--name",
+            "$(DASK_WORKER_NAME)",
+            "--nthreads",
+            str(options.threads_per_worker),
+            "--dashboard",
+            "--dashboard-address",
+            "8788",
+        ],
+        options=options,
+    )
+    container["ports"] = [{"name": "http-dashboard", "containerPort": 8788, "protocol": "TCP"}]
+    return {
+        "replicas": options.workers,
+        "metadata": {"labels": dict(labels)},
+        "spec": {"containers": [container]},
+    }
+
+
+def build_cluster_spec(
+    name: str, *, owner: base.Owner, options: base.ClusterOptions, default_image: str | None = None
+) -> dict[str, Any]:
+    """The whole DaskCluster manifest for one FlowRun.
+
+    >>> owner = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "uid-1")
+    >>> spec = build_cluster_spec("fr-etl-uid1", owner=owner, options=base.ClusterOptions())
+    >>> spec["metadata"]["ownerReferences"][0]["uid"]
+    'uid-1'
+    """
+    image = options.image or default_image or DEFAULT_IMAGE
+    labels = build_labels(owner, options)
+    return {
+        "apiVersion": DASKCLUSTER_API,
+        "kind": "DaskCluster",
+        "metadata": {
+            "name": name,
+            "namespace": owner.namespace,
+            "labels": labels,
+            "ownerReferences": [build_owner_reference(owner)],
+        },
+        "spec": {
+            # The Dask operator's own backstop: an idle cluster is deleted even if we never are.
+            "idleTimeout": options.idle_timeout,
+            "worker": build_worker_spec(image=image, options=options, labels=labels),
+            "scheduler": build_scheduler_spec(name, image=image, options=options, labels=labels),
+        },
+    }
+
+
+class KubernetesProvider:
+    """Starts (or reconnects to) a DaskCluster through dask-kubernetes, deletes it on close."""
+
+    kind = "Kubernetes"
+    in_process = False
+    keeps_results = True
+
+    def __init__(self, *, default_image: str | None = None, delete_timeout: float = 60.0) -> None:
+        self._default_image = default_image
+        self._delete_timeout = delete_timeout
+        self._cluster: Any = None
+        self._name: str | None = None
+        self._namespace: str | None = None
+
+    async def start(
+        self, name: str, options: base.ClusterOptions, owner: base.Owner
+    ) -> base.ClusterHandle:
+        self._name, self._namespace = name, owner.namespace
+        reconnected = await self._exists()
+        spec = build_cluster_spec(
+            name, owner=owner, options=options, default_image=self._default_image
+        )
+        cluster = KubeCluster(
+            custom_cluster_spec=spec,
+            namespace=owner.namespace,
+            asynchronous=True,
+            quiet=True,
+            shutdown_on_close=True,
+            resource_timeout=max(1, int(options.startup_timeout)),
+        )
+        try:
+            await asyncio.wait_for(_started(cluster), timeout=options.startup_timeout)
+        except TimeoutError as exc:
+            cluster.shutdown_on_close = False  # we delete by name; keep its atexit reaper quiet
+            diagnosis = await self._diagnose()
+            await self.close()
+            raise base.ClusterStartupError(
+                "ClusterStartupTimeout",
+                f"Dask cluster {name} was not ready within {options.startup_timeout:g}s: "
+                f"{diagnosis}",
+            ) from exc
+        except Exception as exc:
+            cluster.shutdown_on_close = False
+            # Any other startup failure (CrashLoopBackOff, missing CRDs, API errors) is also the
+            # cluster's, not the operator's: clean up and report it with the library's words.
+            await self.close()
+            raise base.ClusterStartupError(
+                "ClusterStartupFailed", f"Dask cluster {name} failed to start: {exc}"
+            ) from exc
+        self._cluster = cluster
+        dashboard = getattr(cluster, "dashboard_link", None)
+        return base.ClusterHandle(
+            name=name,
+            address=str(cluster.scheduler_address),
+            dashboard=str(dashboard) if dashboard else None,
+            reconnected=reconnected,
+        )
+
+    async def close(self) -> None:
+        """Delete the DaskCluster by name (whatever state the KubeCluster object is in)."""
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            try:
+                await asyncio.wait_for(super_close(cluster), timeout=self._delete_timeout)
+            except (TimeoutError, OSError) as exc:
+                logger.warning("closing the Dask client side of %s failed: %s", self._name, exc)
+        if self._name is not None:
+            await delete_daskcluster(self._name, self._namespace, timeout=self._delete_timeout)
+
+    async def _exists(self) -> bool:
+        assert self._name is not None
+        objs = await kr8s.asyncio.get(
+            "daskclusters.kubernetes.dask.org", self._name, namespace=self._namespace
+        )
+        return bool(objs)
+
+    async def _diagnose(self) -> str:
+        assert self._name is not None
+        return await diagnose(self._name, self._namespace)
+
+
+async def _started(cluster: Any) -> Any:
+    return await cluster
+
+
+async def super_close(cluster: Any) -> None:
+    """Close only the distributed side of a KubeCluster; the resource is deleted by name."""
+    cluster.shutdown_on_close = False
+    await cluster._close()
+
+
+async def delete_daskcluster(name: str, namespace: str | None, *, timeout: float) -> None:
+    """Delete a DaskCluster and wait (bounded) until the API server no longer has it."""
+    found = await kr8s.asyncio.get("daskclusters.kubernetes.dask.org", name, namespace=namespace)
+    for obj in found:
+        try:
+            await obj.delete(propagation_policy="Background")
+        except kr8s.NotFoundError:
+            continue
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while found and loop.time() < deadline:
+        found = await kr8s.asyncio.get(
+            "daskclusters.kubernetes.dask.org", name, namespace=namespace
+        )
+        if found:
+            await asyncio.sleep(0.5)
+
+
+async def diagnose(name: str, namespace: str | None) -> str:
+    """Say in words why a DaskCluster is not ready, from what the API server knows."""
+    found = await kr8s.asyncio.get("daskclusters.kubernetes.dask.org", name, namespace=namespace)
+    if not found:
+        return "the DaskCluster resource does not exist."
+    phase = found[0].raw.get("status", {}).get("phase")
+    if not phase:
+        return (
+            "the DaskCluster was never actioned (is the dask-kubernetes operator installed "
+            "and running?), so no scheduler or worker pod could start."
+        )
+    pods = await kr8s.asyncio.get(
+        "pods", namespace=namespace, label_selector={"dask.org/cluster-name": name}
+    )
+    if not pods:
+        return f"the DaskCluster is {phase} but no scheduler or worker pod exists yet."
+    problems = []
+    for pod in pods:
+        pod_status = pod.raw.get("status", {})
+        for cond in pod_status.get("conditions", []):
+            if cond.get("status") == "False" and cond.get("message"):
+                problems.append(f"pod {pod.name}: {cond['message']}")
+        if not pod_status.get("conditions"):
+            problems.append(f"pod {pod.name} is {pod_status.get('phase', 'Pending')}")
+    return "; ".join(problems[:3]) or f"the DaskCluster is {phase} and its pods are not ready."
