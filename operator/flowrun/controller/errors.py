@@ -1,0 +1,64 @@
+"""The one place where failures of a run become a phase, a reason and a message.
+
+Everything the daemon can meet while running a FlowRun goes through `classify`, so the status,
+the Warning Event and the kopf error kind (permanent: do not retry; temporary: retry the daemon)
+always agree, and no exception ever escapes to crash the operator or touch another FlowRun.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import httpx
+import kr8s
+
+from flowrun.cluster import ClusterStartupError
+
+MAX_MESSAGE = 1000
+
+
+class FlowRunError(Exception):
+    """A run cannot go on. `reason` is CamelCase (Event reason, condition reason)."""
+
+    def __init__(self, reason: str, message: str, *, phase: str = "Failed") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.phase = phase
+
+
+@dataclass(frozen=True)
+class Outcome:
+    phase: str
+    reason: str
+    message: str
+    retry: bool = False  # a transient operator-side problem: retry the daemon later
+
+
+def truncate(message: str, limit: int = MAX_MESSAGE) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Map any exception from a run to its outcome. Unknown errors fail the run, loudly.
+
+    >>> classify(FlowRunError("InvalidSpec", "startTasks[0]: unknown task 'x'")).reason
+    'InvalidSpec'
+    """
+    if isinstance(exc, FlowRunError):
+        return Outcome(exc.phase, exc.reason, truncate(exc.message))
+    if isinstance(exc, ClusterStartupError):
+        return Outcome("Failed", exc.reason, truncate(exc.message))
+    if isinstance(exc, asyncio.CancelledError):
+        return Outcome("Cancelled", "OperatorStopped", "The operator stopped the run.")
+    if isinstance(exc, ValueError):
+        # FlowGraphError and pydantic's ValidationError are ValueErrors that name the path.
+        return Outcome("Failed", "InvalidSpec", truncate(str(exc)))
+    if _is_api_error(exc):
+        return Outcome("Failed", "KubernetesAPIError", truncate(str(exc)), retry=True)
+    return Outcome("Failed", "InternalError", truncate(f"{type(exc).__name__}: {exc}"))
+
+
+def _is_api_error(exc: BaseException) -> bool:
+    return isinstance(exc, kr8s.ServerError | httpx.TransportError)

@@ -1,0 +1,130 @@
+"""Operator settings: one frozen value built from flags and environment, passed explicitly.
+
+Every flag has an environment variable (`FLOWRUN_<NAME>`), so the Helm chart can set either.
+Nothing reads the environment after start-up; the daemon gets this value through kopf's memo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENV_PREFIX = "FLOWRUN_"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces (cluster-wide mode)
+    max_concurrent_runs: int = 16
+    default_image: str | None = None
+    allow_in_process: bool = False
+    local_processes: bool = False
+    metrics_port: int | None = None
+    liveness_port: int | None = None
+    status_interval: float = 1.0  # at most one status patch per FlowRun per interval
+    watch_server_timeout: float = 120.0
+    watch_client_timeout: float = 150.0
+    startup_timeout: float = 300.0  # default for spec.executor.dask.startupTimeoutSeconds
+    cancel_grace: float = 20.0  # how long a cancelled runner may take to wind down
+    peering: bool = False
+
+    @property
+    def clusterwide(self) -> bool:
+        return not self.namespaces
+
+
+def _env_bool(env: Mapping[str, str], name: str) -> bool:
+    return env.get(ENV_PREFIX + name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(ENV_PREFIX + name, "").strip()
+    return int(raw) if raw else None
+
+
+def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
+    """Add the operator's flags, with defaults taken from the environment."""
+    env = os.environ if env is None else env
+    defaults = OperatorSettings()
+    ns_env = [n for n in env.get(ENV_PREFIX + "NAMESPACES", "").split(",") if n.strip()]
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=None,
+        help="namespace to watch (repeatable; env FLOWRUN_NAMESPACES=a,b); default: all",
+    )
+    parser.add_argument(
+        "-A", "--all-namespaces", action="store_true", help="watch all namespaces (the default)"
+    )
+    parser.set_defaults(env_namespaces=ns_env)
+    parser.add_argument(
+        "--max-concurrent-runs",
+        type=int,
+        default=_env_int(env, "MAX_CONCURRENT_RUNS") or defaults.max_concurrent_runs,
+        help="FlowRuns running at once; the others wait in phase Pending",
+    )
+    parser.add_argument(
+        "--default-image",
+        default=env.get(ENV_PREFIX + "DEFAULT_IMAGE") or None,
+        help="Dask image when spec.executor.dask.image is not set",
+    )
+    parser.add_argument(
+        "--allow-in-process",
+        action="store_true",
+        default=_env_bool(env, "ALLOW_IN_PROCESS"),
+        help="allow executors and clusters that run user code inside the operator "
+        "(Local, Synchronous, Dask cluster Local); off by default: a trust boundary",
+    )
+    parser.add_argument(
+        "--local-processes",
+        action="store_true",
+        default=_env_bool(env, "LOCAL_PROCESSES"),
+        help="Local Dask clusters use worker processes instead of threads",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env_int(env, "METRICS_PORT"),
+        help="serve Prometheus metrics on this port (default: off)",
+    )
+    parser.add_argument(
+        "--liveness-port",
+        type=int,
+        default=_env_int(env, "LIVENESS_PORT"),
+        help="serve kopf's liveness probe on this port at /healthz (default: off)",
+    )
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=float(env.get(ENV_PREFIX + "STATUS_INTERVAL") or defaults.status_interval),
+        help="minimum seconds between status patches of one FlowRun",
+    )
+    parser.add_argument(
+        "--peering",
+        action="store_true",
+        default=_env_bool(env, "PEERING"),
+        help="use kopf peering (needs KopfPeering objects); default: standalone",
+    )
+
+
+def from_args(args: argparse.Namespace) -> OperatorSettings:
+    namespaces: list[str] = list(args.namespaces or args.env_namespaces or [])
+    if args.all_namespaces:
+        namespaces = []
+    if args.max_concurrent_runs < 1:
+        raise ValueError("--max-concurrent-runs must be at least 1")
+    return OperatorSettings(
+        namespaces=tuple(n.strip() for n in namespaces),
+        max_concurrent_runs=args.max_concurrent_runs,
+        default_image=args.default_image,
+        allow_in_process=bool(args.allow_in_process),
+        local_processes=bool(args.local_processes),
+        metrics_port=args.metrics_port,
+        liveness_port=args.liveness_port,
+        status_interval=max(0.05, float(args.status_interval)),
+        peering=bool(args.peering),
+    )

@@ -1,0 +1,187 @@
+"""Batched, rate-bounded status patches for one FlowRun.
+
+Task state changes arrive far faster than the API server should be patched (a 1,000-way map
+emits thousands of events a second). The writer merges every update into one pending JSON merge
+patch and sends it at most once per `interval`; updates that arrive while a patch is in flight
+wait for the next one. A failed patch is merged back *under* newer updates and retried with
+backoff, so nothing is lost and nothing old overwrites something new. The daemon calls `close`
+at the end of a run, which flushes the final phase before the daemon returns.
+
+Only the daemon's event loop touches a writer; the runner thread hands events over with
+`loop.call_soon_threadsafe(writer.update, fragment)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from flowrun.controller import metrics as metrics_mod
+
+logger = logging.getLogger(__name__)
+
+MAX_BACKOFF = 10.0
+
+
+class StatusGone(Exception):
+    """The object no longer exists (deleted): nothing more to write."""
+
+
+class StatusRejected(Exception):
+    """The API server refused the patch itself (400/422): retrying cannot help."""
+
+
+class StatusSink(Protocol):
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-merge-patch composition: `update` wins; nested mappings merge; None deletes later.
+
+    >>> deep_merge({"tasks": {"a": {"state": "Running"}}}, {"tasks": {"b": {"state": "Pending"}}})
+    {'tasks': {'a': {'state': 'Running'}, 'b': {'state': 'Pending'}}}
+    """
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        if isinstance(value, Mapping) and isinstance(old, Mapping):
+            out[key] = deep_merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+class StatusWriter:
+    """Use as `async with StatusWriter(...) as writer: writer.update({...})`."""
+
+    def __init__(
+        self,
+        sink: StatusSink,
+        *,
+        namespace: str,
+        name: str,
+        interval: float = 1.0,
+        metrics: metrics_mod.Metrics | None = None,
+    ) -> None:
+        self._sink = sink
+        self._namespace = namespace
+        self._name = name
+        self._interval = interval
+        self._metrics = metrics
+        self._pending: dict[str, Any] = {}
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._gone = False
+        self.patches_sent = 0
+        self.bytes_sent = 0
+
+    async def __aenter__(self) -> StatusWriter:
+        self._task = asyncio.create_task(self._loop(), name=f"status:{self._name}")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def update(self, fragment: Mapping[str, Any]) -> None:
+        """Merge a status fragment into the next patch (never blocks, never raises)."""
+        if self._gone or not fragment:
+            return
+        self._pending = deep_merge(self._pending, fragment)
+        self._dirty.set()
+
+    async def flush(self, *, attempts: int = 20) -> bool:
+        """Send what is pending now, retrying; True when everything reached the server."""
+        for attempt in range(attempts):
+            if not self._pending or self._gone:
+                return True
+            if await self._send_once():
+                continue
+            await asyncio.sleep(min(MAX_BACKOFF, 0.2 * 2**attempt))
+        return not self._pending
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if not await self.flush():
+            logger.error("status of %s/%s could not be written", self._namespace, self._name)
+
+    async def _loop(self) -> None:
+        failures = 0
+        while not self._gone:
+            await self._dirty.wait()
+            if await self._send_once():
+                failures = 0
+                await asyncio.sleep(self._interval)
+            else:
+                failures += 1
+                await asyncio.sleep(min(MAX_BACKOFF, self._interval * 2**failures))
+
+    async def _send_once(self) -> bool:
+        patch, self._pending = self._pending, {}
+        self._dirty.clear()
+        if not patch:
+            return True
+        try:
+            await self._sink.patch_status(self._namespace, self._name, {"status": patch})
+        except StatusGone:
+            self._gone = True
+            self._pending = {}
+            return True
+        except StatusRejected as exc:
+            # Our own bug (a patch the schema refuses): say so, drop it, keep the run going.
+            logger.error("status patch of %s/%s rejected: %s", self._namespace, self._name, exc)
+            self._count_failure()
+            return True
+        except Exception as exc:  # any API trouble is retried; newer updates win
+            logger.warning("status patch of %s/%s failed: %s", self._namespace, self._name, exc)
+            self._count_failure()
+            self._pending = deep_merge(patch, self._pending)
+            self._dirty.set()
+            return False
+        self.patches_sent += 1
+        self.bytes_sent += len(json.dumps(patch))
+        if self._metrics is not None:
+            self._metrics.status_patches.inc()
+        return True
+
+    def _count_failure(self) -> None:
+        if self._metrics is not None:
+            self._metrics.status_patch_failures.inc()
+
+
+class KubeStatusSink:
+    """Patches `flowruns/status` with kr8s (merge patch: no resourceVersion, no conflicts)."""
+
+    def __init__(self, api: Any, *, group_version: str, plural: str) -> None:
+        self._api = api
+        self._group_version = group_version
+        self._plural = plural
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        try:
+            async with self._api.call_api(
+                "PATCH",
+                version=self._group_version,
+                base="/apis",
+                namespace=namespace,
+                url=f"{self._plural}/{name}/status",
+                content=json.dumps(patch),
+                headers={"Content-Type": "application/merge-patch+json"},
+            ):
+                pass
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            if code == 404:
+                raise StatusGone(name) from exc
+            if code in (400, 422):
+                raise StatusRejected(exc.response.text[:500]) from exc
+            raise

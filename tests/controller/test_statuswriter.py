@@ -1,0 +1,96 @@
+"""The status writer's own logic: batching, merging, retries (no API server involved here;
+the real patches are exercised by the control-plane tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from flowrun.controller import statuswriter
+from flowrun.controller.statuswriter import StatusWriter, deep_merge
+
+
+class RecordingSink:
+    def __init__(self, fail_first: int = 0, gone: bool = False) -> None:
+        self.patches: list[dict[str, Any]] = []
+        self.fail_first = fail_first
+        self.gone = gone
+        self.state: dict[str, Any] = {}
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        if self.gone:
+            raise statuswriter.StatusGone(name)
+        if self.fail_first > 0:
+            self.fail_first -= 1
+            raise ConnectionError("apiserver went away")
+        self.patches.append(dict(patch))
+        self.state = deep_merge(self.state, patch)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_deep_merge_newer_wins_and_nests() -> None:
+    old = {"phase": "Running", "tasks": {"a": {"state": "Running", "runCount": 1}}}
+    new = {"tasks": {"a": {"state": "Success"}, "b": {"state": "Pending"}}}
+    assert deep_merge(old, new) == {
+        "phase": "Running",
+        "tasks": {"a": {"state": "Success", "runCount": 1}, "b": {"state": "Pending"}},
+    }
+
+
+def test_many_updates_become_few_patches() -> None:
+    async def scenario() -> RecordingSink:
+        sink = RecordingSink()
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=0.2) as writer:
+            for i in range(1000):
+                writer.update({"tasks": {f"t{i % 50}": {"state": "Running", "n": i}}})
+                if i % 100 == 0:
+                    await asyncio.sleep(0)
+        return sink
+
+    sink = run(scenario())
+    assert len(sink.patches) <= 12
+    assert sink.state["status"]["tasks"]["t49"] == {"state": "Running", "n": 999}
+    assert len(sink.state["status"]["tasks"]) == 50
+
+
+def test_failed_patch_is_retried_without_losing_newer_values() -> None:
+    async def scenario() -> RecordingSink:
+        sink = RecordingSink(fail_first=2)
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=0.05) as writer:
+            writer.update({"phase": "Running", "tasks": {"a": {"state": "Running"}}})
+            await asyncio.sleep(0.01)
+            writer.update({"tasks": {"a": {"state": "Success"}}})
+        return sink
+
+    sink = run(scenario())
+    assert sink.state["status"] == {"phase": "Running", "tasks": {"a": {"state": "Success"}}}
+
+
+def test_close_flushes_the_final_update() -> None:
+    async def scenario() -> RecordingSink:
+        sink = RecordingSink()
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=30) as writer:
+            writer.update({"phase": "Running"})
+            await asyncio.sleep(0.05)
+            writer.update({"phase": "Succeeded"})  # inside the 30 s interval: sent by close()
+        return sink
+
+    sink = run(scenario())
+    assert sink.state["status"]["phase"] == "Succeeded"
+
+
+def test_deleted_object_stops_the_writer() -> None:
+    async def scenario() -> StatusWriter:
+        sink = RecordingSink(gone=True)
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=0.01) as writer:
+            writer.update({"phase": "Running"})
+            await asyncio.sleep(0.05)
+            writer.update({"phase": "Failed"})
+        return writer
+
+    writer = run(scenario())
+    assert writer.patches_sent == 0
