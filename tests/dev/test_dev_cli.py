@@ -1,0 +1,69 @@
+"""`flowrun dev up/status/down` from a shell: a second, independent plane in its own state dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flowrun.dev import build
+
+pytestmark = pytest.mark.controlplane
+
+
+def flowrun(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_up_kubectl_down_from_a_shell(tmp_path: Path) -> None:
+    build.ensure_built()
+    state = tmp_path / "dev"
+    env = {**os.environ, "FLOWRUN_DEV_DIR": str(state)}
+    env.pop("KUBECONFIG", None)
+
+    up = flowrun("dev", "up", env=env)
+    assert up.returncode == 0, up.stderr
+    pids = json.loads((state / "state.json").read_text())["pids"]
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    try:
+        script = (
+            f"{up.stdout}\n"
+            "kubectl version -o json && "
+            "kubectl auth can-i create pods --as=nobody; echo can-i-exit=$?"
+        )
+        shell = subprocess.run(
+            ["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert '"gitVersion": "v1.34.10"' in shell.stdout, shell.stderr
+        assert shell.stdout.rstrip().endswith("no\ncan-i-exit=1"), shell.stdout
+
+        again = flowrun("dev", "up", env=env)
+        assert again.returncode == 0
+        assert "already running" in again.stderr
+        assert json.loads((state / "state.json").read_text())["pids"] == pids
+
+        status = flowrun("dev", "status", env=env)
+        assert status.returncode == 0
+        assert "kube-apiserver" in status.stdout
+        assert "NOT RUNNING" not in status.stdout
+    finally:
+        down = flowrun("dev", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert not state.exists()
+    assert [name for name, pid in pids.items() if pid_alive(pid)] == []
+    assert flowrun("dev", "status", env=env).returncode == 1
