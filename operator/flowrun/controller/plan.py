@@ -1,0 +1,177 @@
+"""From a FlowRun body to a `RunPlan`: everything a run needs, checked before anything starts.
+
+Schema-level problems were refused by the API server already; what is left here are the
+semantic ones (unknown task names, missing parameters, unreadable Secrets, in-process execution
+the operator does not allow). Each becomes a `FlowRunError` with a reason and a message that
+names the field, so the daemon fails the FlowRun instead of crashing.
+
+Secret values live only in `RunPlan.parameters` (handed to the runner) and `RunPlan.secrets`
+(used to redact messages); they are never logged, put in status, or in Events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pydantic
+
+from flowrun import cluster
+from flowrun.api import models
+from flowrun.controller import settings as settings_mod
+from flowrun.controller.errors import FlowRunError
+
+IN_PROCESS_REFUSED = (
+    "{what} runs the flow's code inside the operator process; this operator does not allow "
+    "in-process execution (start it with --allow-in-process, or use executor Dask with cluster "
+    "Kubernetes or External)."
+)
+
+
+class SecretReader(Protocol):
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    spec: models.FlowRunSpec
+    flow: dict[str, Any]  # the inline flow dict, or {"ref": ...}
+    parameters: dict[str, Any]
+    secrets: tuple[str, ...] = ()
+    executor: str = "Dask"
+    cluster_kind: str | None = "Kubernetes"
+    cluster_options: cluster.ClusterOptions = field(default_factory=cluster.ClusterOptions)
+
+    @property
+    def in_process(self) -> bool:
+        return self.executor != "Dask" or self.cluster_kind == "Local"
+
+    def redact(self, text: str | None) -> str | None:
+        """Replace any secret parameter value in a message (a task may echo its inputs)."""
+        if text is None:
+            return None
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+def parse_spec(raw: Mapping[str, Any]) -> models.FlowRunSpec:
+    try:
+        return models.FlowRunSpec.model_validate(dict(raw))
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise FlowRunError("InvalidSpec", f"spec.{where}: {first.get('msg')}") from exc
+
+
+def check_names(spec: models.FlowRunSpec) -> None:
+    """Unknown task names in startTasks/returnTasks/taskStates/referenceTasks (inline flows)."""
+    if spec.flow.tasks is None:
+        return  # a flow.ref is imported on the workers; its names are checked there
+    known = {t.name for t in spec.flow.tasks}
+    lists: list[tuple[str, list[str]]] = [
+        ("startTasks", spec.start_tasks or []),
+        ("returnTasks", spec.return_tasks or []),
+        ("taskStates", list(spec.task_states or {})),
+        ("flow.referenceTasks", spec.flow.reference_tasks or []),
+    ]
+    for where, names in lists:
+        for i, name in enumerate(names):
+            if name not in known:
+                raise FlowRunError(
+                    "UnknownTask", f"spec.{where}[{i}]: unknown task {name!r} (not in flow.tasks)"
+                )
+
+
+def check_parameters(spec: models.FlowRunSpec, given: Mapping[str, Any]) -> None:
+    if spec.flow.parameters is None:
+        return
+    declared = {p.name for p in spec.flow.parameters}
+    for name in given:
+        if name not in declared:
+            raise FlowRunError(
+                "UnknownParameter", f"spec.parameters.{name}: the flow declares no such parameter"
+            )
+    for p in spec.flow.parameters:
+        if p.required and p.name not in given:
+            raise FlowRunError(
+                "MissingParameter",
+                f"spec.parameters.{p.name}: required by the flow but not set "
+                "(in spec.parameters or spec.parametersFrom)",
+            )
+
+
+async def resolve_secrets(
+    spec: models.FlowRunSpec, namespace: str, reader: SecretReader
+) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for i, item in enumerate(spec.parameters_from or []):
+        ref = item.secret_key_ref
+        where = f"spec.parametersFrom[{i}] ({item.name})"
+        data = await reader.read_secret(namespace, ref.name)
+        if data is None:
+            raise FlowRunError("SecretNotFound", f"{where}: Secret {ref.name!r} not found")
+        if ref.key not in data:
+            raise FlowRunError(
+                "SecretKeyNotFound", f"{where}: Secret {ref.name!r} has no key {ref.key!r}"
+            )
+        try:
+            values[item.name] = base64.b64decode(data[ref.key]).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            raise FlowRunError(
+                "SecretNotText", f"{where}: key {ref.key!r} is not UTF-8 text"
+            ) from exc
+    return values
+
+
+def cluster_options(
+    spec: models.FlowRunSpec, settings: settings_mod.OperatorSettings
+) -> tuple[str, str | None, cluster.ClusterOptions]:
+    executor = spec.executor or models.Executor.model_validate({})
+    kind = executor.type.value
+    if kind != "Dask":
+        return kind, None, cluster.ClusterOptions()
+    dask = executor.dask or models.DaskSpec.model_validate({})
+    resources = dask.resources.model_dump(exclude_none=True) if dask.resources else None
+    options = cluster.ClusterOptions(
+        image=dask.image or settings.default_image,
+        workers=dask.workers,
+        resources=resources or None,
+        env=tuple({"name": e.name, "value": e.value} for e in dask.env or []),
+        address=dask.address,
+        startup_timeout=float(dask.startup_timeout_seconds),
+    )
+    return kind, dask.cluster.value, options
+
+
+async def build_plan(
+    raw_spec: Mapping[str, Any],
+    *,
+    namespace: str,
+    settings: settings_mod.OperatorSettings,
+    secrets: SecretReader,
+) -> RunPlan:
+    spec = parse_spec(raw_spec)
+    executor, cluster_kind, options = cluster_options(spec, settings)
+    what = f"executor {executor}" if executor != "Dask" else "Dask cluster Local"
+    plan_in_process = executor != "Dask" or cluster_kind == "Local"
+    if plan_in_process and not settings.allow_in_process:
+        raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
+    check_names(spec)
+    secret_values = await resolve_secrets(spec, namespace, secrets)
+    parameters = {**(spec.parameters or {}), **secret_values}
+    check_parameters(spec, parameters)
+    flow = spec.flow.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return RunPlan(
+        spec=spec,
+        flow=flow,
+        parameters=parameters,
+        secrets=tuple(sorted(secret_values.values(), key=len, reverse=True)),
+        executor=executor,
+        cluster_kind=cluster_kind,
+        cluster_options=options,
+    )
