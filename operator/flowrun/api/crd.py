@@ -1,0 +1,204 @@
+"""The FlowRun CustomResourceDefinition, generated from `flowrun.api.models`.
+
+Pydantic emits JSON Schema (2020-12 flavour, `$ref`s, `anyOf` with null for optionals); the API
+server wants a *structural* OpenAPI v3 schema: every node typed, no `$ref`, no `anyOf` beyond
+int-or-string, `x-kubernetes-preserve-unknown-fields` where values are free-form JSON. This
+module is that translation, plus what only a CRD has: printer columns, the status subresource,
+and the CEL rules that keep `spec` immutable once created (except `cancel`).
+
+`flowrun crd` prints `build()` as YAML; `crds/flowrun.yaml` is that output, checked for drift by
+the test suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from flowrun.api import models
+
+PLURAL = "flowruns"
+SHORT_NAMES = ["fr"]
+MUTABLE_SPEC_FIELDS = frozenset({"cancel"})
+_DROP = frozenset({"title", "additionalProperties", "$defs"})
+_NULL = {"type": "null"}
+
+
+def _resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """Inline `$ref`s and `allOf: [single]`, merging sibling keys over the target."""
+    node = dict(node)
+    ref = node.pop("$ref", None)
+    if ref is not None:
+        node = {**defs[ref.rsplit("/", 1)[-1]], **node}
+    all_of = node.pop("allOf", None)
+    if all_of is not None:
+        if len(all_of) != 1:
+            raise ValueError(f"allOf with {len(all_of)} members is not structural")
+        node = {**_resolve(all_of[0], defs), **node}
+    return node
+
+
+def structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
+    """One pydantic JSON-Schema node as a structural OpenAPI v3 schema node."""
+    node = _resolve(node, defs)
+    any_of = node.pop("anyOf", None)
+    if any_of is not None:
+        members = [m for m in any_of if m != _NULL]
+        if node.get("x-kubernetes-int-or-string"):
+            return {**_leaf(node), "anyOf": [{"type": "integer"}, {"type": "string"}]}
+        if len(members) != 1:
+            raise ValueError(f"anyOf {any_of} is not structural")
+        node = {**_resolve(members[0], defs), **node}
+        if node.get("default", ...) is None:
+            del node["default"]
+    if node.get("x-kubernetes-int-or-string"):
+        return {**_leaf(node), "anyOf": [{"type": "integer"}, {"type": "string"}]}
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        # Free-form JSON: any type, kept as given. A dict of JSON values is an object.
+        out = _leaf(node)
+        out.pop("default", None)
+        if node.get("type") == "object":
+            out["type"] = "object"
+        else:
+            out["nullable"] = True  # a JSON value may be null (CEL needs to be told)
+        return out
+    out = _leaf(node)
+    if "const" in node:
+        out["enum"] = [node["const"]]
+    if "exclusiveMinimum" in node:
+        out.update(minimum=node["exclusiveMinimum"], exclusiveMinimum=True)
+    if "properties" in node:
+        out["type"] = "object"
+        out["properties"] = {k: structural(v, defs) for k, v in node["properties"].items()}
+    elif node.get("type") == "object":
+        value = node.get("additionalProperties", True)
+        if value in (True, {}) or value.get("x-kubernetes-preserve-unknown-fields"):
+            out["x-kubernetes-preserve-unknown-fields"] = True
+        else:
+            out["additionalProperties"] = structural(value, defs)
+    if "items" in node:
+        out["items"] = structural(node["items"], defs)
+    if "type" not in out:
+        raise ValueError(f"untyped schema node: {node}")
+    return out
+
+
+_KEEP = (
+    "type",
+    "description",
+    "default",
+    "enum",
+    "format",
+    "pattern",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "required",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-int-or-string",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
+)
+
+
+def _leaf(node: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: node[k] for k in _KEEP if k in node and k not in _DROP}
+
+
+def schema_of(model: type[models.Model]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True)
+    return structural(raw, raw.get("$defs", {}))
+
+
+def _immutable(spec: dict[str, Any]) -> dict[str, Any]:
+    """CEL rules: every spec field but `cancel` keeps its value, and is neither added nor removed.
+
+    A rule on a field with `oldSelf` only runs when the field exists before and after, so the
+    spec-level rule checks presence.
+    """
+    fields = [name for name in spec["properties"] if name not in MUTABLE_SPEC_FIELDS]
+    for name in fields:
+        spec["properties"][name].setdefault("x-kubernetes-validations", []).append(
+            {
+                "rule": "self == oldSelf",
+                "message": f"spec.{name} is immutable; create a new FlowRun to run again",
+            }
+        )
+    presence = " && ".join(f"has(self.{n}) == has(oldSelf.{n})" for n in fields)
+    spec.setdefault("x-kubernetes-validations", []).append(
+        {
+            "rule": presence,
+            "message": "spec fields cannot be added or removed after creation (except cancel)",
+        }
+    )
+    return spec
+
+
+PRINTER_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
+    {
+        "name": "Failed",
+        "type": "integer",
+        "jsonPath": ".status.failed",
+        "description": "Tasks and mapped children that failed",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+]
+
+
+def build() -> dict[str, Any]:
+    """The CRD as a plain dict."""
+    spec = _immutable(schema_of(models.FlowRunSpec))
+    status = schema_of(models.FlowRunStatus)
+    root = {
+        "type": "object",
+        "description": "A run of a flow on an ephemeral Dask cluster.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": spec,
+            "status": status,
+        },
+    }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{models.API_GROUP}"},
+        "spec": {
+            "group": models.API_GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": models.KIND,
+                "listKind": f"{models.KIND}List",
+                "plural": PLURAL,
+                "singular": models.KIND.lower(),
+                "shortNames": SHORT_NAMES,
+                "categories": ["all"],
+            },
+            "versions": [
+                {
+                    "name": models.API_VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def to_yaml() -> str:
+    header = "# Generated by `flowrun crd` from flowrun.api.models; do not edit.\n"
+    return header + yaml.safe_dump(build(), sort_keys=False, width=100)

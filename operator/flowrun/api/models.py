@@ -1,0 +1,397 @@
+"""The FlowRun resource as pydantic models: the single source of its shape.
+
+`crds/flowrun.yaml` is generated from these models (`flowrun.api.crd`), the controller and
+`flowrun run` parse manifests with them, and `flowrun.api.status` renders status in their shape.
+Field names are snake_case in Python and camelCase on the wire (`by_alias=True`). Descriptions
+become `kubectl explain flowrun.spec...` text. Checks the API server can do (enums, minimums,
+required fields, exactly one of ref/tasks) are declared here and land in the CRD; checks it
+cannot do (unknown task names, undeclared parameters) live in `flowrun.api.validation`.
+
+Free-form JSON values (task args/kwargs, parameter values, results) are typed `JSON` and become
+`x-kubernetes-preserve-unknown-fields` in the CRD.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "flowrun.dev"
+API_VERSION = "v1alpha1"
+KIND = "FlowRun"
+
+JSON = Annotated[Any, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
+Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-string": True})]
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+TaskName = Annotated[str, Field(min_length=1, max_length=253)]
+FN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+MAX_TASKS = 10_000
+
+
+def _set(description: str) -> Any:
+    """A list of unique names (a `set` list in Kubernetes terms)."""
+    return Field(
+        None,
+        description=description,
+        max_length=MAX_TASKS,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+
+def _keyed(description: str, *, max_items: int = MAX_TASKS, required: bool = False) -> Any:
+    """A list of objects keyed by `name`: the API server refuses duplicate names."""
+    return Field(
+        ... if required else None,
+        description=description,
+        max_length=max_items,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Trigger(StrEnum):
+    all_successful = "all_successful"
+    all_failed = "all_failed"
+    any_successful = "any_successful"
+    any_failed = "any_failed"
+    all_finished = "all_finished"
+    always_run = "always_run"
+    manual_only = "manual_only"
+    not_all_skipped = "not_all_skipped"
+    some_successful = "some_successful"
+    some_failed = "some_failed"
+
+
+class CacheValidator(StrEnum):
+    never_use = "never_use"
+    duration_only = "duration_only"
+    all_inputs = "all_inputs"
+    all_parameters = "all_parameters"
+    partial_inputs_only = "partial_inputs_only"
+    partial_parameters_only = "partial_parameters_only"
+
+
+class FlowParameter(Model):
+    """A parameter an inline flow declares."""
+
+    name: str = Field(min_length=1, description="Parameter name, as used in `{parameter: NAME}`.")
+    required: bool = Field(False, description="The run fails unless `spec.parameters` sets it.")
+    default: JSON = Field(None, description="Value used when `spec.parameters` does not set it.")
+
+
+class InlineTask(Model):
+    """One task of an inline flow, in the engine's flow-graph format."""
+
+    name: TaskName = Field(description="Unique task name (also its slug and its key in status).")
+    fn: str = Field(
+        pattern=FN_PATTERN,
+        description='The callable, "package.module:function", imported where the task runs.',
+    )
+    args: list[JSON] | None = Field(
+        None,
+        description="Positional arguments: literals, or references {task: NAME} / "
+        "{parameter: NAME} (with map: true or flatten: true); {value: X} escapes a literal.",
+    )
+    kwargs: dict[str, JSON] | None = Field(
+        None, description="Keyword arguments, with the same reference syntax as `args`."
+    )
+    upstream: list[TaskName] | None = _set("Tasks that must finish first (ordering-only edges).")
+    max_retries: int | None = Field(None, ge=0, description="Retries after a failed run.")
+    retry_delay_seconds: float | None = Field(None, ge=0, description="Delay between retries.")
+    timeout_seconds: float | None = Field(None, gt=0, description="A run taking longer fails.")
+    trigger: Trigger | None = Field(
+        None, description="When the task runs, given its upstream states (all_successful)."
+    )
+    skip_on_upstream_skip: bool | None = Field(
+        None, description="Skip when an upstream task was skipped (true)."
+    )
+    cache_for_seconds: float | None = Field(None, ge=0, description="Reuse a result this long.")
+    cache_validator: CacheValidator | None = Field(
+        None, description="When a cached result is still valid (duration_only)."
+    )
+    tags: list[str] | None = Field(None, description="Free-form labels.")
+
+
+class Flow(Model):
+    """The flow to run: a Flow object by reference, or an inline list of tasks."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.ref) != has(self.tasks)",
+                    "message": "exactly one of flow.ref and flow.tasks must be set",
+                },
+                {
+                    "rule": "!has(self.parameters) || has(self.tasks)",
+                    "message": "flow.parameters is only for inline flows (flow.tasks); "
+                    "a flow.ref declares its own parameters",
+                },
+            ]
+        }
+    )
+
+    ref: str | None = Field(
+        None,
+        pattern=FN_PATTERN,
+        description='A Flow object, "package.module:attribute", imported where the tasks run '
+        "(the worker image), never in the operator.",
+    )
+    name: str | None = Field(None, max_length=253, description="Inline flow name ('flow').")
+    tasks: list[InlineTask] | None = _keyed("An inline flow's tasks.")
+    parameters: list[FlowParameter] | None = _keyed(
+        "Parameters the inline flow declares.", max_items=1000
+    )
+    reference_tasks: list[TaskName] | None = _set(
+        "Tasks whose states decide the flow's state (default: the terminal tasks)."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Flow:
+        if (self.ref is None) == (self.tasks is None):
+            raise ValueError("exactly one of flow.ref and flow.tasks must be set")
+        if self.parameters is not None and self.tasks is None:
+            raise ValueError("flow.parameters is only for inline flows (flow.tasks)")
+        return self
+
+
+class SecretKeySelector(Model):
+    name: str = Field(min_length=1, description="Secret name, in the FlowRun's namespace.")
+    key: str = Field(min_length=1, description="Key within the Secret.")
+
+
+class ParameterFrom(Model):
+    """A parameter whose value comes from a Secret; it never appears in status or events."""
+
+    name: str = Field(min_length=1, description="Parameter name.")
+    secret_key_ref: SecretKeySelector = Field(description="Where the value is read at run time.")
+
+
+class GivenState(StrEnum):
+    Success = "Success"
+    Cached = "Cached"
+    Skipped = "Skipped"
+    Failed = "Failed"
+    TriggerFailed = "TriggerFailed"
+    TimedOut = "TimedOut"
+    Cancelled = "Cancelled"
+
+
+class TaskStateInput(Model):
+    """A finished state given to a task, e.g. the upstream input of a start task."""
+
+    state: GivenState = Field(GivenState.Success, description="The state's kind.")
+    result: JSON = Field(None, description="The task's result (JSON).")
+    message: str | None = Field(None, max_length=4096, description="The state's message.")
+
+
+class ExecutorType(StrEnum):
+    Local = "Local"
+    Synchronous = "Synchronous"
+    Dask = "Dask"
+
+
+class ClusterKind(StrEnum):
+    Kubernetes = "Kubernetes"
+    Local = "Local"
+    External = "External"
+
+
+class ResourceRequirements(Model):
+    requests: dict[str, Quantity] | None = Field(None, description="e.g. {cpu: '1', memory: 2Gi}")
+    limits: dict[str, Quantity] | None = Field(None, description="e.g. {memory: 4Gi}")
+
+
+class EnvVar(Model):
+    name: str = Field(min_length=1, description="Variable name.")
+    value: str = Field("", description="Variable value.")
+
+
+class DaskSpec(Model):
+    """Where the Dask executor runs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.cluster != 'External' || has(self.address)",
+                    "message": "dask.address is required when dask.cluster is External",
+                }
+            ]
+        }
+    )
+
+    cluster: ClusterKind = Field(
+        ClusterKind.Kubernetes,
+        description="Kubernetes: an ephemeral cluster owned by the FlowRun (dask-kubernetes); "
+        "Local: a LocalCluster inside the operator; External: an existing scheduler at `address`.",
+    )
+    address: str | None = Field(
+        None, min_length=1, description="Scheduler address, e.g. tcp://host:8786 (External only)."
+    )
+    image: str | None = Field(
+        None, description="Scheduler and worker image; must contain flowrun and the flow's code."
+    )
+    workers: int = Field(1, ge=1, le=1000, description="Number of workers.")
+    resources: ResourceRequirements | None = Field(None, description="Per-worker resources.")
+    env: list[EnvVar] | None = _keyed("Environment of scheduler and workers.", max_items=256)
+    startup_timeout_seconds: int = Field(
+        300, ge=1, description="The run fails when the cluster is not ready in time."
+    )
+
+    @model_validator(mode="after")
+    def _address(self) -> DaskSpec:
+        if self.cluster is ClusterKind.External and not self.address:
+            raise ValueError("dask.address is required when dask.cluster is External")
+        return self
+
+
+class Executor(Model):
+    type: ExecutorType = Field(
+        ExecutorType.Dask,
+        description="Dask (a Dask cluster, see `dask`); Local and Synchronous run in-process "
+        "(refused by the operator unless it allows in-process execution).",
+    )
+    dask: DaskSpec | None = Field(None, description="The Dask cluster (type Dask).")
+
+
+class FlowRunSpec(Model):
+    """What to run, with which inputs, where. Immutable once created, except `cancel`."""
+
+    flow: Flow = Field(description="The flow: `ref` or inline `tasks`.")
+    parameters: dict[str, JSON] | None = Field(None, description="Parameter values by name.")
+    parameters_from: list[ParameterFrom] | None = _keyed(
+        "Parameter values read from Secrets at run time.", max_items=256
+    )
+    start_tasks: list[TaskName] | None = _set(
+        "Run only these tasks and what is downstream of them; inputs from `taskStates`."
+    )
+    task_states: dict[str, TaskStateInput] | None = Field(
+        None, description="Given states by task name; tasks given a finished state do not run."
+    )
+    return_tasks: list[TaskName] | None = _set(
+        "Tasks whose JSON results are written to status.results (size-capped)."
+    )
+    executor: Executor | None = Field(None, description="How tasks run (Dask on Kubernetes).")
+    active_deadline_seconds: int | None = Field(
+        None, ge=1, description="The run is stopped and Failed after this long."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        None,
+        ge=0,
+        description="Dask resources are gone this long after the end; the FlowRun is kept.",
+    )
+    cancel: bool = Field(False, description="true: stop gracefully; running tasks end Cancelled.")
+
+
+class Phase(StrEnum):
+    Pending = "Pending"
+    Running = "Running"
+    Succeeded = "Succeeded"
+    Failed = "Failed"
+    Cancelled = "Cancelled"
+
+
+class FailedChild(Model):
+    index: int = Field(ge=0, description="The child's map index.")
+    state: str = Field(description="Failed, TimedOut, TriggerFailed, ...")
+    message: str | None = Field(None, description="Truncated.")
+
+
+class TaskStatus(Model):
+    state: str = Field(description="The task's latest state (Running, Success, Mapped, ...).")
+    message: str | None = Field(None, description="The state's message (truncated).")
+    run_count: int | None = Field(None, ge=0, description="Runs so far (retries add runs).")
+    start_time: Timestamp | None = Field(None, description="When it first ran.")
+    end_time: Timestamp | None = Field(None, description="When it finished.")
+    children: dict[str, int] | None = Field(
+        None, description="Mapped tasks: `total` and a count per child state."
+    )
+    failed_children: list[FailedChild] | None = Field(
+        None, description="Mapped tasks: the first failed children, by index."
+    )
+
+
+class ClusterStatus(Model):
+    name: str | None = Field(None, description="The Dask cluster's name.")
+    scheduler: str | None = Field(None, description="Scheduler address.")
+    dashboard: str | None = Field(None, description="Dashboard URL.")
+
+
+class ConditionStatus(StrEnum):
+    true = "True"
+    false = "False"
+    unknown = "Unknown"
+
+
+class Condition(Model):
+    """A kstatus condition (metav1.Condition)."""
+
+    type: str = Field(description="Ready, Succeeded, Reconciling or Stalled.")
+    status: ConditionStatus
+    reason: str = Field(description="CamelCase reason.")
+    message: str = Field("", description="For people.")
+    last_transition_time: Timestamp = Field(description="When `status` last changed.")
+    observed_generation: int | None = Field(None, ge=0, description="Generation seen.")
+
+
+class FlowRunStatus(Model):
+    """What happened: phase, per-task states (bounded), results, conditions."""
+
+    phase: Phase | None = Field(None, description="Pending, Running, Succeeded, Failed, Cancelled.")
+    message: str | None = Field(None, description="Why the run is in this phase.")
+    progress: str | None = Field(None, description='Finished tasks, "done/total".')
+    failed: int | None = Field(None, ge=0, description="Tasks and mapped children that failed.")
+    start_time: Timestamp | None = None
+    completion_time: Timestamp | None = None
+    task_counts: dict[str, int] | None = Field(
+        None, description="`total` and the number of tasks per state (complete)."
+    )
+    tasks: dict[str, TaskStatus] | None = Field(
+        None,
+        description="Per-task state; bounded in size: failures first, `tasksOmitted` more.",
+    )
+    tasks_omitted: int | None = Field(
+        None, ge=0, description="Tasks left out of `tasks` to keep status small."
+    )
+    results: dict[str, JSON] | None = Field(None, description="Results of `spec.returnTasks`.")
+    results_omitted: list[str] | None = Field(
+        None, description="Return tasks whose result was too large or not JSON."
+    )
+    cluster: ClusterStatus | None = None
+    conditions: list[Condition] | None = Field(
+        None,
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["type"],
+        },
+    )
+    observed_generation: int | None = Field(None, ge=0, description="metadata.generation seen.")
+
+
+class ObjectMeta(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    name: str | None = None
+    namespace: str | None = None
+    generation: int | None = None
+
+
+class FlowRun(Model):
+    """A whole manifest, as `kubectl apply` would send it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["flowrun.dev/v1alpha1"]
+    kind: Literal["FlowRun"]
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: FlowRunSpec
+    status: FlowRunStatus | None = None

@@ -1,0 +1,114 @@
+"""The generated CRD: committed copy in sync, structural, with the promised knobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flowrun.api import crd
+from flowrun.cli import main as flowrun_main
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "crds" / "flowrun.yaml"
+
+
+def _walk(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    if not isinstance(node, dict):
+        return []
+    found = [(path, node)]
+    for key, child in node.get("properties", {}).items():
+        found += _walk(child, f"{path}.{key}")
+    if isinstance(node.get("items"), dict):
+        found += _walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        found += _walk(node["additionalProperties"], f"{path}{{}}")
+    return found
+
+
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = crd.build()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def test_committed_crd_matches_the_models() -> None:
+    assert COMMITTED.read_text() == crd.to_yaml(), (
+        "crds/flowrun.yaml is out of date with flowrun.api.models; regenerate it with:\n"
+        "    .venv/bin/flowrun crd > crds/flowrun.yaml"
+    )
+
+
+def test_flowrun_crd_command_prints_the_crd(capsys: Any) -> None:
+    assert flowrun_main(["crd"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == crd.build()
+
+
+def test_names_scope_and_subresources() -> None:
+    spec = crd.build()["spec"]
+    assert spec["group"] == "flowrun.dev"
+    assert spec["scope"] == "Namespaced"
+    assert spec["names"]["shortNames"] == ["fr"]
+    assert spec["names"]["plural"] == "flowruns"
+    (version,) = spec["versions"]
+    assert version["name"] == "v1alpha1"
+    assert version["subresources"] == {"status": {}}
+    columns = [c["name"] for c in version["additionalPrinterColumns"] if not c.get("priority")]
+    assert columns == ["Phase", "Progress", "Failed", "Age"]
+
+
+def test_schema_is_structural() -> None:
+    """Every node typed (or free-form), no refs or combinators the API server would refuse."""
+    for path, node in _walk(_schema()):
+        assert not {"$ref", "allOf", "oneOf", "title", "uniqueItems"} & node.keys(), path
+        if node.get("x-kubernetes-int-or-string"):
+            assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
+            continue
+        assert "anyOf" not in node, path
+        if not node.get("x-kubernetes-preserve-unknown-fields"):
+            assert node.get("type") in {"object", "array", "string", "integer", "number", "boolean"}
+        if node.get("type") == "object" and "properties" in node:
+            assert "additionalProperties" not in node, path
+
+
+def test_free_form_only_where_values_are_json() -> None:
+    free = {p for p, n in _walk(_schema()) if n.get("x-kubernetes-preserve-unknown-fields")}
+    assert free == {
+        ".spec.flow.parameters[].default",
+        ".spec.flow.tasks[].args[]",
+        ".spec.flow.tasks[].kwargs",
+        ".spec.parameters",
+        ".spec.taskStates{}.result",
+        ".status.results",
+    }
+
+
+def test_spec_is_immutable_except_cancel() -> None:
+    spec = _schema()["properties"]["spec"]
+    for name, prop in spec["properties"].items():
+        rules = [r["rule"] for r in prop.get("x-kubernetes-validations", [])]
+        assert ("self == oldSelf" in rules) == (name != "cancel"), name
+    (presence,) = [r["rule"] for r in spec["x-kubernetes-validations"]]
+    assert "has(self.flow) == has(oldSelf.flow)" in presence
+    assert "cancel" not in presence
+
+
+def test_exactly_one_flow_source_is_a_cel_rule() -> None:
+    flow = _schema()["properties"]["spec"]["properties"]["flow"]
+    rules = [r["rule"] for r in flow["x-kubernetes-validations"]]
+    assert "has(self.ref) != has(self.tasks)" in rules
+
+
+def test_enums_defaults_and_minimums_are_in_the_schema() -> None:
+    executor = _schema()["properties"]["spec"]["properties"]["executor"]
+    assert executor["properties"]["type"]["enum"] == ["Local", "Synchronous", "Dask"]
+    assert executor["properties"]["type"]["default"] == "Dask"
+    dask = executor["properties"]["dask"]
+    assert dask["properties"]["cluster"]["default"] == "Kubernetes"
+    assert dask["properties"]["workers"]["minimum"] == 1
+    assert any("External" in r["rule"] for r in dask["x-kubernetes-validations"])
+    tasks = _schema()["properties"]["spec"]["properties"]["flow"]["properties"]["tasks"]
+    assert tasks["x-kubernetes-list-map-keys"] == ["name"]
+    assert tasks["items"]["required"] == ["name", "fn"]
+    assert tasks["items"]["properties"]["timeoutSeconds"]["exclusiveMinimum"] is True
