@@ -1,0 +1,82 @@
+"""The kopf wiring: settings applied at start-up and the per-FlowRun daemon.
+
+Handlers are registered on a registry built here (no import-time side effects, no global
+registry), so tests and the CLI each get their own. All behaviour lives in `daemon.Run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from flowrun.api import models
+from flowrun.controller import daemon, kube
+from flowrun.controller import metrics as metrics_mod
+from flowrun.controller import settings as settings_mod
+
+FINALIZER = f"{models.API_GROUP}/finalizer"
+
+
+def apply_kopf_settings(kopf_settings: Any, settings: settings_mod.OperatorSettings) -> None:
+    # Silent watch streams (kopf#585, #698, #810) recover when the server or client ends them.
+    kopf_settings.watching.server_timeout = settings.watch_server_timeout
+    kopf_settings.watching.client_timeout = settings.watch_client_timeout
+    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.networking.request_timeout = 30
+    kopf_settings.networking.connect_timeout = 10
+    # Our own names for what kopf keeps on the objects, so the chart's RBAC can name them.
+    kopf_settings.persistence.finalizer = FINALIZER
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=models.API_GROUP
+    )
+    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=models.API_GROUP, key="last-handled-configuration"
+    )
+    kopf_settings.posting.level = logging.INFO
+    kopf_settings.execution.default_backoff = 5
+
+
+def build_registry(
+    settings: settings_mod.OperatorSettings, metrics: metrics_mod.Metrics
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+        apply_kopf_settings(settings, operator_settings)
+        api = await kube.connect()
+        memo["ctx"] = daemon.Context(
+            settings=operator_settings,
+            metrics=metrics,
+            sink=kube.status_sink(api),
+            secrets=kube.KubeSecretReader(api),
+            slots=asyncio.Semaphore(operator_settings.max_concurrent_runs),
+        )
+
+    operator_settings = settings
+
+    @kopf.daemon(
+        models.API_GROUP,
+        models.API_VERSION,
+        kube.PLURAL,
+        registry=registry,
+        # Our daemon stops itself (cancel, cluster closed, final status); kopf's hard
+        # cancellation is only the last resort if that ever hangs.
+        cancellation_timeout=settings.cancel_grace + 120,
+    )
+    async def flowrun_daemon(
+        body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+    ) -> None:
+        ctx: daemon.Context = memo["ctx"]
+        await daemon.Run(ctx, body=body, stopped=stopped).execute()
+
+    @kopf.on.delete(models.API_GROUP, models.API_VERSION, kube.PLURAL, registry=registry)
+    async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
+        ctx: daemon.Context | None = memo.get("ctx")
+        if ctx is not None:
+            ctx.set_phase(uid, None)
+
+    return registry

@@ -1,0 +1,43 @@
+"""`flowrun operator`: run the operator (kopf) in this process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+
+from flowrun.controller import app
+from flowrun.controller import metrics as metrics_mod
+from flowrun.controller import settings as settings_mod
+
+HELP = "run the operator"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    settings_mod.configure(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+
+def main(args: argparse.Namespace) -> int:
+    settings = settings_mod.from_args(args)
+    kopf.configure(verbose=bool(args.verbose), log_format=kopf.LogFormat.PLAIN)
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    metrics = metrics_mod.Metrics()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port)
+    liveness = (
+        f"http://0.0.0.0:{settings.liveness_port}/healthz" if settings.liveness_port else None
+    )
+    asyncio.run(
+        kopf.operator(
+            registry=app.build_registry(settings, metrics),
+            standalone=not settings.peering,
+            clusterwide=settings.clusterwide,
+            namespaces=settings.namespaces,
+            liveness_endpoint=liveness,
+            memo=kopf.Memo(),
+        )
+    )
+    return 0

@@ -1,0 +1,338 @@
+"""The life of one FlowRun, run by a kopf daemon (one asyncio task per FlowRun).
+
+kopf runs one handler per object at a time, so the hours a flow may take live in a daemon, not
+in a create handler: deletion and `spec.cancel` stay observable while it runs. Per run:
+plan (semantic checks) -> wait for a concurrency slot -> start or reconnect the Dask cluster
+-> the FlowRunner on its own thread -> final status. The cluster is closed in every outcome,
+except when the operator itself is exiting: then the run is left Running for the next operator
+to resume, and a Kubernetes cluster is kept for it to reconnect to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from flowrun import cluster
+from flowrun.controller import errors, phases, stopping
+from flowrun.controller import metrics as metrics_mod
+from flowrun.controller import settings as settings_mod
+from flowrun.controller.plan import RunPlan, SecretReader, build_plan
+from flowrun.controller.runner import Runner, RunResult
+from flowrun.controller.statuswriter import StatusSink, StatusWriter
+from flowrun.controller.taskstatus import FAILED, TaskFold
+from flowrun.engine.events import TaskEvent
+
+logger = logging.getLogger(__name__)
+
+MAX_TASK_FAILURE_EVENTS = 10
+
+
+@dataclass
+class Context:
+    """What every daemon shares: created once at operator start-up (kopf memo)."""
+
+    settings: settings_mod.OperatorSettings
+    metrics: metrics_mod.Metrics
+    sink: StatusSink
+    secrets: SecretReader
+    slots: asyncio.Semaphore
+    phases: dict[str, str] = field(default_factory=dict)
+
+    def set_phase(self, uid: str, phase: str | None) -> None:
+        if phase is None:
+            self.phases.pop(uid, None)
+        else:
+            self.phases[uid] = phase
+        for name in metrics_mod.PHASES:
+            count = sum(1 for p in self.phases.values() if p == name)
+            self.metrics.flowruns.labels(phase=name).set(count)
+
+
+class Run:
+    """One attempt at one FlowRun inside this operator process."""
+
+    def __init__(self, ctx: Context, *, body: kopf.Body, stopped: Any) -> None:
+        self.ctx = ctx
+        self.body = body
+        meta = body["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        self.generation: int | None = meta.get("generation")
+        status: Mapping[str, Any] = body.get("status") or {}
+        self.initial_phase: str | None = status.get("phase")
+        self.start_time: str | None = status.get("startTime")
+        self.known_tasks: dict[str, Any] = dict(status.get("tasks") or {})
+        self.stop = stopping.Stop(stopped=stopped, body=body)
+        self.cancel = threading.Event()
+        self.writer = StatusWriter(
+            ctx.sink,
+            namespace=self.namespace,
+            name=self.name,
+            interval=ctx.settings.status_interval,
+            metrics=ctx.metrics,
+        )
+        self.plan: RunPlan | None = None
+        self.fold: TaskFold | None = None
+        self.provider: cluster.ClusterProvider | None = None
+        self.frozen = False  # operator exiting: stop writing task states
+        self.task_failure_events = 0
+
+    @property
+    def owner(self) -> cluster.Owner:
+        return cluster.Owner(
+            api_version=self.body["apiVersion"],
+            kind=self.body["kind"],
+            name=self.name,
+            namespace=self.namespace,
+            uid=self.uid,
+        )
+
+    # -- the whole life ---------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        if self.initial_phase in phases.TERMINAL:
+            self.ctx.set_phase(self.uid, self.initial_phase)
+            return
+        outcome: errors.Outcome | None = None
+        results: RunResult | None = None
+        async with self.writer:
+            try:
+                results = await self._lifecycle()
+                outcome = self._outcome_of(results)
+            except stopping.Stopped as stop:
+                outcome = self._stopped_outcome(stop.reason)
+            except Exception as exc:  # every failure of a run ends here, mapped in one place
+                outcome = errors.classify(exc)
+                if outcome.reason == "InternalError":
+                    logger.exception("FlowRun %s/%s failed", self.namespace, self.name)
+            finally:
+                await self._close_cluster(keep=outcome is None or self._exiting(outcome))
+            if outcome is not None and not self._exiting(outcome):
+                self._finish(outcome, results)
+        if outcome is not None and outcome.retry:
+            raise kopf.TemporaryError(outcome.message, delay=30)
+
+    async def _lifecycle(self) -> RunResult:
+        if self.initial_phase is None:
+            self._phase("Pending", "Accepted", "Waiting to start.")
+        self.ctx.set_phase(self.uid, self.initial_phase or "Pending")
+        self.plan = await build_plan(
+            self.body.get("spec") or {},
+            namespace=self.namespace,
+            settings=self.ctx.settings,
+            secrets=self.ctx.secrets,
+        )
+        self._arm_deadline()
+        await self.stop.race(self.ctx.slots.acquire())
+        self.ctx.metrics.runs_in_flight.inc()
+        try:
+            address = await self._start_cluster()
+            if self.initial_phase != "Running":
+                self._phase("Running", "Running", "The flow is running.")
+                kopf.info(self.body, reason="Running", message="The flow is running.")
+            else:
+                self.ctx.set_phase(self.uid, "Running")
+                kopf.info(self.body, reason="Resumed", message="Resumed after an operator restart.")
+            return await self._run_flow(address)
+        finally:
+            self.ctx.slots.release()
+            self.ctx.metrics.runs_in_flight.dec()
+
+    def _arm_deadline(self) -> None:
+        assert self.plan is not None
+        seconds = self.plan.spec.active_deadline_seconds
+        if seconds:
+            started = phases.parse_timestamp(self.start_time)
+            base = started.timestamp() if started else time.time()
+            self.stop.deadline_at = base + seconds
+
+    # -- cluster ------------------------------------------------------------------------------
+
+    async def _start_cluster(self) -> str | None:
+        assert self.plan is not None
+        if self.plan.executor != "Dask" or self.plan.cluster_kind is None:
+            return None
+        self.provider = cluster.provider_for(
+            self.plan.cluster_kind,
+            default_image=self.ctx.settings.default_image,
+            local_processes=self.ctx.settings.local_processes,
+        )
+        name = cluster.cluster_name(self.owner)
+        began = time.monotonic()
+        handle = await self.stop.race(
+            self.provider.start(name, self.plan.cluster_options, self.owner)
+        )
+        self.ctx.metrics.cluster_startup.labels(provider=self.provider.kind).observe(
+            time.monotonic() - began
+        )
+        verb = "reconnected to" if handle.reconnected else "created"
+        kopf.info(
+            self.body,
+            reason="ClusterReconnected" if handle.reconnected else "ClusterCreated",
+            message=f"Dask cluster {name} ({self.provider.kind}) {verb}.",
+        )
+        self.writer.update(
+            {"cluster": {"name": name, "scheduler": handle.address, "dashboard": handle.dashboard}}
+        )
+        return handle.address
+
+    async def _close_cluster(self, *, keep: bool) -> None:
+        provider, self.provider = self.provider, None
+        if provider is None:
+            return
+        if keep and provider.keeps_results:
+            return  # the next operator reconnects to it by name
+        try:
+            await provider.close()
+        except Exception as exc:  # cleanup must not mask the run's outcome; say it loudly
+            logger.exception("closing the Dask cluster of %s/%s failed", self.namespace, self.name)
+            kopf.warn(self.body, reason="ClusterDeleteFailed", message=errors.truncate(str(exc)))
+            return
+        if provider.kind != "External":
+            kopf.info(self.body, reason="ClusterDeleted", message="Dask cluster deleted.")
+
+    # -- the runner thread --------------------------------------------------------------------
+
+    async def _run_flow(self, address: str | None) -> RunResult:
+        assert self.plan is not None
+        plan = self.plan
+        loop = asyncio.get_running_loop()
+        inline = [t["name"] for t in plan.flow.get("tasks", [])]
+        self.fold = TaskFold(inline, redact=plan.redact, known=self.known_tasks)
+        if inline:
+            self.writer.update(self.fold.summary())
+
+        def on_event(event: TaskEvent) -> None:
+            # RuntimeError: the loop is gone because the operator is exiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._on_event, event)
+
+        runner = Runner(
+            plan,
+            address=address,
+            cancel=self.cancel,
+            on_event=on_event,
+            known_tasks=self.known_tasks,
+            publish_prefix=f"flowrun/{self.namespace}/{self.name}/{self.uid}/",
+        )
+        done: asyncio.Future[RunResult] = loop.create_future()
+
+        def target() -> None:
+            result: RunResult | None = None
+            error: BaseException | None = None
+            try:
+                result = runner.run()
+            except BaseException as exc:  # handed to the daemon, which maps it
+                error = exc
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, done, result, error)
+
+        thread = threading.Thread(target=target, name=f"flowrun:{self.name}", daemon=True)
+        thread.start()
+        try:
+            return await self.stop.race(asyncio.shield(done))
+        except stopping.Stopped as stop:
+            if stop.reason == stopping.OPERATOR_EXITING:
+                self.frozen = True
+            self.cancel.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(done), self.ctx.settings.cancel_grace)
+            except TimeoutError:
+                logger.warning("runner of %s/%s did not stop in time", self.namespace, self.name)
+            except Exception as exc:  # the run is being stopped; its error no longer decides
+                logger.info("runner of %s ended with %s while stopping", self.name, exc)
+            raise
+
+    def _on_event(self, event: TaskEvent) -> None:
+        if self.frozen or self.fold is None:
+            return
+        self.writer.update(self.fold.apply(event))
+        self.ctx.metrics.task_states.labels(state=event.state).inc()
+        if (
+            event.state in FAILED
+            and event.map_index is None
+            and self.task_failure_events < MAX_TASK_FAILURE_EVENTS
+            and self.plan is not None
+        ):
+            self.task_failure_events += 1
+            message = self.plan.redact(event.message) or event.state
+            kopf.warn(
+                self.body,
+                reason="TaskFailed",
+                message=errors.truncate(f"Task {event.task} {event.state}: {message}"),
+            )
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _outcome_of(self, result: RunResult) -> errors.Outcome:
+        phase = phases.final_phase(result.state)
+        message = (self.plan.redact(result.message) if self.plan else result.message) or ""
+        reason = {"Succeeded": "Succeeded", "Cancelled": "Cancelled"}.get(phase, "TasksFailed")
+        if self.cancel.is_set() and phase != "Succeeded":
+            why = self.stop.reason() or stopping.CANCEL_REQUESTED
+            return self._stopped_outcome(why)
+        return errors.Outcome(phase, reason, errors.truncate(message or f"Flow {result.state}."))
+
+    def _stopped_outcome(self, why: str) -> errors.Outcome:
+        seconds = self.plan.spec.active_deadline_seconds if self.plan else None
+        message = stopping.MESSAGES[why].format(seconds=seconds)
+        phase = "Failed" if why == stopping.DEADLINE_EXCEEDED else "Cancelled"
+        return errors.Outcome(phase, why, message)
+
+    @staticmethod
+    def _exiting(outcome: errors.Outcome) -> bool:
+        return outcome.reason in {stopping.OPERATOR_EXITING, "OperatorStopped"}
+
+    def _phase(self, phase: str, reason: str, message: str) -> None:
+        fragment = phases.phase_status(
+            phase,
+            reason=reason,
+            message=message,
+            generation=self.generation,
+            start_time=self.start_time,
+        )
+        if phase == "Running":
+            self.start_time = fragment["startTime"]
+        self.writer.update(fragment)
+        self.ctx.set_phase(self.uid, phase)
+
+    def _finish(self, outcome: errors.Outcome, result: RunResult | None) -> None:
+        if outcome.retry:
+            kopf.warn(self.body, reason=outcome.reason, message=outcome.message)
+            return
+        if result is not None and (result.results or result.results_omitted):
+            self.writer.update(
+                {"results": result.results, "resultsOmitted": list(result.results_omitted) or None}
+            )
+        self._phase(outcome.phase, outcome.reason, outcome.message)
+        started = phases.parse_timestamp(self.start_time)
+        if started is not None:
+            self.ctx.metrics.run_duration.labels(phase=outcome.phase).observe(
+                max(0.0, time.time() - started.timestamp())
+            )
+        if outcome.phase == "Succeeded":
+            kopf.info(self.body, reason="Succeeded", message=outcome.message)
+        else:
+            kopf.warn(self.body, reason=outcome.reason, message=outcome.message)
+
+
+def _settle(
+    future: asyncio.Future[RunResult], result: RunResult | None, exc: BaseException | None
+) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        assert result is not None
+        future.set_result(result)

@@ -1,0 +1,181 @@
+"""The synchronous part of a run: the engine's FlowRunner on a thread of its own.
+
+The daemon starts `run_flow` in a `threading.Thread` (the FlowRunner blocks) and talks to it
+through two things only: a `threading.Event` it sets to cancel, and the `on_event` callback the
+engine calls with plain `TaskEvent`s. What comes back is plain data (`RunResult`).
+
+The operator never unpickles what workers produce: task results stay on the cluster as futures;
+return-task results are turned into JSON text *on a worker* (`_json_text`) and only that text
+crosses to the operator; resumed results are looked up by name as futures, never fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import distributed
+
+from flowrun import engine, executors
+from flowrun.controller.plan import RunPlan
+from flowrun.engine import graph as graph_mod
+from flowrun.engine import state as states
+from flowrun.engine.events import TaskEvent
+
+logger = logging.getLogger(__name__)
+
+MAX_RESULT_BYTES = 16 * 1024
+# Finished states a restarted operator can trust from status without the result: the task must
+# not run again and nothing downstream needs its value (Cancelled tasks are rerun on resume).
+RESUMABLE = frozenset({"Success", "Cached", "Skipped", "Failed", "TimedOut", "TriggerFailed"})
+
+
+@dataclass(frozen=True)
+class RunResult:
+    state: str
+    message: str | None
+    results: dict[str, Any]
+    results_omitted: tuple[str, ...] = ()
+
+
+def _json_text(value: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
+    """Runs where the result lives: JSON text if small and JSON-able, else None."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return text if len(text) <= limit else None
+
+
+def _graph_dict(ref: str) -> str:
+    """Runs on a worker: import a Flow by reference and return its graph as JSON text."""
+    return json.dumps(graph_mod.load_flow(ref).to_graph().to_dict())
+
+
+def given_states(plan: RunPlan) -> dict[str, states.State]:
+    """spec.taskStates as engine states (inputs for start tasks)."""
+    out: dict[str, states.State] = {}
+    for slug, given in (plan.spec.task_states or {}).items():
+        cls = states.BY_NAME[given.state.value]
+        out[slug] = cls(message=given.message, result=given.result)
+    return out
+
+
+class Runner:
+    """One run of one flow; `run()` blocks until the flow is finished or cancelled."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        *,
+        address: str | None,
+        cancel: threading.Event,
+        on_event: Callable[[TaskEvent], None],
+        known_tasks: Mapping[str, Mapping[str, Any]],
+        publish_prefix: str,
+    ) -> None:
+        self.plan = plan
+        self.address = address
+        self.cancel = cancel
+        self.on_event = on_event
+        self.known_tasks = known_tasks
+        self.publish_prefix = publish_prefix
+        self._client: Any = None
+
+    def run(self) -> RunResult:
+        if self.plan.executor == "Dask":
+            client_cls: Any = distributed.Client
+            with client_cls(self.address, set_as_default=False, timeout=30) as client:
+                self._client = client
+                return self._run()
+        return self._run()
+
+    def _executor(self) -> Any:
+        if self.plan.executor == "Local":
+            return executors.LocalExecutor()
+        if self.plan.executor == "Synchronous":
+            return executors.SynchronousExecutor()
+        return executors.DaskExecutor(address=self.address, publish_prefix=self.publish_prefix)
+
+    def _graph(self) -> Any:
+        ref = self.plan.flow.get("ref")
+        if ref is None:
+            return graph_mod.from_dict(self.plan.flow)
+        if self._client is None:
+            return graph_mod.load_flow(ref).to_graph()
+        text = self._client.submit(_graph_dict, ref, pure=False).result()
+        return graph_mod.from_dict(json.loads(text))
+
+    def _resumed(self, slugs: list[str]) -> dict[str, states.State]:
+        """Finished tasks from before a restart: status says so, or the cluster holds a result."""
+        out: dict[str, states.State] = {}
+        published: set[str] = set()
+        if self._client is not None:
+            names = set(self._client.list_datasets())
+            published = {s for s in slugs if self.publish_prefix + s in names}
+        for slug in slugs:
+            record = self.known_tasks.get(slug) or {}
+            state_name = record.get("state")
+            if slug in published:
+                future = self._client.get_dataset(self.publish_prefix + slug)
+                cls = states.BY_NAME.get(state_name or "Success", states.Success)
+                if not issubclass(cls, states.Finished) or state_name == "Mapped":
+                    cls = states.Success
+                out[slug] = cls(message=record.get("message"), result=future)
+            elif state_name in RESUMABLE and state_name not in {"Success", "Cached"}:
+                out[slug] = states.BY_NAME[state_name](message=record.get("message"))
+        return out
+
+    def _run(self) -> RunResult:
+        graph = self._graph()
+        slugs = [t.name for t in graph.tasks]
+        task_states = {**self._resumed(slugs), **given_states(self.plan)}
+        return_tasks = list(self.plan.spec.return_tasks or [])
+        final = engine.run_until_finished(
+            graph,
+            parameters=self.plan.parameters,
+            task_states=task_states,
+            start_tasks=list(self.plan.spec.start_tasks or []) or None,
+            return_tasks=return_tasks,
+            executor=self._executor(),
+            on_task_state=self.on_event,
+            cancel=self.cancel,
+        )
+        results, omitted = self._results(final, return_tasks)
+        return RunResult(
+            state=type(final).__name__,
+            message=None if final.message is None else str(final.message),
+            results=results,
+            results_omitted=tuple(omitted),
+        )
+
+    def _results(self, final: Any, names: list[str]) -> tuple[dict[str, Any], list[str]]:
+        results: dict[str, Any] = {}
+        omitted: list[str] = []
+        task_states: Mapping[str, Any] = final.result or {}
+        for name in names:
+            st = task_states.get(name)
+            if st is None or not st.is_successful():
+                continue
+            text = self._result_text(name, st.result)
+            if text is None:
+                omitted.append(name)
+            else:
+                results[name] = json.loads(text)
+        return results, omitted
+
+    def _result_text(self, name: str, value: Any) -> str | None:
+        if self._client is None:
+            return _json_text(value)
+        # The result lives on a worker; look it up by its published name with our own client
+        # and convert it there, so only JSON text reaches the operator.
+        key = self.publish_prefix + name
+        if key not in set(self._client.list_datasets()):
+            return None
+        future = self._client.get_dataset(key)
+        text: str | None = self._client.submit(_json_text, future, pure=False).result()
+        return text
