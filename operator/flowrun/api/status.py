@@ -1,0 +1,291 @@
+"""Folds task state changes into a bounded `status` (the controller's and `flowrun run`'s).
+
+The engine reports every task state change as a `TaskEvent`; a 10,000-task flow or a
+100,000-child map produces far more than a Kubernetes object can hold (etcd's limit is about
+1.5 MiB, and every watcher receives every update). `StatusBuilder` keeps what it needs in memory
+(one small record per task, one state name per mapped child) and renders a status whose size
+is bounded by `StatusLimits`, not by the flow:
+
+- `taskCounts`: `total` and the number of tasks per state, always complete;
+- `tasks`: one entry per task that has started, failures first, until `tasksBytes` is used up
+  (`tasksOmitted` says how many were left out);
+- mapped tasks: `children` counts per state and the first `failedChildren` by index;
+- messages truncated to `messageChars`; `results` capped per task and in total.
+
+Pure: no I/O, no clock (callers pass times), no globals. One builder per run, fed from one
+thread (the controller hands events over to its loop; `flowrun run` uses a lock).
+
+    builder = StatusBuilder(["extract", "load"])
+    builder.apply(event)                      # for each TaskEvent
+    status = builder.render(phase="Running", generation=1, now=time.time())
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowrun.api import conditions
+from flowrun.engine.events import TaskEvent
+
+FAILED_STATES = frozenset({"Failed", "TimedOut", "TriggerFailed"})
+PENDING = "Pending"
+
+
+@dataclass(frozen=True)
+class StatusLimits:
+    message_chars: int = 256
+    failed_children: int = 5
+    tasks_bytes: int = 192 * 1024
+    result_bytes: int = 4 * 1024
+    results_bytes: int = 32 * 1024
+
+
+def rfc3339(epoch: float) -> str:
+    """Seconds-precision UTC, as Kubernetes writes times: `2026-11-23T20:00:00Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def truncate(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: max(limit - 1, 0)] + "…"
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+@dataclass
+class _Children:
+    """A mapped task's children: current state per index, counts, failures."""
+
+    states: list[str | None] = field(default_factory=list)
+    done: bytearray = field(default_factory=bytearray)
+    n_done: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+
+    def apply(self, index: int, event: TaskEvent, message: str | None) -> None:
+        if index >= len(self.states):
+            grow = index + 1 - len(self.states)
+            self.states.extend([None] * grow)
+            self.done.extend(bytes(grow))
+        old = self.states[index]
+        if old is not None:
+            self.counts[old] -= 1
+            if not self.counts[old]:
+                del self.counts[old]
+        self.states[index] = event.state
+        self.counts[event.state] += 1
+        self.n_done += int(event.is_finished) - self.done[index]
+        self.done[index] = int(event.is_finished)
+        if event.state in FAILED_STATES:
+            self.failures[index] = (event.state, message)
+        else:
+            self.failures.pop(index, None)
+
+
+@dataclass
+class _Task:
+    state: str = PENDING
+    message: str | None = None
+    run_count: int = 0
+    start: float | None = None
+    end: float | None = None
+    finished: bool = False
+    seen: bool = False
+    n_children: int | None = None
+    children: _Children | None = None
+
+    def is_done(self) -> bool:
+        if not self.finished:
+            return False
+        if self.children is None:
+            return True
+        expected = self.n_children if self.n_children is not None else len(self.children.states)
+        return self.children.n_done >= expected
+
+    def n_failed(self) -> int:
+        own = int(self.state in FAILED_STATES)
+        return own + (len(self.children.failures) if self.children else 0)
+
+    def priority(self) -> int:
+        if self.n_failed():
+            return 0
+        return 2 if self.is_done() else 1
+
+
+class StatusBuilder:
+    """The status of one run, built from `TaskEvent`s. See the module docstring."""
+
+    def __init__(
+        self,
+        tasks: Iterable[str] = (),
+        *,
+        limits: StatusLimits | None = None,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        self.limits = limits or StatusLimits()
+        self._redact = redact
+        self._tasks: dict[str, _Task] = {name: _Task() for name in tasks}
+
+    def _message(self, text: str | None) -> str | None:
+        if text is not None and self._redact is not None:
+            text = self._redact(text)
+        return truncate(text, self.limits.message_chars)
+
+    def apply(self, event: TaskEvent) -> None:
+        task = self._tasks.get(event.task)
+        if task is None:
+            task = self._tasks[event.task] = _Task()
+        message = self._message(event.message)
+        if event.map_index is not None:
+            if task.children is None:
+                task.children = _Children()
+            task.children.apply(event.map_index, event, message)
+            return
+        task.seen = True
+        task.state = event.state
+        task.message = message
+        task.run_count = max(task.run_count, event.run_count)
+        if event.state == "Running" and task.start is None:
+            task.start = event.timestamp
+        task.finished = event.is_finished
+        task.end = event.timestamp if event.is_finished else None
+        if event.n_map_states is not None:
+            task.n_children = event.n_map_states
+            if task.children is None:
+                task.children = _Children()
+
+    def apply_all(self, events: Iterable[TaskEvent]) -> None:
+        for event in events:
+            self.apply(event)
+
+    @property
+    def total(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def done(self) -> int:
+        return sum(1 for t in self._tasks.values() if t.is_done())
+
+    @property
+    def failed(self) -> int:
+        return sum(t.n_failed() for t in self._tasks.values())
+
+    def progress(self) -> str:
+        return f"{self.done}/{self.total}"
+
+    def task_counts(self) -> dict[str, int]:
+        counts = Counter(t.state for t in self._tasks.values())
+        return {"total": self.total, **dict(sorted(counts.items()))}
+
+    def _entry(self, task: _Task) -> dict[str, Any]:
+        entry: dict[str, Any] = {"state": task.state}
+        if task.message is not None:
+            entry["message"] = task.message
+        if task.run_count:
+            entry["runCount"] = task.run_count
+        if task.start is not None:
+            entry["startTime"] = rfc3339(task.start)
+        if task.end is not None:
+            entry["endTime"] = rfc3339(task.end)
+        kids = task.children
+        if kids is not None:
+            total = max(task.n_children or 0, len(kids.states))
+            entry["children"] = {"total": total, **dict(sorted(kids.counts.items()))}
+            first = heapq.nsmallest(self.limits.failed_children, kids.failures.items())
+            if first:
+                entry["failedChildren"] = [
+                    {"index": i, "state": s, **({"message": m} if m is not None else {})}
+                    for i, (s, m) in first
+                ]
+        return entry
+
+    def tasks(self) -> tuple[dict[str, dict[str, Any]], int]:
+        """`status.tasks` within the byte budget, and how many started tasks were left out."""
+        started = [(name, t) for name, t in self._tasks.items() if t.seen or t.children]
+        order = {name: i for i, (name, _) in enumerate(started)}
+        ranked = sorted(started, key=lambda item: (item[1].priority(), order[item[0]]))
+        budget = self.limits.tasks_bytes
+        chosen: dict[str, dict[str, Any]] = {}
+        for name, task in ranked:
+            entry = self._entry(task)
+            cost = _size(name) + _size(entry) + 2
+            if cost > budget:
+                break
+            budget -= cost
+            chosen[name] = entry
+        listed = {name: chosen[name] for name, _ in started if name in chosen}
+        return listed, len(started) - len(listed)
+
+    def results(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Return-task results that are JSON and small enough; the names of the others."""
+        kept: dict[str, Any] = {}
+        omitted: list[str] = []
+        budget = self.limits.results_bytes
+        for name, value in values.items():
+            try:
+                size = _size(value)
+            except (TypeError, ValueError):
+                omitted.append(name)
+                continue
+            if size > self.limits.result_bytes or size > budget:
+                omitted.append(name)
+                continue
+            budget -= size
+            kept[name] = value
+        return kept, omitted
+
+    def render(
+        self,
+        *,
+        phase: str,
+        now: float,
+        message: str | None = None,
+        reason: str | None = None,
+        generation: int | None = None,
+        start_time: float | None = None,
+        completion_time: float | None = None,
+        results: Mapping[str, Any] | None = None,
+        cluster: Mapping[str, str] | None = None,
+        previous_conditions: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The whole `status` object (camelCase, no nulls), ready for the status subresource."""
+        tasks, omitted = self.tasks()
+        status: dict[str, Any] = {"phase": phase}
+        if message is not None:
+            status["message"] = self._message(message)
+        status["progress"] = self.progress()
+        status["failed"] = self.failed
+        if start_time is not None:
+            status["startTime"] = rfc3339(start_time)
+        if completion_time is not None:
+            status["completionTime"] = rfc3339(completion_time)
+        status["taskCounts"] = self.task_counts()
+        status["tasks"] = tasks
+        if omitted:
+            status["tasksOmitted"] = omitted
+        if results:
+            status["results"], left_out = self.results(results)
+            if left_out:
+                status["resultsOmitted"] = left_out
+        if cluster:
+            status["cluster"] = dict(cluster)
+        status["conditions"] = conditions.for_phase(
+            phase,
+            generation=generation,
+            reason=reason,
+            message=status.get("message"),
+            now=rfc3339(now),
+            previous=previous_conditions,
+        )
+        if generation is not None:
+            status["observedGeneration"] = generation
+        return status
