@@ -1,0 +1,107 @@
+{{/*
+Standard names, as `helm create` makes them.
+*/}}
+{{- define "flowrun-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "flowrun-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "flowrun-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "flowrun-operator.labels" -}}
+helm.sh/chart: {{ include "flowrun-operator.chart" . }}
+{{ include "flowrun-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: flowrun-operator
+{{- end }}
+
+{{- define "flowrun-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "flowrun-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "flowrun-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "flowrun-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "flowrun-operator.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+Cluster-wide mode unless watchNamespaces lists namespaces.
+*/}}
+{{- define "flowrun-operator.clusterwide" -}}
+{{- if not .Values.watchNamespaces }}true{{- end }}
+{{- end }}
+
+{{/*
+The operator's rules in a watched namespace (or in every namespace, cluster-wide).
+Each rule is named by what needs it; tests/packaging/test_rbac.py proves each is needed or used.
+*/}}
+{{- define "flowrun-operator.rules" -}}
+# kopf lists and watches FlowRuns and patches them (finalizer, progress annotations).
+- apiGroups: ["flowrun.dev"]
+  resources: ["flowruns"]
+  verbs: ["get", "list", "watch", "patch"]
+# The status writer patches status (phase, tasks, conditions).
+- apiGroups: ["flowrun.dev"]
+  resources: ["flowruns/status"]
+  verbs: ["get", "patch"]
+# Setting blockOwnerDeletion on the DaskCluster's ownerReference to its FlowRun needs update
+# on the owner's finalizers (OwnerReferencesPermissionEnforcement admission).
+- apiGroups: ["flowrun.dev"]
+  resources: ["flowruns/finalizers"]
+  verbs: ["update"]
+# Events for phase changes, task failures and the cluster's life (kopf posts core v1 Events).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+# The Kubernetes Dask provider: one DaskCluster per FlowRun, created, found again by name after a
+# restart, and deleted at the end; its worker groups are only read (KubeCluster status).
+- apiGroups: ["kubernetes.dask.org"]
+  resources: ["daskclusters"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: ["kubernetes.dask.org"]
+  resources: ["daskworkergroups"]
+  verbs: ["get", "list", "watch"]
+# dask-kubernetes' KubeCluster waits for the scheduler Pod and Service and reads the scheduler's
+# log when it crash-loops (the reason given on the FlowRun).
+- apiGroups: [""]
+  resources: ["pods", "services"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end }}
+
+{{- define "flowrun-operator.secretRules" -}}
+# spec.parametersFrom[].secretKeyRef: one Secret read by name; no list or watch.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
