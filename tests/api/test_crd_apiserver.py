@@ -1,0 +1,174 @@
+"""The CRD against a real kube-apiserver: it decides schema, CEL rules and subresources."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from flowrun.api import crd
+from flowrun.api.status import StatusBuilder
+from flowrun.engine.events import TaskEvent
+
+pytestmark = pytest.mark.controlplane
+
+
+@pytest.fixture(scope="module")
+def installed(kubectl: Any) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.to_yaml())
+    kubectl("wait", "--for=condition=Established", "crd/flowruns.flowrun.dev", "--timeout=60s")
+
+
+def manifest(name: str, namespace: str, **spec: Any) -> str:
+    base: dict[str, Any] = {
+        "flow": {
+            "tasks": [
+                {"name": "a", "fn": "flowrun.examples.etl:extract", "args": [1, None, {"x": 1}]},
+                {"name": "b", "fn": "flowrun.examples.etl:load", "kwargs": {"rows": {"task": "a"}}},
+            ],
+            "parameters": [{"name": "limit", "default": 10}],
+        },
+        "parameters": {"limit": 3},
+    }
+    body = {
+        "apiVersion": "flowrun.dev/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {**base, **spec},
+    }
+    return yaml.safe_dump(body)
+
+
+def apply(kubectl: Any, text: str) -> Any:
+    return kubectl("apply", "-f", "-", input=text, check=False)
+
+
+def test_crd_is_structural_and_established(installed: None, kubectl: Any) -> None:
+    got = kubectl.json("get", "crd", "flowruns.flowrun.dev")
+    types = {c["type"]: c["status"] for c in got["status"]["conditions"]}
+    assert types["Established"] == "True"
+    assert "NonStructuralSchema" not in types
+
+
+def test_a_valid_flowrun_is_stored_with_defaults(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    result = apply(kubectl, manifest("ok", namespace, executor={"dask": {"cluster": "Local"}}))
+    assert result.returncode == 0, result.stderr
+    got = kubectl.json("get", "fr", "ok", "-n", namespace)
+    assert got["spec"]["executor"]["type"] == "Dask"
+    assert got["spec"]["executor"]["dask"]["startupTimeoutSeconds"] == 300
+    assert got["spec"]["flow"]["tasks"][0]["args"] == [1, None, {"x": 1}]
+
+
+def test_bad_shapes_are_refused_naming_the_field(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    text = manifest(
+        "bad",
+        namespace,
+        executor={"type": "Foo", "dask": {"workers": 0}},
+        activeDeadlineSeconds=0,
+        startTasks=["a", "a"],
+    )
+    result = apply(kubectl, text)
+    assert result.returncode != 0
+    for field in (
+        "spec.executor.type",
+        "spec.executor.dask.workers",
+        "spec.activeDeadlineSeconds",
+        "spec.startTasks[1]",
+    ):
+        assert field in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flow", "message"),
+    [
+        ({"ref": "pkg.mod:flow", "tasks": [{"name": "a", "fn": "m:a"}]}, "exactly one of"),
+        ({"name": "nothing"}, "exactly one of"),
+        ({"ref": "pkg.mod:flow", "parameters": [{"name": "x"}]}, "only for inline flows"),
+        ({"tasks": [{"name": "a", "fn": "m:a"}, {"name": "a", "fn": "m:b"}]}, "Duplicate"),
+    ],
+)
+def test_cel_and_list_rules(
+    installed: None, kubectl: Any, namespace: str, flow: dict[str, Any], message: str
+) -> None:
+    result = apply(kubectl, manifest("cel", namespace, flow=flow, parameters={}))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "spec.flow" in result.stderr
+
+
+def test_external_cluster_needs_an_address(installed: None, kubectl: Any, namespace: str) -> None:
+    result = apply(kubectl, manifest("ext", namespace, executor={"dask": {"cluster": "External"}}))
+    assert result.returncode != 0
+    assert "spec.executor.dask" in result.stderr
+    assert "address is required" in result.stderr
+
+
+def test_spec_is_immutable_but_cancel_can_be_set(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    assert apply(kubectl, manifest("imm", namespace)).returncode == 0
+
+    def patch(spec: dict[str, Any]) -> Any:
+        body = json.dumps({"spec": spec})
+        args = ("patch", "fr", "imm", "-n", namespace, "--type=merge", "-p", body)
+        return kubectl(*args, check=False)
+
+    changed = patch({"parameters": {"limit": 4}})
+    assert changed.returncode != 0
+    assert "spec.parameters is immutable" in changed.stderr
+    added = patch({"startTasks": ["b"]})
+    assert added.returncode != 0
+    assert "cannot be added or removed" in added.stderr
+    assert patch({"cancel": True}).returncode == 0
+    assert kubectl.json("get", "fr", "imm", "-n", namespace)["spec"]["cancel"] is True
+
+
+def test_status_is_a_subresource_with_printer_columns(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    assert apply(kubectl, manifest("st", namespace)).returncode == 0
+    status = {"phase": "Running", "progress": "1/2", "failed": 0}
+    ignored = json.dumps({"status": {"phase": "Failed"}})
+    kubectl("patch", "fr", "st", "-n", namespace, "--type=merge", "-p", ignored)
+    assert "status" not in kubectl.json("get", "fr", "st", "-n", namespace)
+    body = json.dumps({"status": status})
+    kubectl(
+        "patch", "fr", "st", "-n", namespace, "--subresource=status", "--type=merge", "-p=" + body
+    )
+    table = kubectl("get", "fr", "-n", namespace).stdout.splitlines()
+    assert table[0].split() == ["NAME", "PHASE", "PROGRESS", "FAILED", "AGE"]
+    assert table[1].split()[:4] == ["st", "Running", "1/2", "0"]
+
+
+def test_a_rendered_status_is_accepted(installed: None, kubectl: Any, namespace: str) -> None:
+    assert apply(kubectl, manifest("full", namespace)).returncode == 0
+    builder = StatusBuilder(["a", "b"])
+    builder.apply(TaskEvent("a", None, "Success", None, 1, 1.0e9, True))
+    builder.apply(TaskEvent("b", None, "Mapped", None, 1, 1.0e9, True, n_map_states=2))
+    builder.apply(TaskEvent("b", 1, "Failed", "boom", 1, 1.0e9, True))
+    status = builder.render(
+        phase="Failed",
+        now=1.0e9,
+        generation=1,
+        results={"a": [1, 2]},
+        cluster={"name": "fr-full", "scheduler": "tcp://x:8786"},
+    )
+    body = json.dumps({"status": status})
+    kubectl(
+        "patch", "fr", "full", "-n", namespace, "--subresource=status", "--type=merge", "-p", body
+    )
+    stored = kubectl.json("get", "fr", "full", "-n", namespace)["status"]
+    assert stored == status  # nothing pruned: the builder's shape is the CRD's shape
+
+
+def test_kubectl_explain_describes_fields(installed: None, kubectl: Any) -> None:
+    text = kubectl("explain", "flowrun.spec.flow").stdout
+    assert "The flow: `ref` or inline `tasks`." in text
+    assert "package.module:attribute" in text
+    assert "referenceTasks" in text
