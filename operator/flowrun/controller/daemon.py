@@ -28,7 +28,7 @@ from flowrun.controller import settings as settings_mod
 from flowrun.controller.plan import RunPlan, SecretReader, build_plan
 from flowrun.controller.runner import Runner, RunResult
 from flowrun.controller.statuswriter import StatusSink, StatusWriter
-from flowrun.controller.taskstatus import FAILED, TaskFold
+from flowrun.controller.taskstatus import FAILED, TaskStatus
 from flowrun.engine.events import TaskEvent
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,9 @@ class Run:
         status: Mapping[str, Any] = body.get("status") or {}
         self.initial_phase: str | None = status.get("phase")
         self.start_time: str | None = status.get("startTime")
+        self.initial_status: dict[str, Any] = dict(status)
         self.known_tasks: dict[str, Any] = dict(status.get("tasks") or {})
+        self.conditions: list[Any] = list(status.get("conditions") or [])
         self.stop = stopping.Stop(stopped=stopped, body=body)
         self.cancel = threading.Event()
         self.writer = StatusWriter(
@@ -82,7 +84,7 @@ class Run:
             metrics=ctx.metrics,
         )
         self.plan: RunPlan | None = None
-        self.fold: TaskFold | None = None
+        self.tasks: TaskStatus | None = None
         self.provider: cluster.ClusterProvider | None = None
         self.frozen = False  # operator exiting: stop writing task states
         self.task_failure_events = 0
@@ -208,9 +210,12 @@ class Run:
         plan = self.plan
         loop = asyncio.get_running_loop()
         inline = [t["name"] for t in plan.flow.get("tasks", [])]
-        self.fold = TaskFold(inline, redact=plan.redact, known=self.known_tasks)
         if inline:
-            self.writer.update(self.fold.summary())
+            self._track(inline)
+
+        def on_graph(names: list[str]) -> None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._track, names)
 
         def on_event(event: TaskEvent) -> None:
             # RuntimeError: the loop is gone because the operator is exiting.
@@ -222,6 +227,7 @@ class Run:
             address=address,
             cancel=self.cancel,
             on_event=on_event,
+            on_graph=on_graph,
             known_tasks=self.known_tasks,
             publish_prefix=f"flowrun/{self.namespace}/{self.name}/{self.uid}/",
         )
@@ -253,10 +259,18 @@ class Run:
                 logger.info("runner of %s ended with %s while stopping", self.name, exc)
             raise
 
-    def _on_event(self, event: TaskEvent) -> None:
-        if self.frozen or self.fold is None:
+    def _track(self, names: list[str]) -> None:
+        if self.tasks is not None or self.plan is None:
             return
-        self.writer.update(self.fold.apply(event))
+        self.tasks = TaskStatus(names, redact=self.plan.redact, sent=self.initial_status)
+        self.writer.set_source(self.tasks.fragment)
+        self.writer.touch()
+
+    def _on_event(self, event: TaskEvent) -> None:
+        if self.frozen or self.tasks is None:
+            return
+        self.tasks.apply(event)
+        self.writer.touch()
         self.ctx.metrics.task_states.labels(state=event.state).inc()
         if (
             event.state in FAILED
@@ -300,7 +314,9 @@ class Run:
             message=message,
             generation=self.generation,
             start_time=self.start_time,
+            previous=self.conditions,
         )
+        self.conditions = fragment["conditions"]
         if phase == "Running":
             self.start_time = fragment["startTime"]
         self.writer.update(fragment)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import httpx
 import kr8s
 
+from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
 
 MAX_MESSAGE = 1000
@@ -48,6 +49,8 @@ def classify(exc: BaseException) -> Outcome:
     """
     if isinstance(exc, FlowRunError):
         return Outcome(exc.phase, exc.reason, truncate(exc.message))
+    if isinstance(exc, SpecError):
+        return Outcome("Failed", exc.reason, truncate(str(exc)))
     if isinstance(exc, ClusterStartupError):
         return Outcome("Failed", exc.reason, truncate(exc.message))
     if isinstance(exc, asyncio.CancelledError):

@@ -1,15 +1,17 @@
 """Status fragments for phase changes: phase, message, times and kstatus conditions.
 
-Pure functions of (phase, reason, message, generation, time), so GitOps tools read the same
-answer from `conditions` as people read from `phase`: while running, Reconciling=True; when
-Succeeded, Ready=True and Succeeded=True; when Failed or Cancelled, Stalled=True with the reason.
-The conditions list is always sent whole (a merge patch replaces lists).
+Pure functions of (phase, reason, message, generation, time); the conditions themselves come
+from `flowrun.api.conditions` (kstatus), so `flowrun run` and the operator agree. The conditions
+list is always sent whole (a merge patch replaces lists).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from flowrun.api import conditions
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
 
@@ -25,46 +27,6 @@ def parse_timestamp(text: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
 
 
-def _condition(
-    kind: str, status: bool, *, reason: str, message: str, generation: int | None, now: str
-) -> dict[str, Any]:
-    cond: dict[str, Any] = {
-        "type": kind,
-        "status": "True" if status else "False",
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now,
-    }
-    if generation is not None:
-        cond["observedGeneration"] = generation
-    return cond
-
-
-def conditions(
-    phase: str, *, reason: str, message: str, generation: int | None, now: str
-) -> list[dict[str, Any]]:
-    """kstatus conditions for a phase.
-
-    >>> conds = conditions("Running", reason="R", message="", generation=1, now="t")
-    >>> [c["type"] for c in conds if c["status"] == "True"]
-    ['Reconciling']
-    """
-    done = phase in TERMINAL
-    ok = phase == "Succeeded"
-    common: dict[str, Any] = {
-        "reason": reason,
-        "message": message,
-        "generation": generation,
-        "now": now,
-    }
-    return [
-        _condition("Ready", ok, **common),
-        _condition("Succeeded", ok, **common),
-        _condition("Reconciling", not done, **common),
-        _condition("Stalled", done and not ok, **common),
-    ]
-
-
 def phase_status(
     phase: str,
     *,
@@ -73,14 +35,25 @@ def phase_status(
     generation: int | None,
     now: dt.datetime | None = None,
     start_time: str | None = None,
+    previous: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The status fragment that moves a FlowRun to `phase`."""
+    """The status fragment that moves a FlowRun to `phase`.
+
+    >>> f = phase_status("Running", reason="Running", message="", generation=1)
+    >>> [c["type"] for c in f["conditions"] if c["status"] == "True"]
+    ['Reconciling']
+    """
     stamp = timestamp(now)
     fragment: dict[str, Any] = {
         "phase": phase,
         "message": message,
-        "conditions": conditions(
-            phase, reason=reason, message=message, generation=generation, now=stamp
+        "conditions": conditions.for_phase(
+            phase,
+            now=stamp,
+            generation=generation,
+            reason=reason,
+            message=message,
+            previous=previous,
         ),
     }
     if generation is not None:

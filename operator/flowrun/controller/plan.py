@@ -17,10 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import pydantic
-
 from flowrun import cluster
-from flowrun.api import models
+from flowrun.api import models, validation
 from flowrun.controller import settings as settings_mod
 from flowrun.controller.errors import FlowRunError
 
@@ -57,52 +55,6 @@ class RunPlan:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-def parse_spec(raw: Mapping[str, Any]) -> models.FlowRunSpec:
-    try:
-        return models.FlowRunSpec.model_validate(dict(raw))
-    except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise FlowRunError("InvalidSpec", f"spec.{where}: {first.get('msg')}") from exc
-
-
-def check_names(spec: models.FlowRunSpec) -> None:
-    """Unknown task names in startTasks/returnTasks/taskStates/referenceTasks (inline flows)."""
-    if spec.flow.tasks is None:
-        return  # a flow.ref is imported on the workers; its names are checked there
-    known = {t.name for t in spec.flow.tasks}
-    lists: list[tuple[str, list[str]]] = [
-        ("startTasks", spec.start_tasks or []),
-        ("returnTasks", spec.return_tasks or []),
-        ("taskStates", list(spec.task_states or {})),
-        ("flow.referenceTasks", spec.flow.reference_tasks or []),
-    ]
-    for where, names in lists:
-        for i, name in enumerate(names):
-            if name not in known:
-                raise FlowRunError(
-                    "UnknownTask", f"spec.{where}[{i}]: unknown task {name!r} (not in flow.tasks)"
-                )
-
-
-def check_parameters(spec: models.FlowRunSpec, given: Mapping[str, Any]) -> None:
-    if spec.flow.parameters is None:
-        return
-    declared = {p.name for p in spec.flow.parameters}
-    for name in given:
-        if name not in declared:
-            raise FlowRunError(
-                "UnknownParameter", f"spec.parameters.{name}: the flow declares no such parameter"
-            )
-    for p in spec.flow.parameters:
-        if p.required and p.name not in given:
-            raise FlowRunError(
-                "MissingParameter",
-                f"spec.parameters.{p.name}: required by the flow but not set "
-                "(in spec.parameters or spec.parametersFrom)",
-            )
 
 
 async def resolve_secrets(
@@ -155,16 +107,14 @@ async def build_plan(
     settings: settings_mod.OperatorSettings,
     secrets: SecretReader,
 ) -> RunPlan:
-    spec = parse_spec(raw_spec)
+    spec = validation.parse_spec(raw_spec)  # SpecError names every field that is wrong
     executor, cluster_kind, options = cluster_options(spec, settings)
     what = f"executor {executor}" if executor != "Dask" else "Dask cluster Local"
     plan_in_process = executor != "Dask" or cluster_kind == "Local"
     if plan_in_process and not settings.allow_in_process:
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
-    check_names(spec)
     secret_values = await resolve_secrets(spec, namespace, secrets)
     parameters = {**(spec.parameters or {}), **secret_values}
-    check_parameters(spec, parameters)
     flow = spec.flow.model_dump(by_alias=True, exclude_none=True, mode="json")
     return RunPlan(
         spec=spec,

@@ -75,6 +75,7 @@ class Runner:
         address: str | None,
         cancel: threading.Event,
         on_event: Callable[[TaskEvent], None],
+        on_graph: Callable[[list[str]], None],
         known_tasks: Mapping[str, Mapping[str, Any]],
         publish_prefix: str,
     ) -> None:
@@ -82,6 +83,7 @@ class Runner:
         self.address = address
         self.cancel = cancel
         self.on_event = on_event
+        self.on_graph = on_graph
         self.known_tasks = known_tasks
         self.publish_prefix = publish_prefix
         self._client: Any = None
@@ -133,6 +135,7 @@ class Runner:
     def _run(self) -> RunResult:
         graph = self._graph()
         slugs = [t.name for t in graph.tasks]
+        self.on_graph(slugs)
         task_states = {**self._resumed(slugs), **given_states(self.plan)}
         return_tasks = list(self.plan.spec.return_tasks or [])
         final = engine.run_until_finished(

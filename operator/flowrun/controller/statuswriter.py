@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -78,6 +78,7 @@ class StatusWriter:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._gone = False
+        self._source: Callable[[], Mapping[str, Any]] | None = None
         self.patches_sent = 0
         self.bytes_sent = 0
 
@@ -87,6 +88,15 @@ class StatusWriter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def set_source(self, source: Callable[[], Mapping[str, Any]]) -> None:
+        """A fragment computed at send time (rendering once per patch, not once per event)."""
+        self._source = source
+
+    def touch(self) -> None:
+        """The source has something new: send it with the next patch."""
+        if not self._gone:
+            self._dirty.set()
 
     def update(self, fragment: Mapping[str, Any]) -> None:
         """Merge a status fragment into the next patch (never blocks, never raises)."""
@@ -98,7 +108,7 @@ class StatusWriter:
     async def flush(self, *, attempts: int = 20) -> bool:
         """Send what is pending now, retrying; True when everything reached the server."""
         for attempt in range(attempts):
-            if not self._pending or self._gone:
+            if (not self._pending and not self._dirty.is_set()) or self._gone:
                 return True
             if await self._send_once():
                 continue
@@ -127,6 +137,8 @@ class StatusWriter:
 
     async def _send_once(self) -> bool:
         patch, self._pending = self._pending, {}
+        if self._source is not None:
+            patch = deep_merge(self._source(), patch)
         self._dirty.clear()
         if not patch:
             return True

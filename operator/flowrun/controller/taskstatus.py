@@ -1,99 +1,101 @@
-"""Folds TaskEvents into status fragments for the writer.
+"""Task status for the writer: `flowrun.api.status.StatusBuilder`, sent as merge-patch diffs.
 
-Adapter over `flowrun.api.status` (the shared, bounded status builder that `flowrun run` uses
-too). Until that lands this holds a minimal fold with the same shape; the daemon only sees
-`TaskFold.apply(event) -> fragment`.
+The builder (shared with `flowrun run`) renders the bounded task part of status: `tasks`,
+`tasksOmitted`, `taskCounts`, `progress`, `failed`. Events are folded as they arrive; the
+rendering happens once per status patch (`fragment()`), and only what changed since the last
+patch is sent, with explicit nulls for what disappeared (a task pushed out of the size budget,
+a state count that dropped to zero): a JSON merge patch deletes a key only when told so.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowrun.api import status as status_mod
+from flowrun.controller import phases
+from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
 
-MAX_MESSAGE = 512
-MAX_FAILED_CHILDREN = 5
-FAILED = frozenset({"Failed", "TimedOut", "TriggerFailed"})
+FAILED = status_mod.FAILED_STATES
+TASK_KEYS = ("progress", "failed", "taskCounts", "tasks", "tasksOmitted")
 
 
-def _stamp(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _epoch(text: str | None) -> float | None:
+    when = phases.parse_timestamp(text)
+    return None if when is None else when.timestamp()
 
 
-def _short(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_MESSAGE:
-        return text
-    return text[: MAX_MESSAGE - 1] + "…"
+def replayed(name: str, entry: Mapping[str, Any]) -> TaskEvent:
+    """A TaskEvent standing for a task entry found in status."""
+    state_name = str(entry.get("state", "Pending"))
+    cls = states.BY_NAME.get(state_name, states.Pending)
+    stamp = _epoch(entry.get("endTime")) or _epoch(entry.get("startTime")) or 0.0
+    return TaskEvent(
+        task=name,
+        map_index=None,
+        state=state_name,
+        message=entry.get("message"),
+        run_count=int(entry.get("runCount") or 0),
+        timestamp=stamp,
+        is_finished=issubclass(cls, states.Finished),
+    )
 
 
-class TaskFold:
-    """Keeps per-task status entries; `apply` returns what changed as a status fragment."""
+def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that turns `old` into `new`.
+
+    >>> merge_diff({"a": 1, "b": {"x": 1, "y": 2}}, {"b": {"x": 1, "y": 3}, "c": 4})
+    {'a': None, 'b': {'y': 3}, 'c': 4}
+    """
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            nested = merge_diff(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch
+
+
+class TaskStatus:
+    """Folds TaskEvents; `fragment()` is the part of status that changed since the last call."""
 
     def __init__(
         self,
         task_names: list[str],
         *,
         redact: Callable[[str | None], str | None],
-        known: Mapping[str, Mapping[str, Any]] | None = None,
+        sent: Mapping[str, Any] | None = None,
     ) -> None:
-        self._names = list(task_names)
-        self._redact = redact
-        self._tasks: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (known or {}).items()}
-        self._children: dict[str, dict[int, str]] = {}
+        def redact_text(text: str) -> str:
+            return redact(text) or ""
 
-    def apply(self, event: TaskEvent) -> dict[str, Any]:
-        entry = self._tasks.setdefault(event.task, {})
-        if event.map_index is not None:
-            self._child(entry, event)
-        else:
-            entry["state"] = event.state
-            message = _short(self._redact(event.message))
-            if message:
-                entry["message"] = message
-            else:
-                entry.pop("message", None)
-            entry["runCount"] = max(event.run_count, entry.get("runCount", 0))
-            if event.state == "Running" and "startTime" not in entry:
-                entry["startTime"] = _stamp(event.timestamp)
-            if event.is_finished:
-                entry["endTime"] = _stamp(event.timestamp)
-            else:
-                entry.pop("endTime", None)
-        # A merge patch removes a key only when told so with null.
-        sent: dict[str, Any] = {"message": None, "endTime": None, **entry}
-        return {"tasks": {event.task: sent}, **self.summary()}
+        self.builder = status_mod.StatusBuilder(task_names, redact=redact_text)
+        # What the object's status holds already (after a restart: the last operator's view),
+        # replayed into the builder so resumed tasks keep their entries and count as done.
+        sent = sent or {}
+        self._sent: dict[str, Any] = {k: sent[k] for k in TASK_KEYS if k in sent}
+        for name, entry in (sent.get("tasks") or {}).items():
+            self.builder.apply(replayed(name, entry))
 
-    def _child(self, entry: dict[str, Any], event: TaskEvent) -> None:
-        children = self._children.setdefault(event.task, {})
-        children[event.map_index or 0] = event.state
-        counts: dict[str, int] = {"total": len(children)}
-        for st in children.values():
-            counts[st] = counts.get(st, 0) + 1
-        entry["children"] = counts
-        if event.state in FAILED:
-            failed = list(entry.get("failedChildren", []))
-            if len(failed) < MAX_FAILED_CHILDREN:
-                failed.append(
-                    {
-                        "index": event.map_index,
-                        "state": event.state,
-                        "message": _short(self._redact(event.message)),
-                    }
-                )
-                entry["failedChildren"] = failed
+    def apply(self, event: TaskEvent) -> None:
+        self.builder.apply(event)
 
-    def summary(self) -> dict[str, Any]:
-        finished = 0
-        failed = 0
-        for name in self._names:
-            entry = self._tasks.get(name, {})
-            if entry.get("endTime"):
-                finished += 1
-            if entry.get("state") in FAILED:
-                failed += 1
-        return {"progress": f"{finished}/{len(self._names)}", "failed": failed}
+    def render(self) -> dict[str, Any]:
+        tasks, omitted = self.builder.tasks()
+        return {
+            "progress": self.builder.progress(),
+            "failed": self.builder.failed,
+            "taskCounts": self.builder.task_counts(),
+            "tasks": tasks,
+            "tasksOmitted": omitted or None,
+        }
 
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        return {k: dict(v) for k, v in self._tasks.items()}
+    def fragment(self) -> dict[str, Any]:
+        current = self.render()
+        patch = merge_diff(self._sent, {k: v for k, v in current.items() if v is not None})
+        self._sent = {k: v for k, v in current.items() if v is not None}
+        return patch
