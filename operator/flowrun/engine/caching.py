@@ -1,0 +1,57 @@
+"""Where Cached states wait for the next run of a task in this process.
+
+Keyed by the task's `cache_key` (default: its name), as in Prefect 1.x, so the cache is
+shared by runs and flows in one process. Only states whose result is a value in this
+process are kept: a Dask future dies with its client.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from flowrun.engine import state as states
+from flowrun.engine.task import Task
+
+if TYPE_CHECKING:
+    from flowrun.engine.flow import Flow
+
+
+class CacheStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._states: dict[str, list[states.Cached]] = {}
+
+    def candidates(self, task: Task) -> tuple[states.State, ...]:
+        key = task.cache_key or task.name
+        now = states.now()
+        with self._lock:
+            alive = [
+                s
+                for s in self._states.get(key, ())
+                if s.cached_result_expiration is None or s.cached_result_expiration > now
+            ]
+            self._states[key] = alive
+        return tuple(reversed(alive))
+
+    def remember(self, flow: Flow, records: Mapping[str, states.State], session: Any) -> None:
+        for task in flow.sorted_tasks():
+            if task.cache_for is None:
+                continue
+            found = records.get(task.slug or "")
+            found_states = found.map_states if isinstance(found, states.Mapped) else (found,)
+            for st in found_states:
+                if isinstance(st, states.Cached) and session.as_upstream(st) is st:
+                    with self._lock:
+                        bucket = self._states.setdefault(task.cache_key or task.name, [])
+                        if not any(s is st for s in bucket):
+                            bucket.append(st)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+
+# One store per process, like Prefect's `context.caches`: Flow.run uses it unless given another.
+PROCESS_CACHE = CacheStore()

@@ -1,0 +1,65 @@
+"""`flowrun.context`: read-only values of the current run, held in a context variable.
+
+The runners set it around each task run (flow name, parameters, task slug, map index, run
+count, ...). It carries run facts only, never settings: functions get what they need as
+arguments. Being a `ContextVar`, each thread and each task run sees its own values.
+
+    >>> from flowrun import context
+    >>> with context(answer=42):
+    ...     context.answer, context.get("missing", "default")
+    (42, 'default')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import Any
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_CURRENT: ContextVar[Mapping[str, Any]] = ContextVar("flowrun_context", default=_EMPTY)
+
+
+class Context:
+    """Attribute and item access to the current run's values."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return _CURRENT.get()[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return _CURRENT.get()[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in _CURRENT.get()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return _CURRENT.get().get(name, default)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(_CURRENT.get())
+
+    @contextmanager
+    def __call__(self, **values: Any) -> Iterator[None]:
+        token = _CURRENT.set(MappingProxyType({**_CURRENT.get(), **values}))
+        try:
+            yield
+        finally:
+            _CURRENT.reset(token)
+
+
+context = Context()
+
+
+@contextmanager
+def using(values: Mapping[str, Any]) -> Iterator[None]:
+    """Run a block with exactly `values` as the context (the runners' entry point)."""
+    token = _CURRENT.set(MappingProxyType(dict(values)))
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)

@@ -1,0 +1,55 @@
+"""TaskEvent: the plain record of one task state change, for status writers and logs.
+
+Plain values only, so a Dask worker can ship it to the client as a msgpack dict and the
+client never unpickles user objects to learn how a task is doing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flowrun.engine import state as states
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskEvent:
+    task: str
+    map_index: int | None
+    state: str
+    message: str | None
+    run_count: int
+    timestamp: float
+    is_finished: bool
+    # Engine bookkeeping that rides along: when a Scheduled state may start (epoch s),
+    # and how many children a Mapped parent has.
+    start_time: float | None = None
+    n_map_states: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaskEvent:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+OnTaskState = Callable[[TaskEvent], None]
+
+
+def event_for(slug: str, map_index: int | None, st: states.State, run_count: int) -> TaskEvent:
+    start = getattr(st, "start_time", None)
+    return TaskEvent(
+        task=slug,
+        map_index=map_index,
+        state=type(st).__name__,
+        message=None if st.message is None else str(st.message),
+        run_count=run_count,
+        timestamp=time.time(),
+        is_finished=st.is_finished(),
+        start_time=None if start is None else start.timestamp(),
+        n_map_states=st.n_map_states if isinstance(st, states.Mapped) else None,
+    )

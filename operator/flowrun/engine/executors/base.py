@@ -1,0 +1,142 @@
+"""The executor interface the FlowRunner drives.
+
+An executor has Prefect's `start()` / `submit()` / `wait()`. For a flow run the FlowRunner
+opens a `session()`, which submits TaskCalls and hands back small state *records*: the
+state class, message and bookkeeping of each task, with its result left where it is
+(a value in process, a future on a Dask cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from flowrun.engine import calls, events
+from flowrun.engine import state as states
+
+log = logging.getLogger("flowrun.engine")
+
+
+class Session(Protocol):
+    def submit_call(
+        self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
+    ) -> Any: ...
+
+    def submit_children(
+        self,
+        calls_: Sequence[calls.TaskCall],
+        states_: Sequence[Any],
+        inputs: Sequence[tuple[list[Any], list[Any]]],
+    ) -> list[Any]: ...
+
+    def record(self, handle: Any) -> states.State | None:
+        """The small state record of a finished TaskCall, or None while it runs."""
+        ...
+
+    def wait_some(self, handles: Sequence[Any], timeout: float) -> None:
+        """Block until one of `handles` has a record, or `timeout` seconds passed."""
+        ...
+
+    def resolve(self, record: states.State) -> states.State:
+        """The record with its result value fetched (only for return_tasks)."""
+        ...
+
+    def as_upstream(self, given: states.State) -> Any:
+        """What to pass downstream for a state given in task_states."""
+        ...
+
+    def cancel(self) -> None: ...
+
+    def drain_events(self) -> None:
+        """Deliver queued TaskEvents to the callback, in the caller's thread."""
+        ...
+
+
+class Executor(Protocol):
+    def start(self) -> AbstractContextManager[Any]: ...
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+    def wait(self, futures: Any) -> Any: ...
+
+    def session(
+        self, *, run_id: str, on_task_state: events.OnTaskState | None
+    ) -> AbstractContextManager[Session]: ...
+
+
+def safe_callback(callback: events.OnTaskState | None) -> events.OnTaskState | None:
+    """A TaskEvent callback whose errors are logged instead of failing the task."""
+    if callback is None:
+        return None
+    cb = callback
+
+    def call(event: events.TaskEvent) -> None:
+        try:
+            cb(event)
+        except Exception:
+            log.exception("on_task_state callback failed for %s", event.task)
+
+    return call
+
+
+class InProcessSession:
+    """A session whose TaskCalls finish at submit (Local and Synchronous executors)."""
+
+    def __init__(
+        self, run: Callable[..., states.State], on_task_state: events.OnTaskState | None
+    ) -> None:
+        self._run = run
+        self._on_event = safe_callback(on_task_state)
+        self._scope: str | None = None
+
+    def _with_sinks(self, call: calls.TaskCall) -> calls.TaskCall:
+        if self._on_event is None:
+            return call
+        return calls.dataclasses.replace(call, on_event=self._on_event)
+
+    def submit_call(
+        self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
+    ) -> states.State:
+        return self._run(self._with_sinks(call), state, upstream, reduced)
+
+    def submit_children(
+        self,
+        calls_: Sequence[calls.TaskCall],
+        states_: Sequence[Any],
+        inputs: Sequence[tuple[list[Any], list[Any]]],
+    ) -> list[Any]:
+        return [
+            self.submit_call(c, s, u, r)
+            for c, s, (u, r) in zip(calls_, states_, inputs, strict=True)
+        ]
+
+    def record(self, handle: Any) -> states.State | None:
+        return handle if isinstance(handle, states.State) else None
+
+    def wait_some(self, handles: Sequence[Any], timeout: float) -> None:
+        return None
+
+    def resolve(self, record: states.State) -> states.State:
+        return record
+
+    def as_upstream(self, given: states.State) -> Any:
+        return given
+
+    def cancel(self) -> None:
+        from flowrun.engine import interrupts
+
+        if self._scope is not None:
+            interrupts.cancel_scope(self._scope)
+
+    def drain_events(self) -> None:
+        return None
+
+
+def in_process_session(
+    run: Callable[..., states.State], *, run_id: str, on_task_state: events.OnTaskState | None
+) -> Iterator[Session]:
+    session = InProcessSession(run, on_task_state)
+    session._scope = run_id
+    yield session

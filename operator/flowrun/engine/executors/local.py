@@ -1,0 +1,32 @@
+"""LocalExecutor: runs every task in the calling thread, at submit time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flowrun.engine import calls, events
+from flowrun.engine.executors import base
+
+
+class LocalExecutor:
+    """In process and synchronous: the fastest way to run and debug a flow."""
+
+    @contextmanager
+    def start(self) -> Iterator[None]:
+        yield
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    def wait(self, futures: Any) -> Any:
+        return futures
+
+    @contextmanager
+    def session(
+        self, *, run_id: str, on_task_state: events.OnTaskState | None
+    ) -> Iterator[base.Session]:
+        yield from base.in_process_session(
+            calls.run_task, run_id=run_id, on_task_state=on_task_state
+        )

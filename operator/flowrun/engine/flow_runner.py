@@ -1,0 +1,256 @@
+"""FlowRunner: one pass over a flow, from a flow state to the next flow state.
+
+`run()` submits every task that can run, waits for their state records, and decides the
+flow state from the reference tasks. It returns `Running` while tasks remain unfinished
+(a retry later, a pause); `run_until_finished` (in `looping`) repeats passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
+
+from flowrun.engine import caching, events, signals
+from flowrun.engine import state as states
+from flowrun.engine.executors.base import Executor, Session
+from flowrun.engine.flow import Flow
+from flowrun.engine.flow_pass import FlowPass
+from flowrun.engine.taskstates import TaskStates, slug_of
+
+RunnerStateHandler = Callable[["FlowRunner", states.State, states.State], "states.State | None"]
+
+
+def as_flow(flow: Any) -> Flow:
+    if isinstance(flow, Flow):
+        return flow
+    from flowrun.engine import graph
+
+    if isinstance(flow, graph.FlowGraph):
+        return graph.to_flow(flow)
+    raise TypeError(f"FlowRunner needs a Flow or a FlowGraph, got {type(flow).__name__}")
+
+
+def default_executor(flow: Flow, executor: Executor | None) -> Executor:
+    if executor is not None:
+        return executor
+    if flow.executor is not None:
+        found: Executor = flow.executor
+        return found
+    from flowrun.engine.executors.local import LocalExecutor
+
+    return LocalExecutor()
+
+
+class FlowRunner:
+    """Runs a Flow (or a FlowGraph) for one pass.
+
+    >>> from flowrun import Flow, task
+    >>> with Flow("one") as flow:
+    ...     t = task(lambda: 1)()
+    >>> FlowRunner(flow).run(return_tasks=[t]).result[t].result
+    1
+    """
+
+    def __init__(
+        self, flow: Any, state_handlers: Iterable[RunnerStateHandler] | None = None
+    ) -> None:
+        self.flow = as_flow(flow)
+        self.state_handlers = list(state_handlers or ())
+
+    def run(
+        self,
+        state: states.State | None = None,
+        task_states: Mapping[Any, states.State] | None = None,
+        return_tasks: Iterable[Any] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        executor: Executor | None = None,
+        start_tasks: Iterable[Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        task_contexts: Mapping[Any, Mapping[str, Any]] | None = None,
+        *,
+        on_task_state: events.OnTaskState | None = None,
+        cancel: threading.Event | None = None,
+        cache_store: caching.CacheStore | None = None,
+    ) -> states.State:
+        run_executor = default_executor(self.flow, executor)
+        wanted = self._slugs(return_tasks)
+        run_id = uuid.uuid4().hex
+        with (
+            run_executor.start(),
+            self.session(run_executor, on_task_state=on_task_state, run_id=run_id) as session,
+            cancel_watcher(cancel, session),
+        ):
+            final, records = self.run_pass(
+                session,
+                state=state,
+                task_states=task_states,
+                parameters=parameters,
+                start_tasks=start_tasks,
+                context=context,
+                task_contexts=task_contexts,
+                cancel=cancel,
+                cache_store=cache_store,
+                run_id=run_id,
+            )
+            returned = {s: session.resolve(records[s]) for s in wanted if s in records}
+        return final.replace(result=TaskStates(returned))
+
+    def session(
+        self,
+        executor: Executor,
+        *,
+        on_task_state: events.OnTaskState | None,
+        run_id: str | None = None,
+    ) -> AbstractContextManager[Session]:
+        return executor.session(run_id=run_id or uuid.uuid4().hex, on_task_state=on_task_state)
+
+    def _slugs(self, tasks: Iterable[Any] | None) -> list[str]:
+        known = {t.slug for t in self.flow.sorted_tasks()}
+        slugs = [slug_of(t) for t in tasks or ()]
+        unknown = [s for s in slugs if s not in known]
+        if unknown:
+            raise ValueError(f"Tasks are not in the flow: {unknown}")
+        return slugs
+
+    # -- flow state -----------------------------------------------------------------------
+    def _change(self, old: states.State, new: states.State) -> states.State:
+        for handler in self.flow.state_handlers:
+            new = handler(self.flow, old, new) or new
+        for runner_handler in self.state_handlers:
+            new = runner_handler(self, old, new) or new
+        return new
+
+    def _begin(self, state: states.State) -> states.State:
+        if state.is_finished():
+            raise signals.ENDRUN(state)
+        if (
+            isinstance(state, states.Scheduled)
+            and state.start_time
+            and state.start_time > states.now()
+        ):
+            raise signals.ENDRUN(state)
+        if state.is_running():
+            return state
+        if not state.is_pending():
+            raise signals.ENDRUN(state)
+        return self._change(state, states.Running("Running flow."))
+
+    def run_pass(
+        self,
+        session: Session,
+        *,
+        state: states.State | None = None,
+        task_states: Mapping[Any, states.State] | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        start_tasks: Iterable[Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        task_contexts: Mapping[Any, Mapping[str, Any]] | None = None,
+        cancel: threading.Event | None = None,
+        cache_store: caching.CacheStore | None = None,
+        run_id: str | None = None,
+    ) -> tuple[states.State, dict[str, states.State]]:
+        """One pass inside an open session: (flow state, record of every task)."""
+        given = {slug_of(k): v for k, v in (task_states or {}).items()}
+        state = state or states.Pending()
+        try:
+            running = self._begin(state)
+        except signals.ENDRUN as end:
+            return end.state, dict(given)
+        flow_pass = FlowPass(
+            self.flow,
+            session,
+            task_states=given,
+            context=self._context(parameters, context, run_id or uuid.uuid4().hex),
+            task_contexts={slug_of(k): v for k, v in (task_contexts or {}).items()},
+            start_tasks=[slug_of(t) for t in start_tasks or ()],
+            cancel=cancel,
+            cache_store=cache_store or caching.PROCESS_CACHE,
+        )
+        flow_pass.submit_all()
+        records = flow_pass.collect()
+        if flow_pass.cancelled:
+            final: states.State = states.Cancelled("Flow run was cancelled.")
+        else:
+            final = self.determine_final_state(records, flow_pass.run_set)
+        return self._change(running, final), records
+
+    def _context(
+        self, parameters: Mapping[str, Any] | None, extra: Mapping[str, Any] | None, run_id: str
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            p.name: p.default for p in self.flow.parameters() if not p.required
+        }
+        values.update(parameters or {})
+        now = states.now()
+        base: dict[str, Any] = {
+            "flow_name": self.flow.name,
+            "flow_run_id": run_id,
+            "scheduled_start_time": now,
+            "date": now,
+            "today": now.strftime("%Y-%m-%d"),
+            "yesterday": (now - dt.timedelta(days=1)).strftime("%Y-%m-%d"),
+            "tomorrow": (now + dt.timedelta(days=1)).strftime("%Y-%m-%d"),
+        }
+        base.update(extra or {})
+        base["parameters"] = values
+        base["flow_run_id"] = run_id
+        return base
+
+    def determine_final_state(
+        self, records: Mapping[str, states.State], run_set: set[str] | None = None
+    ) -> states.State:
+        def pick(tasks: Iterable[Any]) -> list[states.State]:
+            return states.flatten_mapped(
+                records[t.slug] for t in tasks if run_set is None or t.slug in run_set
+            )
+
+        if not all(s.is_finished() for s in pick(self.flow.terminal_tasks())):
+            return states.Running("Flow run RUNNING: terminal tasks are incomplete.")
+        key_states = pick(self.flow.reference_tasks())
+        final: states.State
+        if any(s.is_failed() for s in key_states):
+            final = states.Failed("Some reference tasks failed.")
+        elif all(s.is_successful() for s in key_states):
+            final = states.Success("All reference tasks succeeded.")
+        else:
+            final = states.Success("No reference tasks failed.")
+        if self.flow.terminal_state_handler is not None:
+            final = self.flow.terminal_state_handler(self.flow, final, key_states) or final
+        return final
+
+
+def cancel_watcher(cancel: threading.Event | None, session: Session) -> AbstractContextManager[Any]:
+    """While a block runs, cancel the session's running tasks as soon as `cancel` is set.
+
+    In-process executors run tasks in the runner's own thread, so someone else must
+    interrupt them.
+    """
+    if cancel is None:
+        return nullcontext()
+    return _Watcher(cancel, session)
+
+
+class _Watcher:
+    def __init__(self, cancel: threading.Event, session: Session) -> None:
+        self.cancel = cancel
+        self.session = session
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="flowrun-cancel", daemon=True)
+
+    def _watch(self) -> None:
+        while not self.done.is_set():
+            if self.cancel.wait(0.05):
+                self.session.cancel()
+                return
+
+    def __enter__(self) -> _Watcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()

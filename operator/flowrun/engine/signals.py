@@ -1,0 +1,77 @@
+"""Signals: exceptions that a task (or a trigger) raises to choose its own state.
+
+They derive from `BaseException`, so a task's `except Exception:` cannot swallow them.
+`ENDRUN` is the runners' own signal: a pipeline step raises it to stop with a given state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from flowrun.engine import state as states
+
+
+class FlowrunSignal(BaseException):
+    """Base class of everything the engine catches by type."""
+
+
+class ENDRUN(FlowrunSignal):
+    """Stop the runner's pipeline and use `state` as the final state."""
+
+    def __init__(self, state: states.State) -> None:
+        super().__init__(state)
+        self.state = state
+
+
+class TaskTimeout(FlowrunSignal):
+    """Raised inside a running task when its timeout expires."""
+
+
+class TaskCancelled(FlowrunSignal):
+    """Raised inside a running task when its flow run is cancelled."""
+
+
+class StateSignal(FlowrunSignal):
+    """A signal that carries the state it stands for (`signal.state`)."""
+
+    state_class: ClassVar[type[states.State]] = states.State
+
+    def __init__(self, message: str | None = None, *args: Any, **state_kwargs: Any) -> None:
+        super().__init__(message, *args)
+        self.state = self.state_class(message, **state_kwargs)
+
+
+class FAIL(StateSignal):
+    state_class = states.Failed
+
+
+class TRIGGERFAIL(FAIL):
+    state_class = states.TriggerFailed
+
+
+class VALIDATIONFAIL(FAIL):
+    state_class = states.ValidationFailed
+
+
+class SUCCESS(StateSignal):
+    state_class = states.Success
+
+
+class SKIP(StateSignal):
+    state_class = states.Skipped
+
+
+class RETRY(StateSignal):
+    """Retry now, regardless of `max_retries` (as in Prefect 1.x)."""
+
+    state_class = states.Retrying
+
+
+class PAUSE(StateSignal):
+    state_class = states.Paused
+
+
+class LOOP(StateSignal):
+    """Finish this iteration with `result` and run the task again with it in the context."""
+
+    state_class = states.Looped

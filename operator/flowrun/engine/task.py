@@ -1,0 +1,333 @@
+"""Tasks: `Task` subclasses with `run()`, `@task` functions, parameters and constants.
+
+A Task is a builder object that a Flow wires into a graph (the functional API copies and
+binds it on each call). At run time a TaskRunner calls `run_with(inputs)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import inspect
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flowrun.engine import cache_validators, signals, triggers
+from flowrun.engine import state as states
+from flowrun.engine.context import context
+from flowrun.engine.edges import Annotated
+
+if TYPE_CHECKING:
+    from flowrun.engine.flow import Flow
+
+StateHandler = Callable[["Task", states.State, states.State], "states.State | None"]
+RESERVED = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
+
+
+def _seconds(value: float | dt.timedelta | None) -> float | None:
+    if value is None:
+        return None
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _delta(value: float | dt.timedelta | None) -> dt.timedelta | None:
+    if value is None or isinstance(value, dt.timedelta):
+        return value
+    return dt.timedelta(seconds=value)
+
+
+class Task:
+    """A unit of work. Subclass and define `run(self, ...)`, or use `@task`.
+
+    >>> class Add(Task):
+    ...     def run(self, x, y=1):
+    ...         return x + y
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        max_retries: int = 0,
+        retry_delay: float | dt.timedelta | None = None,
+        retry_on: type[BaseException] | Iterable[type[BaseException]] | None = None,
+        timeout: float | dt.timedelta | None = None,
+        trigger: triggers.Trigger | None = None,
+        skip_on_upstream_skip: bool = True,
+        cache_for: float | dt.timedelta | None = None,
+        cache_validator: cache_validators.Validator | None = None,
+        cache_key: str | None = None,
+        state_handlers: Iterable[StateHandler] | None = None,
+        on_failure: Callable[[Task, states.State], None] | None = None,
+        nout: int | None = None,
+    ) -> None:
+        if isinstance(tags, str):
+            raise TypeError("Tags should be a set of tags, not a string.")
+        self.name = name or type(self).__name__
+        self.slug = slug
+        self.tags = frozenset(tags or ())
+        self.max_retries = max_retries
+        self.retry_delay = _delta(retry_delay) or dt.timedelta(0)
+        if retry_on is not None and isinstance(retry_on, type):
+            retry_on = (retry_on,)
+        self.retry_on: tuple[type[BaseException], ...] | None = (
+            None if retry_on is None else tuple(retry_on)
+        )
+        self.timeout = _seconds(timeout)
+        self.trigger: triggers.Trigger = trigger or triggers.all_successful
+        self.skip_on_upstream_skip = skip_on_upstream_skip
+        self.cache_for = _delta(cache_for)
+        default_validator = (
+            cache_validators.duration_only if cache_for else cache_validators.never_use
+        )
+        self.cache_validator: cache_validators.Validator = cache_validator or default_validator
+        self.cache_key = cache_key
+        self.state_handlers: list[StateHandler] = list(state_handlers or ())
+        if on_failure is not None:
+            self.state_handlers.append(_failure_callback(on_failure))
+        self.nout = nout
+        self._check_signature()
+
+    def __repr__(self) -> str:
+        return f"<Task: {self.name}>"
+
+    # -- what runs ----------------------------------------------------------------------
+    def run(self) -> Any:
+        """The work; override in subclasses."""
+
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.run)
+
+    def run_with(self, inputs: Mapping[str, Any]) -> Any:
+        return self.run(**inputs)
+
+    def _check_signature(self) -> None:
+        for param in self.signature().parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
+                raise ValueError(
+                    f"Task {self.name!r}: run() may not take *args or positional-only arguments."
+                )
+            if param.name in RESERVED:
+                raise ValueError(
+                    f"Task {self.name!r}: run() may not use the reserved argument {param.name!r}."
+                )
+
+    # -- building flows -----------------------------------------------------------------
+    def copy(self, **task_args: Any) -> Task:
+        new = copy.copy(self)
+        new.state_handlers = list(self.state_handlers)
+        for key, value in task_args.items():
+            if key in {"retry_delay", "cache_for"}:
+                value = _delta(value)
+            elif key == "timeout":
+                value = _seconds(value)
+            setattr(new, key, value)
+        if "slug" not in task_args and getattr(self, "_auto_slug", False):
+            new.slug = None
+        return new
+
+    def __call__(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        task_args: Mapping[str, Any] | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        new = self.copy(**(task_args or {}))
+        return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def bind(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        from flowrun.engine import flow as flows
+
+        target = flow or flows.current_flow()
+        if target is None:
+            raise ValueError(f"Could not infer an active Flow context while binding {self!r}.")
+        bound = self.signature().bind(*args, **kwargs).arguments
+        for name, param in self.signature().parameters.items():
+            if param.kind is param.VAR_KEYWORD and name in bound:
+                bound.update(bound.pop(name))
+        target.set_dependencies(
+            self, upstream_tasks=upstream_tasks, keyword_tasks=bound, mapped=mapped
+        )
+        return self
+
+    def map(
+        self,
+        *args: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        task_args: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Run one child per element, zipping the mapped arguments to the shortest."""
+        new = self.copy(**(task_args or {}))
+        return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def set_upstream(
+        self, task: Any, key: str | None = None, mapped: bool = False, flow: Flow | None = None
+    ) -> Task:
+        self._flow(flow).set_dependencies(
+            self, upstream_tasks=[task], mapped=mapped
+        ) if key is None else self._flow(flow).set_dependencies(
+            self, keyword_tasks={key: task}, mapped=mapped
+        )
+        return self
+
+    def set_downstream(
+        self, task: Task, key: str | None = None, mapped: bool = False, flow: Flow | None = None
+    ) -> Task:
+        task.set_upstream(self, key=key, mapped=mapped, flow=flow)
+        return self
+
+    def _flow(self, flow: Flow | None) -> Flow:
+        from flowrun.engine import flow as flows
+
+        found = flow or flows.current_flow()
+        if found is None:
+            raise ValueError("Could not infer an active Flow context.")
+        return found
+
+    def __getitem__(self, key: Any) -> Task:
+        return GetItem(name=f"{self.name}[{key!r}]")(self, key)
+
+    def __iter__(self) -> Iterator[Task]:
+        if self.nout is None:
+            raise TypeError(f"Task {self.name!r} is not iterable: set nout= to unpack its result.")
+        return (self[i] for i in range(self.nout))
+
+
+def _failure_callback(fn: Callable[[Task, states.State], None]) -> StateHandler:
+    def on_failure(task: Task, old: states.State, new: states.State) -> states.State | None:
+        if new.is_failed():
+            fn(task, new)
+        return None
+
+    return on_failure
+
+
+class FunctionTask(Task):
+    """A task whose `run` is a plain function (what `@task` makes)."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, **task_args: Any) -> None:
+        self.fn = fn
+        super().__init__(name=name or getattr(fn, "__name__", type(self).__name__), **task_args)
+
+    def signature(self) -> inspect.Signature:
+        return inspect.signature(self.fn)
+
+    def run(self, **inputs: Any) -> Any:  # type: ignore[override]
+        return self.fn(**inputs)
+
+    def run_with(self, inputs: Mapping[str, Any]) -> Any:
+        return self.fn(**inputs)
+
+
+def task(fn: Callable[..., Any] | None = None, **task_args: Any) -> Any:
+    """Make a task from a function: `@task` or `@task(max_retries=2, retry_delay=1)`."""
+    if fn is None:
+        return lambda f: FunctionTask(f, **task_args)
+    return FunctionTask(fn, **task_args)
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "<no default>"
+
+
+NO_DEFAULT: Any = _NoDefault()
+
+
+class Parameter(Task):
+    """A run-time input; its slug is its name. Required unless it has a default."""
+
+    def __init__(
+        self,
+        name: str,
+        default: Any = NO_DEFAULT,
+        required: bool | None = None,
+        tags: Iterable[str] | None = None,
+    ) -> None:
+        if required is None:
+            required = default is NO_DEFAULT
+        self.default = None if default is NO_DEFAULT else default
+        self.required = required
+        super().__init__(name=name, slug=name, tags=tags)
+
+    def __repr__(self) -> str:
+        return f"<Parameter: {self.name}>"
+
+    def run(self) -> Any:
+        params = context.get("parameters") or {}
+        if self.name in params:
+            return params[self.name]
+        if self.required:
+            raise signals.FAIL(f'Parameter "{self.name}" was required but not provided.')
+        return self.default
+
+
+class Constant(Task):
+    """A literal value in the graph; its state is Success(value) without running."""
+
+    def __init__(self, value: Any, name: str | None = None) -> None:
+        self.value = value
+        super().__init__(name=name or f"Constant[{type(value).__name__}]")
+
+    def run(self) -> Any:
+        return self.value
+
+
+class GetItem(Task):
+    def run(self, task_result: Any, key: Any) -> Any:  # type: ignore[override]
+        return task_result[key]
+
+
+class Collection(Task):
+    """Builds a list/tuple/set/dict from upstream results (keys `arg_0`, `arg_1`, ...)."""
+
+    def __init__(self, kind: type, keys: tuple[Any, ...] = (), **task_args: Any) -> None:
+        self.kind = kind
+        self.keys = keys
+        super().__init__(name=kind.__name__.capitalize(), **task_args)
+
+    def run(self, **items: Any) -> Any:  # type: ignore[override]
+        values = [items[f"arg_{i}"] for i in range(len(items))]
+        if self.kind is dict:
+            return dict(zip(self.keys, values, strict=True))
+        return self.kind(values)
+
+
+def contains_task(value: Any) -> bool:
+    if isinstance(value, Task):
+        return True
+    if isinstance(value, Annotated):
+        return contains_task(value.value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(contains_task(v) for v in value)
+    if isinstance(value, dict):
+        return any(contains_task(v) for v in value.values())
+    return False
+
+
+def as_task(value: Any, flow: Flow) -> Task:
+    """A Task standing for `value`: itself, a collection task, or a Constant."""
+    if isinstance(value, Task):
+        return value
+    if isinstance(value, dict) and contains_task(value):
+        items = list(value.items())
+        coll = Collection(dict, keys=tuple(k for k, _ in items))
+        return coll.bind(**{f"arg_{i}": v for i, (_, v) in enumerate(items)}, flow=flow)
+    if isinstance(value, list | tuple | set | frozenset) and contains_task(value):
+        kind = list if isinstance(value, list) else tuple if isinstance(value, tuple) else set
+        coll = Collection(kind)
+        return coll.bind(**{f"arg_{i}": v for i, v in enumerate(value)}, flow=flow)
+    return Constant(value)

@@ -1,0 +1,320 @@
+"""TaskRunner: runs one task (or one mapped child) as a pipeline of small checks.
+
+Each step takes the current state and returns the next one, or raises ENDRUN to finish
+with a state. Every change calls the task's state handlers and reports a TaskEvent.
+This is where a task's code runs: in the client for LocalExecutor, on a worker for Dask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flowrun.engine import context as contexts
+from flowrun.engine import events, interrupts, signals
+from flowrun.engine import state as states
+from flowrun.engine.task import Task
+
+RunnerStateHandler = Callable[["TaskRunner", states.State, states.State], "states.State | None"]
+
+
+def _upstream_list(upstream_states: Mapping[Any, states.State]) -> list[states.State]:
+    return states.flatten_mapped(upstream_states.values())
+
+
+class TaskRunner:
+    """Runs a task once (through retries and loops within this call, never waiting).
+
+    >>> from flowrun import task
+    >>> TaskRunner(task(lambda: 1)).run().result
+    1
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        state_handlers: Iterable[RunnerStateHandler] = (),
+        *,
+        on_event: events.OnTaskState | None = None,
+        cache_candidates: Iterable[states.State] = (),
+    ) -> None:
+        self.task = task
+        self.state_handlers = list(state_handlers)
+        self.on_event = on_event
+        self.cache_candidates = tuple(cache_candidates)
+        self.context: dict[str, Any] = {}
+        self.run_count = 1
+
+    # -- the pipeline ----------------------------------------------------------------------
+    def run(
+        self,
+        state: states.State | None = None,
+        upstream_states: Mapping[Any, states.State] | None = None,
+        context: Mapping[str, Any] | None = None,
+        is_mapped_parent: bool = False,
+        *,
+        is_start_task: bool = False,
+    ) -> states.State:
+        state = state or states.Pending()
+        upstream = upstream_states or {}
+        self.context = ctx = dict(context or {})
+        self.run_count = (
+            state.run_count + 1
+            if isinstance(state, states.Retrying)
+            else ctx.get("task_run_count", 1)
+        )
+        ctx["task_run_count"] = self.run_count
+        ctx.setdefault("task_name", self.task.name)
+        ctx.setdefault("task_slug", self.task.slug)
+        ctx.setdefault("task_tags", self.task.tags)
+        index = ctx.get("map_index")
+        ctx.setdefault(
+            "task_full_name", self.task.name if index is None else f"{self.task.name}[{index}]"
+        )
+        if isinstance(state, states.Resume) or (
+            isinstance(state, states.Paused)
+            and state.start_time is not None
+            and state.start_time <= states.now()
+        ):
+            ctx["resume"] = True
+        with contexts.using(ctx):
+            while True:
+                try:
+                    state = self._pipeline(state, upstream, is_mapped_parent, is_start_task)
+                except signals.ENDRUN as end:
+                    return end.state
+                if not isinstance(state, states.Looped):
+                    return state
+                ctx["task_loop_count"] = ctx.get("task_loop_count", 1) + 1
+                ctx["task_loop_result"] = state.result
+                state = self._change(
+                    state, states.Pending(f"Looping task (on loop index {ctx['task_loop_count']})")
+                )
+
+    def _pipeline(
+        self,
+        state: states.State,
+        upstream: Mapping[Any, states.State],
+        is_parent: bool,
+        is_start: bool,
+    ) -> states.State:
+        state = self.check_task_is_ready(state)
+        state = self.check_task_reached_start_time(state)
+        if not is_start:
+            state = self.check_upstream_finished(state, upstream)
+            state = self.check_upstream_skipped(state, upstream)
+        if is_parent:
+            self.check_task_ready_to_map(state, upstream)
+        inputs = self.get_task_inputs(upstream)
+        state = self.check_task_is_cached(state, inputs)
+        if not is_start:
+            state = self.check_task_trigger(state, upstream)
+        state = self.set_task_to_running(state)
+        state = self.get_task_run_state(state, inputs)
+        state = self.cache_result(state, inputs)
+        return self.check_for_retry(state)
+
+    # -- state changes ---------------------------------------------------------------------
+    def _change(self, old: states.State, new: states.State) -> states.State:
+        """Call the state handlers (the task's, then the runner's) and report the change."""
+        if new is old:
+            return new
+        try:
+            for handler in self.task.state_handlers:
+                new = handler(self.task, old, new) or new
+            for runner_handler in self.state_handlers:
+                new = runner_handler(self, old, new) or new
+        except (signals.ENDRUN, signals.PAUSE):
+            raise
+        except signals.StateSignal as sig:
+            new = sig.state
+        except Exception as exc:
+            failed = states.Failed(
+                f"Unexpected error while calling state handlers: {exc!r}", result=exc
+            )
+            self._report(failed)
+            raise signals.ENDRUN(failed) from exc
+        self._report(new)
+        return new
+
+    def _report(self, new: states.State) -> None:
+        if self.on_event is not None:
+            slug = self.task.slug or self.task.name
+            self.on_event(
+                events.event_for(slug, self.context.get("map_index"), new, self.run_count)
+            )
+
+    def _end(self, old: states.State, new: states.State) -> signals.ENDRUN:
+        return signals.ENDRUN(self._change(old, new))
+
+    # -- the steps -------------------------------------------------------------------------
+    def check_task_is_ready(self, state: states.State) -> states.State:
+        if (
+            isinstance(state, states.Cached | states.Mapped)
+            or not state.is_finished()
+            and state.is_pending()
+        ):
+            return state
+        raise signals.ENDRUN(state)
+
+    def check_task_reached_start_time(self, state: states.State) -> states.State:
+        if isinstance(state, states.Scheduled) and not isinstance(state, states.Resume):
+            start = state.start_time
+            if start is None or start > states.now():
+                raise signals.ENDRUN(state)
+        return state
+
+    def check_upstream_finished(
+        self, state: states.State, upstream: Mapping[Any, states.State]
+    ) -> states.State:
+        if not all(s.is_finished() for s in _upstream_list(upstream)):
+            raise signals.ENDRUN(state)
+        return state
+
+    def check_upstream_skipped(
+        self, state: states.State, upstream: Mapping[Any, states.State]
+    ) -> states.State:
+        if self.task.skip_on_upstream_skip and any(
+            s.is_skipped() for s in _upstream_list(upstream)
+        ):
+            raise self._end(
+                state,
+                states.Skipped(
+                    "Upstream task was skipped; if this was not the intended behavior, consider changing `skip_on_upstream_skip=False` for this task."
+                ),
+            )
+        return state
+
+    def check_task_ready_to_map(
+        self, state: states.State, upstream: Mapping[Any, states.State]
+    ) -> None:
+        """Decide the parent of a mapped task: always ends the run, with Mapped(n) or why not."""
+        if isinstance(state, states.Mapped):
+            raise signals.ENDRUN(state)
+        lengths: list[int] = []
+        for edge, up in upstream.items():
+            if not edge.mapped:
+                continue
+            if isinstance(up, states.Mapped) and not edge.flattened:
+                lengths.append(up.n_map_states)
+                continue
+            if not up.is_successful():
+                continue
+            value = up.result
+            if edge.flattened:
+                value = flatten_result(value)
+            if not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
+                raise self._end(
+                    state, states.Failed("At least one upstream state has an unmappable result.")
+                )
+            lengths.append(len(value))
+        if not lengths:
+            raise self._end(state, states.Failed("No upstream states can be mapped over."))
+        raise self._end(
+            state, states.Mapped("Ready to proceed with mapping.", n_map_states=min(lengths))
+        )
+
+    def get_task_inputs(self, upstream: Mapping[Any, states.State]) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        for edge, up in upstream.items():
+            if edge.key is not None:
+                value = up.result
+                inputs[edge.key] = flatten_result(value) if edge.flattened else value
+        return inputs
+
+    def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
+        task = self.task
+        params = self.context.get("parameters") or {}
+        if isinstance(state, states.Cached):
+            if task.cache_validator(state, inputs, params):
+                return state
+            state = self._change(state, states.Pending("Cache was invalid; ready to run."))
+        if task.cache_for is not None:
+            for candidate in self.cache_candidates:
+                if isinstance(candidate, states.Cached) and task.cache_validator(
+                    candidate, inputs, params
+                ):
+                    return self._change(state, candidate)
+        return state
+
+    def check_task_trigger(
+        self, state: states.State, upstream: Mapping[Any, states.State]
+    ) -> states.State:
+        try:
+            if not self.task.trigger(upstream):
+                raise signals.TRIGGERFAIL("Trigger failed.")
+        except signals.StateSignal as sig:
+            raise self._end(state, sig.state) from None
+        except Exception as exc:
+            failed = states.TriggerFailed(
+                f"Unexpected error while checking task trigger: {exc!r}", result=exc
+            )
+            raise self._end(state, failed) from exc
+        return state
+
+    def set_task_to_running(self, state: states.State) -> states.State:
+        if not state.is_pending():
+            raise signals.ENDRUN(state)
+        return self._change(state, states.Running("Starting task run."))
+
+    def get_task_run_state(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
+        task = self.task
+        new: states.State
+        try:
+            value = interrupts.call_guarded(
+                task.run_with, inputs, timeout=task.timeout, scope=self.context.get("flow_run_id")
+            )
+        except signals.TaskTimeout:
+            new = states.TimedOut("Task timed out during execution.")
+        except signals.TaskCancelled:
+            new = states.Cancelled("Task was cancelled.")
+        except signals.LOOP as loop:
+            new = states.Looped(
+                loop.state.message,
+                result=loop.state.result,
+                loop_count=self.context.get("task_loop_count", 1),
+            )
+        except signals.RETRY as retry:
+            new = states.Retrying(retry.state.message, run_count=self.run_count)
+        except signals.ENDRUN:
+            raise
+        except signals.StateSignal as sig:
+            new = sig.state
+        except Exception as exc:
+            new = states.Failed(f"Error during execution of task: {exc!r}", result=exc)
+        else:
+            new = states.Success("Task run succeeded.", result=value)
+        return self._change(state, new)
+
+    def cache_result(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
+        task = self.task
+        if task.cache_for is None or type(state) is not states.Success:
+            return state
+        from flowrun.engine import cache_validators
+
+        cached = states.Cached(
+            state.message,
+            result=state.result,
+            hashed_inputs=cache_validators.hash_inputs(inputs),
+            cached_parameters=dict(self.context.get("parameters") or {}),
+            cached_result_expiration=states.now() + task.cache_for,
+        )
+        return self._change(state, cached)
+
+    def check_for_retry(self, state: states.State) -> states.State:
+        task = self.task
+        if not state.is_failed() or self.run_count > task.max_retries:
+            return state
+        if task.retry_on is not None and not isinstance(state.result, task.retry_on):
+            return state
+        retry = states.Retrying(
+            f"Retrying Task (after attempt {self.run_count} of {task.max_retries + 1})",
+            start_time=states.now() + task.retry_delay,
+            run_count=self.run_count,
+        )
+        return self._change(state, retry)
+
+
+def flatten_result(value: Any) -> list[Any]:
+    """One level of nesting removed: [[1, 2], [3]] -> [1, 2, 3]."""
+    return [item for inner in value for item in inner]
