@@ -1,0 +1,77 @@
+"""Helpers shared by the packaging tests: where the chart is, and rendering it with the real helm.
+
+The helm binary is the one `flowrun dev build` compiles (pinned version, offline `helm template`
+assumes the Kubernetes version baked in by its ldflags), so static chart tests need no cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "flowrun-operator"
+SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
+CRD_SOURCE = ROOT / "crds" / "flowrun.yaml"
+CRD_COPY = CHART / "files" / "crds" / "flowrun.yaml"
+
+
+def run_helm(helm: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    # Offline commands must not read the developer's kubeconfig or helm repositories.
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
+    result = subprocess.run(
+        [str(helm), *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def set_args(values: dict[str, str] | None) -> list[str]:
+    return [a for k, v in (values or {}).items() for a in ("--set", f"{k}={v}")]
+
+
+def render(
+    helm: Path,
+    *,
+    values_files: Iterable[Path] = (),
+    values: dict[str, str] | None = None,
+    release: str = "fr",
+    namespace: str = "flowrun-system",
+) -> list[dict[str, Any]]:
+    """`helm template` as a list of manifests (empty documents dropped)."""
+    args = ["template", release, str(CHART), "--namespace", namespace]
+    for f in values_files:
+        args += ["-f", str(f)]
+    out = run_helm(helm, *args, *set_args(values)).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def of_kind(docs: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def one(docs: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def operator_container(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    [container] = [c for c in pod["containers"] if c["name"] == "operator"]
+    return container
+
+
+def rules_of(role: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples of a Role or ClusterRole."""
+    for rule in role.get("rules", []):
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                for verb in rule.get("verbs", []):
+                    yield group, resource, verb

@@ -1,0 +1,344 @@
+"""The Helm chart, rendered offline by the real helm: lint, schema, CRD source, Deployment, RBAC.
+
+What only an API server can decide (dry-run apply, install, RBAC enforcement) is in
+test_install.py; these tests pin what the chart renders and that the operator accepts it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chartkit import (
+    CHART,
+    CRD_COPY,
+    CRD_SOURCE,
+    SCENARIOS,
+    of_kind,
+    one,
+    operator_container,
+    render,
+    rules_of,
+    run_helm,
+)
+
+from flowrun.controller import cli as operator_cli
+from flowrun.controller import settings as settings_mod
+
+SCENARIO_IDS = [p.name for p in SCENARIOS]
+CHART_LABELS = ("helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/instance")
+
+
+def parse_operator_args(container: dict[str, Any]) -> settings_mod.OperatorSettings:
+    """Parse the container's args with the operator's own parser, as `flowrun operator` does."""
+    assert container["command"] == ["flowrun", "operator"]
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    operator_cli.configure(parser)
+    return settings_mod.from_args(parser.parse_args(container["args"]))
+
+
+# --- lint and template -------------------------------------------------------------------------
+
+
+def test_there_are_the_three_scenarios() -> None:
+    assert {"cluster-wide-values.yaml", "namespaced-values.yaml", "metrics-values.yaml"} <= set(
+        SCENARIO_IDS
+    )
+
+
+@pytest.mark.parametrize("values_file", [None, *SCENARIOS], ids=["defaults", *SCENARIO_IDS])
+def test_lint_strict_and_template(helm_bin: Path, values_file: Path | None) -> None:
+    files = [values_file] if values_file else []
+    args = [a for f in files for a in ("-f", str(f))]
+    lint = run_helm(helm_bin, "lint", "--strict", str(CHART), *args)
+    assert "0 chart(s) failed" in lint.stdout
+    docs = render(helm_bin, values_files=files)
+    assert one(docs, "Deployment")
+    for doc in docs:
+        assert doc["metadata"].get("name"), doc
+        labels = doc["metadata"].get("labels") or {}
+        assert all(k in labels for k in CHART_LABELS), (doc["kind"], labels)
+
+
+# --- values schema -----------------------------------------------------------------------------
+
+
+def test_schema_forbids_unknown_keys_at_every_level() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if node.get("type") == "object" and "properties" in node:
+            assert node.get("additionalProperties") is False, path
+            for key, child in node["properties"].items():
+                walk(child, f"{path}.{key}")
+
+    walk(schema, "values")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("bogus", "1"),
+        ("rbac.bogus", "1"),
+        ("operator.allowInprocess", "true"),  # a typo must not silently keep the default
+        ("watchNamespaces[0]", "Not_A_Namespace"),
+        ("operator.maxConcurrentRuns", "0"),
+        ("image.pullPolicy", "Sometimes"),
+    ],
+)
+def test_schema_refuses_bad_values(helm_bin: Path, key: str, value: str) -> None:
+    result = run_helm(
+        helm_bin, "template", "fr", str(CHART), "--set", f"{key}={value}", check=False
+    )
+    assert result.returncode != 0
+    assert "schema" in result.stderr
+
+
+def test_every_default_value_is_described_by_the_schema(helm_bin: Path) -> None:
+    # helm validates the defaults too: rendering with no values is the proof; a key missing from
+    # the schema's properties would be refused (additionalProperties: false).
+    assert render(helm_bin)
+
+
+# --- the CRD: one source of truth --------------------------------------------------------------
+
+
+def test_chart_crd_copy_is_identical_to_crds_dir() -> None:
+    assert CRD_COPY.read_bytes() == CRD_SOURCE.read_bytes(), (
+        "helm/flowrun-operator/files/crds/flowrun.yaml differs from crds/flowrun.yaml: "
+        "run `cp crds/flowrun.yaml helm/flowrun-operator/files/crds/flowrun.yaml`"
+    )
+
+
+def test_rendered_crd_is_the_source_crd(helm_bin: Path) -> None:
+    crd = one(render(helm_bin), "CustomResourceDefinition")
+    source = yaml.safe_load(CRD_SOURCE.read_text())
+    meta = crd["metadata"]
+    assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert all(k in meta["labels"] for k in CHART_LABELS)
+    meta.pop("annotations")
+    meta.pop("labels")
+    assert crd == source
+
+
+def test_crd_install_and_keep_toggles(helm_bin: Path) -> None:
+    assert not of_kind(
+        render(helm_bin, values={"crds.install": "false"}), "CustomResourceDefinition"
+    )
+    crd = one(render(helm_bin, values={"crds.keep": "false"}), "CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+
+
+# --- the Deployment ----------------------------------------------------------------------------
+
+
+def test_deployment_is_one_replica_recreate_and_hardened(helm_bin: Path) -> None:
+    docs = render(helm_bin)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    container = operator_container(docs)
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]["memory"]
+    # Only emptyDir volumes (Pod Security "restricted" allows no hostPath and friends).
+    assert all(set(v) == {"name", "emptyDir"} for v in pod["volumes"])
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
+
+
+def test_probes_hit_kopfs_liveness_endpoint_on_the_port_the_operator_serves(
+    helm_bin: Path,
+) -> None:
+    container = operator_container(render(helm_bin, values={"operator.livenessPort": "8181"}))
+    settings = parse_operator_args(container)
+    assert settings.liveness_port == 8181
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["liveness"] == 8181
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+
+
+def test_in_process_execution_is_off_by_default(helm_bin: Path) -> None:
+    assert parse_operator_args(operator_container(render(helm_bin))).allow_in_process is False
+    on = operator_container(render(helm_bin, values={"operator.allowInProcess": "true"}))
+    assert parse_operator_args(on).allow_in_process is True
+
+
+def test_operator_args_are_accepted_by_the_operator(helm_bin: Path) -> None:
+    values = {
+        "operator.maxConcurrentRuns": "3",
+        "operator.defaultImage": "ghcr.io/acme/flows:2",
+        "operator.statusInterval": "2.5",
+        "metrics.port": "9191",
+    }
+    settings = parse_operator_args(operator_container(render(helm_bin, values=values)))
+    assert settings.clusterwide
+    assert settings.max_concurrent_runs == 3
+    assert settings.default_image == "ghcr.io/acme/flows:2"
+    assert settings.status_interval == 2.5
+    assert settings.metrics_port == 9191
+    assert settings.peering is False  # standalone: one replica, no KopfPeering objects needed
+
+
+def test_namespaced_mode_passes_the_namespaces_to_the_operator(helm_bin: Path) -> None:
+    docs = render(helm_bin, values={"watchNamespaces": "{team-a,team-b}"})
+    settings = parse_operator_args(operator_container(docs))
+    assert settings.namespaces == ("team-a", "team-b")
+    assert not settings.clusterwide
+
+
+def test_image_reference(helm_bin: Path) -> None:
+    default = operator_container(render(helm_bin))["image"]
+    assert default.endswith(":" + yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
+    digest = "sha256:" + "a" * 64
+    pinned = operator_container(render(helm_bin, values={"image.digest": digest}))["image"]
+    assert pinned.endswith("@" + digest)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def test_metrics_service_and_service_monitor(helm_bin: Path) -> None:
+    docs = render(helm_bin, values_files=[CHART / "ci" / "metrics-values.yaml"])
+    container = operator_container(docs)
+    assert parse_operator_args(container).metrics_port == 9090
+    service = one(docs, "Service")
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    monitor = one(docs, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+
+
+def test_metrics_off_means_no_port_and_no_service(helm_bin: Path) -> None:
+    docs = render(helm_bin, values={"metrics.enabled": "false"})
+    assert parse_operator_args(operator_container(docs)).metrics_port is None
+    assert not of_kind(docs, "Service")
+    assert not of_kind(docs, "ServiceMonitor")
+
+
+# --- RBAC, statically: the shape of least privilege ---------------------------------------------
+
+FORBIDDEN_EVERYWHERE = {
+    ("", "secrets", "list"),
+    ("", "secrets", "watch"),
+    ("", "namespaces", "delete"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "create"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "update"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "patch"),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "delete"),
+}
+
+
+def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Roles bound to the operator's ServiceAccount (not the aggregated roles for people)."""
+    bound = {
+        (b["roleRef"]["kind"], b["roleRef"]["name"])
+        for b in of_kind(docs, "ClusterRoleBinding") + of_kind(docs, "RoleBinding")
+    }
+    return [
+        r
+        for r in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+        if (r["kind"], r["metadata"]["name"]) in bound
+    ]
+
+
+@pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
+def test_no_wildcards_and_nothing_forbidden(helm_bin: Path, values_file: Path) -> None:
+    docs = render(helm_bin, values_files=[values_file])
+    for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+        triples = set(rules_of(role))
+        assert not any("*" in t for t in triples), role["metadata"]["name"]
+        assert not triples & FORBIDDEN_EVERYWHERE, role["metadata"]["name"]
+
+
+def test_cluster_wide_mode_uses_cluster_roles_only(helm_bin: Path) -> None:
+    docs = render(helm_bin)
+    assert not of_kind(docs, "Role")
+    assert not of_kind(docs, "RoleBinding")
+    names = {r["metadata"]["name"] for r in operator_roles(docs)}
+    assert names == {
+        "fr-flowrun-operator",
+        "fr-flowrun-operator-secrets",
+        "fr-flowrun-operator-crd-watch",
+    }
+
+
+def test_cluster_wide_secret_read_can_be_limited_to_namespaces(helm_bin: Path) -> None:
+    docs = render(helm_bin, values_files=[CHART / "ci" / "cluster-wide-values.yaml"])
+    [binding] = of_kind(docs, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "team-a"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "fr-flowrun-operator-secrets",
+    }
+    assert "fr-flowrun-operator-secrets" not in {
+        b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")
+    }
+
+
+def test_namespaced_mode_grants_only_in_watched_namespaces(helm_bin: Path) -> None:
+    docs = render(helm_bin, values_files=[CHART / "ci" / "namespaced-values.yaml"])
+    roles = of_kind(docs, "Role")
+    assert {r["metadata"]["namespace"] for r in roles} == {"team-a", "team-b"}
+    assert {b["metadata"]["namespace"] for b in of_kind(docs, "RoleBinding")} == {
+        "team-a",
+        "team-b",
+    }
+    assert ("", "secrets", "get") in set(rules_of(roles[0]))
+    # The only cluster-scoped grant to the operator: read-only CRD discovery for kopf.
+    cluster_rules = {
+        t for r in operator_roles(docs) if r["kind"] == "ClusterRole" for t in rules_of(r)
+    }
+    assert cluster_rules == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    }
+    off = render(
+        helm_bin,
+        values_files=[CHART / "ci" / "namespaced-values.yaml"],
+        values={"rbac.watchCRDs": "false"},
+    )
+    assert not [r for r in operator_roles(off) if r["kind"] == "ClusterRole"]
+
+
+def test_read_secrets_off_removes_every_secret_rule(helm_bin: Path) -> None:
+    for extra in ({}, {"watchNamespaces": "{a}"}):
+        docs = render(helm_bin, values={"rbac.readSecrets": "false", **extra})
+        for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+            assert not [t for t in rules_of(role) if t[1] == "secrets"]
+
+
+def test_user_roles_aggregate_into_builtin_roles(helm_bin: Path) -> None:
+    docs = render(helm_bin)
+    by_name = {r["metadata"]["name"]: r for r in of_kind(docs, "ClusterRole")}
+    edit, view = by_name["fr-flowrun-operator-edit"], by_name["fr-flowrun-operator-view"]
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert ("flowrun.dev", "flowruns/status", "patch") not in set(rules_of(edit))
+    assert {t[2] for t in rules_of(view)} == {"get", "list", "watch"}
+    assert edit not in operator_roles(docs)
+
+
+def test_rbac_create_false_renders_no_rbac(helm_bin: Path) -> None:
+    docs = render(helm_bin, values={"rbac.create": "false"})
+    for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+        assert not of_kind(docs, kind)
