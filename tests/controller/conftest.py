@@ -27,7 +27,8 @@ import pytest
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 FLOWS = HERE / "flows"
-NS_PREFIX = "fr-op-"
+NS_PREFIX = "fr-op-"  # watched by the shared operator
+OWN_PREFIX = "fr-own-"  # for tests that run an operator of their own
 
 pytestmark = pytest.mark.controlplane
 
@@ -203,7 +204,15 @@ def local_spec(tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def flowrun_crd(kubectl: Any) -> None:
     kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
-    kubectl("wait", "--for=condition=Established", "crd/flowruns.flowrun.dev", "--timeout=60s")
+    wait_for(lambda: crd_established(kubectl, "flowruns.flowrun.dev"), what="FlowRun CRD")
+
+
+def crd_established(kubectl: Any, name: str) -> bool:
+    out = kubectl("get", "crd", name, "-o", "json", check=False)
+    if out.returncode != 0:
+        return False
+    conditions = json.loads(out.stdout).get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 @pytest.fixture(scope="session")
@@ -211,8 +220,8 @@ def tasks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("frtasks")
 
 
-def make_namespace(kubectl: Any) -> str:
-    name = f"{NS_PREFIX}{uuid.uuid4().hex[:8]}"
+def make_namespace(kubectl: Any, prefix: str = NS_PREFIX) -> str:
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
     kubectl("create", "namespace", name)
     return name
 
@@ -221,6 +230,14 @@ def make_namespace(kubectl: Any) -> str:
 def op_namespace(kubectl: Any, flowrun_crd: None) -> Iterator[str]:
     name = make_namespace(kubectl)
     yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def own_frs(kubectl: Any, flowrun_crd: None, tasks_dir: Path) -> Iterator[FlowRuns]:
+    """A namespace the shared operator does not watch, for tests that start their own."""
+    name = make_namespace(kubectl, OWN_PREFIX)
+    yield FlowRuns(kubectl, name, tasks_dir)
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 

@@ -26,6 +26,7 @@ DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
 LABEL_FLOWRUN = "flowrun.dev/flowrun"
 LABEL_FLOWRUN_UID = "flowrun.dev/flowrun-uid"
 DASKCLUSTER_API = "kubernetes.dask.org/v1"
+DASKCLUSTERS = "daskclusters.kubernetes.dask.org"
 
 # PSS "restricted" minus runAsNonRoot: the Dask images run as root, and a user namespace that
 # enforces `restricted` must set the image user itself; everything else we can default safely.
@@ -240,14 +241,16 @@ class KubernetesProvider:
 
     async def _exists(self) -> bool:
         assert self._name is not None
-        objs = await kr8s.asyncio.get(
-            "daskclusters.kubernetes.dask.org", self._name, namespace=self._namespace
-        )
-        return bool(objs)
+        return bool(await get_all(DASKCLUSTERS, self._name, namespace=self._namespace))
 
     async def _diagnose(self) -> str:
         assert self._name is not None
         return await diagnose(self._name, self._namespace)
+
+
+async def get_all(kind: str, *names: str, **kwargs: Any) -> list[Any]:
+    """kr8s' get as a list (an absent name gives an empty list)."""
+    return [obj async for obj in kr8s.asyncio.get(kind, *names, **kwargs)]
 
 
 async def _started(cluster: Any) -> Any:
@@ -262,7 +265,7 @@ async def super_close(cluster: Any) -> None:
 
 async def delete_daskcluster(name: str, namespace: str | None, *, timeout: float) -> None:
     """Delete a DaskCluster and wait (bounded) until the API server no longer has it."""
-    found = await kr8s.asyncio.get("daskclusters.kubernetes.dask.org", name, namespace=namespace)
+    found = await get_all(DASKCLUSTERS, name, namespace=namespace)
     for obj in found:
         try:
             await obj.delete(propagation_policy="Background")
@@ -271,16 +274,14 @@ async def delete_daskcluster(name: str, namespace: str | None, *, timeout: float
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while found and loop.time() < deadline:
-        found = await kr8s.asyncio.get(
-            "daskclusters.kubernetes.dask.org", name, namespace=namespace
-        )
+        found = await get_all(DASKCLUSTERS, name, namespace=namespace)
         if found:
             await asyncio.sleep(0.5)
 
 
 async def diagnose(name: str, namespace: str | None) -> str:
     """Say in words why a DaskCluster is not ready, from what the API server knows."""
-    found = await kr8s.asyncio.get("daskclusters.kubernetes.dask.org", name, namespace=namespace)
+    found = await get_all(DASKCLUSTERS, name, namespace=namespace)
     if not found:
         return "the DaskCluster resource does not exist."
     phase = found[0].raw.get("status", {}).get("phase")
@@ -289,7 +290,7 @@ async def diagnose(name: str, namespace: str | None) -> str:
             "the DaskCluster was never actioned (is the dask-kubernetes operator installed "
             "and running?), so no scheduler or worker pod could start."
         )
-    pods = await kr8s.asyncio.get(
+    pods = await get_all(
         "pods", namespace=namespace, label_selector={"dask.org/cluster-name": name}
     )
     if not pods:

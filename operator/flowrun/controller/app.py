@@ -44,6 +44,11 @@ def build_registry(
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        # In a pod: the ServiceAccount token; elsewhere: KUBECONFIG (as kubectl does).
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         apply_kopf_settings(settings, operator_settings)
@@ -63,6 +68,7 @@ def build_registry(
         models.API_VERSION,
         kube.PLURAL,
         registry=registry,
+        id="flowrun",
         # Our daemon stops itself (cancel, cluster closed, final status); kopf's hard
         # cancellation is only the last resort if that ever hangs.
         cancellation_timeout=settings.cancel_grace + 120,
@@ -73,7 +79,9 @@ def build_registry(
         ctx: daemon.Context = memo["ctx"]
         await daemon.Run(ctx, body=body, stopped=stopped).execute()
 
-    @kopf.on.delete(models.API_GROUP, models.API_VERSION, kube.PLURAL, registry=registry)
+    @kopf.on.delete(
+        models.API_GROUP, models.API_VERSION, kube.PLURAL, registry=registry, id="forget"
+    )
     async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
         ctx: daemon.Context | None = memo.get("ctx")
         if ctx is not None:

@@ -23,7 +23,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     settings = settings_mod.from_args(args)
     kopf.configure(verbose=bool(args.verbose), log_format=kopf.LogFormat.PLAIN)
-    logging.getLogger("distributed").setLevel(logging.WARNING)
+    # One line per HTTP request (kr8s uses httpx) would drown the operator's own log.
+    for noisy in ("distributed", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     metrics = metrics_mod.Metrics()
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)

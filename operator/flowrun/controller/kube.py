@@ -33,7 +33,7 @@ class KubeSecretReader:
         self._api = api
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        found = await self._api.async_get("secrets", name, namespace=namespace)
+        found = [obj async for obj in self._api.async_get("secrets", name, namespace=namespace)]
         if not found:
             return None
         data: Mapping[str, str] = found[0].raw.get("data") or {}
