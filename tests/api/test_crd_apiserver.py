@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,16 @@ def test_kubectl_explain_describes_fields(installed: None, kubectl: Any) -> None
     assert "The flow: `ref` or inline `tasks`." in text
     assert "package.module:attribute" in text
     assert "referenceTasks" in text
+
+
+def test_every_example_is_accepted(installed: None, kubectl: Any, namespace: str) -> None:
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        result = kubectl("apply", "-n", namespace, "-f", str(path), check=False)
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+        # kubectl reads YAML 1.1 (`n` is false there): the stored spec must be what we meant.
+        written = yaml.safe_load(path.read_text())
+        stored = kubectl.json("get", "fr", written["metadata"]["name"], "-n", namespace)
+        for key, value in written["spec"].items():
+            assert stored["spec"][key] == value or key == "executor", f"{path.name}: {key}"

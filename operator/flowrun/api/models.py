@@ -27,7 +27,8 @@ JSON = Annotated[Any, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fi
 Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-string": True})]
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 TaskName = Annotated[str, Field(min_length=1, max_length=253)]
-FN_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.]*$"
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+FN_PATTERN = rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$"
 MAX_TASKS = 10_000
 
 
@@ -66,8 +67,6 @@ class Trigger(StrEnum):
     always_run = "always_run"
     manual_only = "manual_only"
     not_all_skipped = "not_all_skipped"
-    some_successful = "some_successful"
-    some_failed = "some_failed"
 
 
 class CacheValidator(StrEnum):
@@ -83,8 +82,17 @@ class FlowParameter(Model):
     """A parameter an inline flow declares."""
 
     name: str = Field(min_length=1, description="Parameter name, as used in `{parameter: NAME}`.")
-    required: bool = Field(False, description="The run fails unless `spec.parameters` sets it.")
+    required: bool | None = Field(
+        None,
+        description="The run fails unless `spec.parameters` sets it "
+        "(default: true when no `default` is given, as in Prefect).",
+    )
     default: JSON = Field(None, description="Value used when `spec.parameters` does not set it.")
+
+    def is_required(self) -> bool:
+        if self.required is not None:
+            return self.required
+        return "default" not in self.model_fields_set
 
 
 class InlineTask(Model):
@@ -113,7 +121,7 @@ class InlineTask(Model):
     skip_on_upstream_skip: bool | None = Field(
         None, description="Skip when an upstream task was skipped (true)."
     )
-    cache_for_seconds: float | None = Field(None, ge=0, description="Reuse a result this long.")
+    cache_for_seconds: float | None = Field(None, gt=0, description="Reuse a result this long.")
     cache_validator: CacheValidator | None = Field(
         None, description="When a cached result is still valid (duration_only)."
     )

@@ -34,6 +34,8 @@ from flowrun.api import conditions
 from flowrun.engine.events import TaskEvent
 
 FAILED_STATES = frozenset({"Failed", "TimedOut", "TriggerFailed"})
+# Their messages are the engine's boilerplate ("Task run succeeded."): not worth the bytes.
+QUIET_STATES = frozenset({"Running", "Success", "Mapped"})
 PENDING = "Pending"
 
 
@@ -133,7 +135,18 @@ class StatusBuilder:
     ) -> None:
         self.limits = limits or StatusLimits()
         self._redact = redact
-        self._tasks: dict[str, _Task] = {name: _Task() for name in tasks}
+        self._tasks: dict[str, _Task] = {}
+        self.add_tasks(tasks)
+
+    def add_tasks(self, names: Iterable[str]) -> None:
+        """Learn task names late (e.g. a `flow.ref` resolved on the cluster); order is kept."""
+        for name in names:
+            self._tasks.setdefault(name, _Task())
+
+    def state_of(self, name: str) -> str | None:
+        """The task's latest reported state; None for a task never seen."""
+        task = self._tasks.get(name)
+        return task.state if task is not None and task.seen else None
 
     def _message(self, text: str | None) -> str | None:
         if text is not None and self._redact is not None:
@@ -188,7 +201,7 @@ class StatusBuilder:
 
     def _entry(self, task: _Task) -> dict[str, Any]:
         entry: dict[str, Any] = {"state": task.state}
-        if task.message is not None:
+        if task.message is not None and task.state not in QUIET_STATES:
             entry["message"] = task.message
         if task.run_count:
             entry["runCount"] = task.run_count

@@ -94,7 +94,7 @@ def _listing(names: Collection[str]) -> str:
 def declared_parameters(spec: models.FlowRunSpec) -> list[DeclaredParameter] | None:
     if spec.flow.tasks is None:
         return None
-    return [DeclaredParameter(p.name, p.required) for p in spec.flow.parameters or []]
+    return [DeclaredParameter(p.name, p.is_required()) for p in spec.flow.parameters or []]
 
 
 def check_spec(

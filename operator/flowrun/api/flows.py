@@ -1,0 +1,110 @@
+"""From a FlowRun spec to what the engine runs: the flow, its names, the given task states.
+
+`flow_dict` is the engine's inline-flow dict for `spec.flow` (what the controller ships to the
+cluster). `resolve` builds the engine `Flow` (importing `flow.ref` — so only where the flow's
+code may run: `flowrun run`, or a worker) and checks the spec's names against it, raising
+`SpecError` with field paths. `given_states` turns `spec.taskStates` into engine states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flowrun.api import models, validation
+from flowrun.api.validation import DeclaredParameter, SpecError
+from flowrun.engine import graph
+from flowrun.engine import state as states
+from flowrun.engine.flow import Flow
+from flowrun.engine.task import Parameter
+
+
+@dataclass(frozen=True)
+class ResolvedFlow:
+    flow: Flow
+    tasks: tuple[str, ...]  # every task's slug (parameters included), in topological order
+    parameters: tuple[DeclaredParameter, ...]
+
+
+def flow_dict(spec: models.FlowRunSpec) -> dict[str, Any]:
+    """`spec.flow` as the engine's inline-flow dict (camelCase, nothing unset or null).
+
+    A parameter's `required` is spelled out, since "no default" and "default: null" differ.
+    """
+    out = spec.flow.model_dump(by_alias=True, exclude_none=True, mode="json")
+    if spec.flow.parameters is not None:
+        out["parameters"] = [
+            {
+                "name": p.name,
+                "required": p.is_required(),
+                **({"default": p.default} if "default" in p.model_fields_set else {}),
+            }
+            for p in spec.flow.parameters
+        ]
+    return out
+
+
+def _load_ref(ref: str) -> Flow:
+    try:
+        return graph.load_flow(ref)
+    except (ImportError, AttributeError, TypeError, ValueError) as err:
+        raise SpecError(
+            [f"spec.flow.ref: cannot load {ref!r}: {err}"], reason="UnresolvableFlow"
+        ) from None
+
+
+def _reference(flow: Flow, names: list[str] | None) -> Flow:
+    """A copy of a referenced flow with other reference tasks (the module's flow is untouched)."""
+    if not names:
+        return flow
+    try:
+        data = graph.from_flow(flow)
+    except graph.FlowGraphError as err:
+        message = f"spec.flow.referenceTasks: this flow cannot be copied to change them: {err}"
+        raise SpecError([message]) from None
+    copy = graph.FlowGraph(
+        name=data.name,
+        parameters=data.parameters,
+        tasks=data.tasks,
+        reference_tasks=tuple(names),
+    )
+    return graph.to_flow(copy)
+
+
+def resolve(spec: models.FlowRunSpec) -> ResolvedFlow:
+    """The engine flow for `spec.flow`, with every name in the spec checked against it."""
+    if spec.flow.ref is not None:
+        flow = _load_ref(spec.flow.ref)
+    else:
+        try:
+            flow = graph.to_flow(graph.from_dict(flow_dict(spec)))
+        except graph.FlowGraphError as err:
+            raise SpecError([f"spec.flow.{err}"]) from None
+    tasks = tuple(t.slug or t.name for t in flow.sorted_tasks())
+    declared = tuple(
+        DeclaredParameter(t.name, t.required)
+        for t in flow.sorted_tasks()
+        if isinstance(t, Parameter)
+    )
+    params = {p.name for p in declared}
+    validation.check_spec(
+        spec, tasks=[name for name in tasks if name not in params], parameters=declared
+    )
+    if spec.flow.ref is not None:
+        flow = _reference(flow, spec.flow.reference_tasks)
+    return ResolvedFlow(flow=flow, tasks=tasks, parameters=declared)
+
+
+def given_states(spec: models.FlowRunSpec) -> dict[str, states.State]:
+    """`spec.taskStates` as engine states (finished ones: those tasks do not run again)."""
+    out: dict[str, states.State] = {}
+    for name, given in (spec.task_states or {}).items():
+        cls = getattr(states, given.state.value)
+        out[name] = cls(message=given.message, result=given.result)
+    return out
+
+
+def results_of(final: Mapping[str, states.State], names: list[str]) -> dict[str, Any]:
+    """The results of the successful return tasks (failed ones have no result to show)."""
+    return {n: final[n].result for n in names if n in final and final[n].is_successful()}

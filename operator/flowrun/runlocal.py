@@ -1,0 +1,247 @@
+"""`flowrun run FILE.yaml`: run a FlowRun manifest here, without Kubernetes.
+
+The same models parse the manifest, the same engine runs the flow and the same status builder
+renders the result, so what a data engineer sees locally is what `kubectl get fr -o yaml` will
+show. Live progress goes to stderr (rich); the final status goes to stdout as YAML. Exit code:
+0 when the run Succeeded, 1 when it Failed or was Cancelled (Ctrl-C cancels gracefully), 2 when
+the manifest or the command line is wrong (a message naming the field, no traceback).
+
+Executors: `--executor local` (in this process), `sync` (Dask's synchronous scheduler) or
+`dask` (a LocalCluster, or the manifest's External address); by default the manifest's
+`spec.executor.type`. A Kubernetes Dask cluster becomes a LocalCluster here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flowrun import executors
+from flowrun.api import flows, models, validation
+from flowrun.api.status import FAILED_STATES, StatusBuilder
+from flowrun.api.validation import SpecError
+from flowrun.engine import events, run_until_finished
+from flowrun.engine import state as states
+from flowrun.engine.executors.base import Executor
+
+HELP = "run a FlowRun manifest locally, without a cluster"
+EXECUTORS = {"local": "Local", "sync": "Synchronous", "dask": "Dask"}
+NOTABLE = FAILED_STATES | {"Retrying", "Cancelled", "TimedOut"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, metavar="FILE.yaml", help="a FlowRun manifest")
+    parser.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a parameter (VALUE is read as YAML: 5 is a number); overrides spec.parameters "
+        "and provides spec.parametersFrom values",
+    )
+    parser.add_argument(
+        "--executor",
+        choices=sorted(EXECUTORS),
+        default=None,
+        help="how tasks run (default: the manifest's spec.executor.type)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no live progress")
+
+
+def _params(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise SpecError([f"--param {item!r}: expected NAME=VALUE"])
+        try:
+            out[name] = yaml.safe_load(text) if text else ""
+        except yaml.YAMLError as err:
+            raise SpecError([f"--param {name}: value is not valid YAML: {err}"]) from None
+    return out
+
+
+def load_manifest(path: Path, overrides: Mapping[str, Any]) -> models.FlowRun:
+    """Read one FlowRun; `overrides` become spec.parameters (and satisfy parametersFrom)."""
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except OSError as err:
+        raise SpecError([f"{path}: {err.strerror or err}"]) from None
+    except yaml.YAMLError as err:
+        raise SpecError([f"{path}: not valid YAML: {err}"]) from None
+    if len(docs) != 1:
+        raise SpecError([f"{path}: expected one FlowRun document, found {len(docs)}"])
+    raw = docs[0]
+    if isinstance(raw, dict) and isinstance(raw.get("spec"), dict):
+        spec = dict(raw["spec"])
+        if overrides:
+            spec["parameters"] = {**(spec.get("parameters") or {}), **overrides}
+        unresolved = []
+        for i, item in enumerate(spec.pop("parametersFrom", None) or []):
+            name = item.get("name") if isinstance(item, dict) else None
+            if name not in overrides:
+                unresolved.append(
+                    f"spec.parametersFrom[{i}]: flowrun run cannot read Secrets; "
+                    f"give the value with --param {name}=VALUE"
+                )
+        if unresolved:
+            raise SpecError(unresolved)
+        raw = {**raw, "spec": spec}
+    return validation.parse_flowrun(raw)
+
+
+def make_executor(spec: models.FlowRunSpec, choice: str | None) -> tuple[Executor, str]:
+    """The engine executor for this run, and a few words saying what it is."""
+    executor = spec.executor or models.Executor.model_validate({})
+    kind = EXECUTORS[choice] if choice else executor.type.value
+    if kind == "Local":
+        return executors.LocalExecutor(), "LocalExecutor (in this process)"
+    if kind == "Synchronous":
+        return executors.SynchronousExecutor(), "SynchronousExecutor (Dask synchronous scheduler)"
+    from flowrun.executors import DaskExecutor  # noqa: PLC0415 - imports distributed: only now
+
+    dask = executor.dask or models.DaskSpec.model_validate({})
+    if dask.cluster is models.ClusterKind.External and dask.address:
+        return DaskExecutor(address=dask.address), f"DaskExecutor at {dask.address}"
+    found: Executor = DaskExecutor(
+        cluster_kwargs={"n_workers": dask.workers, "dashboard_address": ":0"}
+    )
+    return found, f"DaskExecutor on a LocalCluster ({dask.workers} worker(s))"
+
+
+class LiveView:
+    """Folds events into the status builder and shows them: a bar and notable state changes."""
+
+    def __init__(self, builder: StatusBuilder, console: Console, *, quiet: bool) -> None:
+        self.builder = builder
+        self.console = console
+        self._lock = threading.Lock()
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        )
+        self._bar = self._progress.add_task("tasks", total=builder.total, detail="")
+
+    def __call__(self, event: events.TaskEvent) -> None:
+        with self._lock:
+            self.builder.apply(event)
+            where = event.task if event.map_index is None else f"{event.task}[{event.map_index}]"
+            if event.state in NOTABLE:
+                self._progress.console.print(
+                    f"[bold]{where}[/bold] {event.state}: {event.message or ''}", markup=True
+                )
+            self._progress.update(
+                self._bar,
+                completed=self.builder.done,
+                total=self.builder.total,
+                detail=f"{where}: {event.state}",
+            )
+
+    def sync(self, final: Mapping[str, states.State]) -> None:
+        """Fold the final states in: tasks given in taskStates, or an event that came late."""
+        for name, st in final.items():
+            if self.builder.state_of(name) != type(st).__name__:
+                self(events.event_for(name, None, st, 0))
+
+    @contextmanager
+    def shown(self) -> Iterator[None]:
+        with self._progress:
+            yield
+
+
+def phase_of(flow_state: states.State) -> str:
+    if flow_state.is_cancelled():
+        return "Cancelled"
+    if flow_state.is_successful():
+        return "Succeeded"
+    return "Failed" if flow_state.is_finished() else "Running"
+
+
+def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Console) -> int:
+    spec = run.spec
+    resolved = flows.resolve(spec)
+    executor, label = make_executor(spec, choice)
+    builder = StatusBuilder(resolved.tasks)
+    view = LiveView(builder, console, quiet=quiet)
+    name = run.metadata.name or resolved.flow.name
+    console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
+    cancel = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["state"] = run_until_finished(
+                resolved.flow,
+                parameters=spec.parameters or {},
+                task_states=flows.given_states(spec),
+                start_tasks=spec.start_tasks,
+                return_tasks=spec.return_tasks or [],
+                executor=executor,
+                on_task_state=view,
+                cancel=cancel,
+            )
+        except Exception as err:  # the engine failed, not a task: report it as the run's end
+            outcome["error"] = err
+
+    started = time.time()
+    worker = threading.Thread(target=work, name="flowrun-run", daemon=True)
+    with view.shown():
+        worker.start()
+        while worker.is_alive():
+            try:
+                worker.join(timeout=0.5)
+            except KeyboardInterrupt:
+                console.print("Cancelling (running tasks end Cancelled) ...")
+                cancel.set()
+        message: str | None
+        if "error" in outcome:
+            err = outcome["error"]
+            phase, message, results = "Failed", f"{type(err).__name__}: {err}", {}
+        else:
+            flow_state: states.State = outcome["state"]
+            final = dict(flow_state.result or {})
+            view.sync(final)
+            phase, message = phase_of(flow_state), flow_state.message
+            results = flows.results_of(final, spec.return_tasks or [])
+    finished = time.time()
+    status = builder.render(
+        phase=phase,
+        message=message,
+        now=finished,
+        generation=run.metadata.generation or 1,
+        start_time=started,
+        completion_time=finished,
+        results=results,
+        reason="Cancelled" if cancel.is_set() else None,
+    )
+    sys.stdout.write(yaml.safe_dump({"status": status}, sort_keys=False, width=100))
+    return 0 if phase == "Succeeded" else 1
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    try:
+        run = load_manifest(args.file, _params(args.param))
+        return execute(run, choice=args.executor, quiet=args.quiet, console=console)
+    except SpecError as err:
+        console.print(f"[bold red]error:[/bold red] cannot run {args.file}:", soft_wrap=True)
+        for problem in err.problems:
+            console.print(f"  {problem}", markup=False, highlight=False, soft_wrap=True)
+        return 2
