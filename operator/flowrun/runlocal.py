@@ -2,9 +2,11 @@
 
 The same models parse the manifest, the same engine runs the flow and the same status builder
 renders the result, so what a data engineer sees locally is what `kubectl get fr -o yaml` will
-show. Live progress goes to stderr (rich); the final status goes to stdout as YAML. Exit code:
-0 when the run Succeeded, 1 when it Failed or was Cancelled (Ctrl-C cancels gracefully), 2 when
-the manifest or the command line is wrong (a message naming the field, no traceback).
+show. Live progress goes to stderr (rich); the final status goes to stdout as YAML.
+
+Exit code: 0 when the run Succeeded; 1 when it Failed or was Cancelled (Ctrl-C or SIGTERM
+cancel gracefully: no new task starts, running tasks end Cancelled); 2 when the manifest or the
+command line is wrong (a message naming the field, no traceback).
 
 Executors: `--executor local` (in this process), `sync` (Dask's synchronous scheduler) or
 `dask` (a LocalCluster, or the manifest's External address); by default the manifest's
@@ -14,6 +16,7 @@ Executors: `--executor local` (in this process), `sync` (Dask's synchronous sche
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
@@ -200,16 +203,22 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
         except Exception as err:  # the engine failed, not a task: report it as the run's end
             outcome["error"] = err
 
+    def stop(*_: object) -> None:
+        if not cancel.is_set():
+            console.print("Cancelling (running tasks end Cancelled) ...")
+            cancel.set()
+
     started = time.time()
     worker = threading.Thread(target=work, name="flowrun-run", daemon=True)
-    with view.shown():
-        worker.start()
-        while worker.is_alive():
-            try:
-                worker.join(timeout=0.5)
-            except KeyboardInterrupt:
-                console.print("Cancelling (running tasks end Cancelled) ...")
-                cancel.set()
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with view.shown():
+            worker.start()
+            while worker.is_alive():
+                try:
+                    worker.join(timeout=0.5)
+                except KeyboardInterrupt:
+                    stop()
         message: str | None
         if "error" in outcome:
             err = outcome["error"]
@@ -220,6 +229,8 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
             view.sync(final)
             phase, message = phase_of(flow_state), flow_state.message
             results = flows.results_of(final, spec.return_tasks or [])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     finished = time.time()
     status = builder.render(
         phase=phase,

@@ -225,3 +225,22 @@ def test_failed_reason_reaches_the_conditions() -> None:
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["reason"] == "DeadlineExceeded"
     assert stalled["message"] == "deadline of 60 s exceeded"
+
+
+def test_restore_takes_over_finished_tasks_after_a_restart() -> None:
+    before = StatusBuilder(["a", "m", "b"], limits=StatusLimits(failed_children=2))
+    before.apply_all([ev("a", "Running", at=T0), ev("a", "Success", at=T0 + 1, runs=2)])
+    before.apply(ev("m", "Mapped", n_map_states=4))
+    for i in range(4):
+        before.apply(ev("m", "Failed" if i % 2 else "Success", index=i, message=f"e{i}"))
+    before.apply(ev("b", "Running", at=T0 + 2))
+    previous = before.render(phase="Running", now=T0 + 3)
+
+    after = StatusBuilder(["a", "m", "b"], limits=StatusLimits(failed_children=2))
+    after.restore(previous["tasks"])
+    tasks, _ = after.tasks()
+    assert tasks["a"] == previous["tasks"]["a"]
+    assert tasks["m"] == previous["tasks"]["m"]
+    assert "b" not in tasks  # it was running: it runs again and reports again
+    assert after.progress() == "2/3"
+    assert after.failed == 2

@@ -22,6 +22,7 @@ thread (the controller hands events over to its loop; `flowrun run` uses a lock)
 
 from __future__ import annotations
 
+import calendar
 import heapq
 import json
 import time
@@ -37,6 +38,9 @@ FAILED_STATES = frozenset({"Failed", "TimedOut", "TriggerFailed"})
 # Their messages are the engine's boilerplate ("Task run succeeded."): not worth the bytes.
 QUIET_STATES = frozenset({"Running", "Success", "Mapped"})
 PENDING = "Pending"
+FINISHED_STATES = frozenset(
+    {"Success", "Cached", "Mapped", "Skipped", "Looped", "Cancelled"} | FAILED_STATES
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class StatusLimits:
 def rfc3339(epoch: float) -> str:
     """Seconds-precision UTC, as Kubernetes writes times: `2026-11-23T20:00:00Z`."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    if not text:
+        return None
+    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def truncate(text: str | None, limit: int) -> str | None:
@@ -175,6 +185,35 @@ class StatusBuilder:
             task.n_children = event.n_map_states
             if task.children is None:
                 task.children = _Children()
+
+    def restore(self, previous: Mapping[str, Mapping[str, Any]]) -> None:
+        """Take over finished tasks from an earlier `status.tasks` (an operator restart).
+
+        Tasks resumed as finished produce no new events, so without this they would look
+        Pending again. Unfinished entries are skipped: their tasks run again and report.
+        Mapped children come back as counts and failures only.
+        """
+        for name, entry in previous.items():
+            state = entry.get("state")
+            if state not in FINISHED_STATES:
+                continue
+            task = self._tasks.setdefault(name, _Task())
+            task.seen = task.finished = True
+            task.state = state
+            task.message = entry.get("message")
+            task.run_count = int(entry.get("runCount") or 0)
+            task.start = parse_rfc3339(entry.get("startTime"))
+            task.end = parse_rfc3339(entry.get("endTime"))
+            counts = dict(entry.get("children") or {})
+            if state == "Mapped":
+                total = int(counts.pop("total", 0))
+                kids = task.children = _Children(
+                    states=[None] * total, done=bytearray(b"\x01" * total), n_done=total
+                )
+                kids.counts.update({k: int(v) for k, v in counts.items()})
+                for child in entry.get("failedChildren") or ():
+                    kids.failures[int(child["index"])] = (child["state"], child.get("message"))
+                task.n_children = total
 
     def apply_all(self, events: Iterable[TaskEvent]) -> None:
         for event in events:
