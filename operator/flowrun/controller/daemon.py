@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -209,18 +210,20 @@ class Run:
         assert self.plan is not None
         plan = self.plan
         loop = asyncio.get_running_loop()
+        # Callbacks from the runner thread run in the daemon's context: kopf.event needs it.
+        context = contextvars.copy_context()
         inline = [t["name"] for t in plan.flow.get("tasks", [])]
         if inline:
             self._track(inline)
 
         def on_graph(names: list[str]) -> None:
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._track, names)
+                loop.call_soon_threadsafe(self._track, names, context=context)
 
         def on_event(event: TaskEvent) -> None:
             # RuntimeError: the loop is gone because the operator is exiting.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._on_event, event)
+                loop.call_soon_threadsafe(self._on_event, event, context=context)
 
         runner = Runner(
             plan,

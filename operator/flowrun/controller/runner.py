@@ -11,20 +11,23 @@ crosses to the operator; resumed results are looked up by name as futures, never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import distributed
 
 from flowrun import engine, executors
+from flowrun.api import validation
 from flowrun.controller.plan import RunPlan
 from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
+from flowrun.engine.executors.dask import DaskExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +45,22 @@ class RunResult:
     results_omitted: tuple[str, ...] = ()
 
 
-def _json_text(value: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
+def _value(stored: Any) -> Any:
+    """A stored task result is either the value or the task's whole final state."""
+    return stored.result if isinstance(stored, states.State) else stored
+
+
+def _json_text(stored: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
     """Runs where the result lives: JSON text if small and JSON-able, else None."""
+    return _dumps(_value(stored), limit)
+
+
+def _json_list_text(*children: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
+    """Runs on a worker: the results of a mapped task's children as one JSON list."""
+    return _dumps([_value(c) for c in children], limit)
+
+
+def _dumps(value: Any, limit: int) -> str | None:
     try:
         text = json.dumps(value)
     except (TypeError, ValueError):
@@ -53,7 +70,7 @@ def _json_text(value: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
 
 def _graph_dict(ref: str) -> str:
     """Runs on a worker: import a Flow by reference and return its graph as JSON text."""
-    return json.dumps(graph_mod.load_flow(ref).to_graph().to_dict())
+    return json.dumps(graph_mod.from_flow(graph_mod.load_flow(ref)).to_dict())
 
 
 def given_states(plan: RunPlan) -> dict[str, states.State]:
@@ -101,14 +118,14 @@ class Runner:
             return executors.LocalExecutor()
         if self.plan.executor == "Synchronous":
             return executors.SynchronousExecutor()
-        return executors.DaskExecutor(address=self.address, publish_prefix=self.publish_prefix)
+        return shared_client_executor(self._client, publish_prefix=self.publish_prefix)
 
     def _graph(self) -> Any:
         ref = self.plan.flow.get("ref")
         if ref is None:
             return graph_mod.from_dict(self.plan.flow)
         if self._client is None:
-            return graph_mod.load_flow(ref).to_graph()
+            return graph_mod.from_flow(graph_mod.load_flow(ref))
         text = self._client.submit(_graph_dict, ref, pure=False).result()
         return graph_mod.from_dict(json.loads(text))
 
@@ -135,6 +152,9 @@ class Runner:
     def _run(self) -> RunResult:
         graph = self._graph()
         slugs = [t.name for t in graph.tasks]
+        if "ref" in self.plan.flow:  # names could only be checked once the flow was imported
+            declared = [validation.DeclaredParameter(p.name, p.required) for p in graph.parameters]
+            validation.check_spec(self.plan.spec, tasks=slugs, parameters=declared)
         self.on_graph(slugs)
         task_states = {**self._resumed(slugs), **given_states(self.plan)}
         return_tasks = list(self.plan.spec.return_tasks or [])
@@ -143,7 +163,9 @@ class Runner:
             parameters=self.plan.parameters,
             task_states=task_states,
             start_tasks=list(self.plan.spec.start_tasks or []) or None,
-            return_tasks=return_tasks,
+            # With Dask, nothing is fetched into the operator (that would unpickle user
+            # objects); return-task results are turned into JSON on a worker instead.
+            return_tasks=[] if self._client is not None else return_tasks,
             executor=self._executor(),
             on_task_state=self.on_event,
             cancel=self.cancel,
@@ -177,8 +199,33 @@ class Runner:
         # The result lives on a worker; look it up by its published name with our own client
         # and convert it there, so only JSON text reaches the operator.
         key = self.publish_prefix + name
-        if key not in set(self._client.list_datasets()):
+        published = set(self._client.list_datasets())
+        text: str | None
+        if key in published:
+            future = self._client.get_dataset(key)
+            text = self._client.submit(_json_text, future, pure=False).result()
+            return text
+        children = sorted(
+            (int(n[len(key) + 1 : -1]), n) for n in published if n.startswith(key + "[")
+        )
+        if not children:
             return None
-        future = self._client.get_dataset(key)
-        text: str | None = self._client.submit(_json_text, future, pure=False).result()
+        futures = [self._client.get_dataset(n) for _, n in children]
+        text = self._client.submit(_json_list_text, *futures, pure=False).result()
         return text
+
+
+def shared_client_executor(client: Any, *, publish_prefix: str) -> Any:
+    """A DaskExecutor on our existing Client, so futures we looked up (resumed results) belong
+    to the same client the engine submits with; the Client is closed by its owner, not here."""
+
+    class SharedClientExecutor(DaskExecutor):
+        @contextlib.contextmanager
+        def start(self) -> Iterator[Any]:
+            self.client = client
+            try:
+                yield client
+            finally:
+                self.client = None
+
+    return SharedClientExecutor(publish_prefix=publish_prefix)
