@@ -177,6 +177,32 @@ def phase_of(flow_state: states.State) -> str:
     return "Failed" if flow_state.is_finished() else "Running"
 
 
+def _supervise(
+    worker: threading.Thread, cancel: threading.Event, *, deadline: float | None, console: Console
+) -> str | None:
+    """Wait for the run; cancel it on Ctrl-C, SIGTERM or the deadline. Returns why it stopped."""
+    why: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not cancel.is_set():
+            console.print(f"Cancelling ({reason}): running tasks end Cancelled ...")
+            why.append(reason)
+            cancel.set()
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop("Cancelled"))
+    try:
+        while worker.is_alive():
+            try:
+                worker.join(timeout=0.2)
+            except KeyboardInterrupt:
+                stop("Cancelled")
+            if deadline is not None and time.monotonic() > deadline:
+                stop("DeadlineExceeded")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return why[0] if why else None
+
+
 def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Console) -> int:
     spec = run.spec
     resolved = flows.resolve(spec)
@@ -186,6 +212,8 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
     name = run.metadata.name or resolved.flow.name
     console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
     cancel = threading.Event()
+    if spec.cancel:
+        cancel.set()  # as the operator would: nothing starts
     outcome: dict[str, Any] = {}
 
     def work() -> None:
@@ -203,22 +231,13 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
         except Exception as err:  # the engine failed, not a task: report it as the run's end
             outcome["error"] = err
 
-    def stop(*_: object) -> None:
-        if not cancel.is_set():
-            console.print("Cancelling (running tasks end Cancelled) ...")
-            cancel.set()
-
     started = time.time()
+    limit = spec.active_deadline_seconds
+    deadline = None if limit is None else time.monotonic() + limit
     worker = threading.Thread(target=work, name="flowrun-run", daemon=True)
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        with view.shown():
-            worker.start()
-            while worker.is_alive():
-                try:
-                    worker.join(timeout=0.5)
-                except KeyboardInterrupt:
-                    stop()
+    with view.shown():
+        worker.start()
+        reason = _supervise(worker, cancel, deadline=deadline, console=console)
         message: str | None
         if "error" in outcome:
             err = outcome["error"]
@@ -229,18 +248,23 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
             view.sync(final)
             phase, message = phase_of(flow_state), flow_state.message
             results = flows.results_of(final, spec.return_tasks or [])
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    if reason == "DeadlineExceeded":
+        phase, message = (
+            "Failed",
+            f"activeDeadlineSeconds ({limit} s) exceeded; the run was stopped",
+        )
+    elif spec.cancel or reason == "Cancelled":
+        reason = "Cancelled"
     finished = time.time()
     status = builder.render(
         phase=phase,
         message=message,
+        reason=reason,
         now=finished,
         generation=run.metadata.generation or 1,
         start_time=started,
         completion_time=finished,
         results=results,
-        reason="Cancelled" if cancel.is_set() else None,
     )
     sys.stdout.write(yaml.safe_dump({"status": status}, sort_keys=False, width=100))
     return 0 if phase == "Succeeded" else 1

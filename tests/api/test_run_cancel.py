@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -73,3 +74,62 @@ def test_api_and_flowrun_run_import_nothing_from_kubernetes_land() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def _blocking_manifest(tmp_path: Path, marker: Path, **spec: Any) -> Path:
+    path = tmp_path / "block.yaml"
+    body = {
+        "apiVersion": "flowrun.dev/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": "block"},
+        "spec": {
+            "flow": {
+                "tasks": [
+                    {
+                        "name": "work",
+                        "fn": "blocking_tasks:block_until_cancelled",
+                        "kwargs": {"marker": str(marker)},
+                    }
+                ]
+            },
+            **spec,
+        },
+    }
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def test_active_deadline_stops_the_run_as_failed(tmp_path: Path) -> None:
+    marker = tmp_path / "running"
+    path = _blocking_manifest(tmp_path, marker, activeDeadlineSeconds=1)
+    result = subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", "run", str(path), "-q", "--executor=local"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    status = yaml.safe_load(result.stdout)["status"]
+    assert status["phase"] == "Failed"
+    assert "activeDeadlineSeconds (1 s) exceeded" in status["message"]
+    stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "DeadlineExceeded")
+    assert status["tasks"]["work"]["state"] == "Cancelled"
+
+
+def test_a_cancelled_manifest_runs_nothing(tmp_path: Path) -> None:
+    marker = tmp_path / "running"
+    path = _blocking_manifest(tmp_path, marker, cancel=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", "run", str(path), "-q", "--executor=local"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert yaml.safe_load(result.stdout)["status"]["phase"] == "Cancelled"
+    assert not marker.exists()
