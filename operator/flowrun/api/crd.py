@@ -22,7 +22,6 @@ from flowrun.api import models
 PLURAL = "flowruns"
 SHORT_NAMES = ["fr"]
 MUTABLE_SPEC_FIELDS = frozenset({"cancel"})
-_DROP = frozenset({"title", "additionalProperties", "$defs"})
 _NULL = {"type": "null"}
 
 
@@ -108,7 +107,8 @@ _KEEP = (
 
 
 def _leaf(node: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: node[k] for k in _KEEP if k in node and k not in _DROP}
+    """The keys a structural schema keeps as they are (no `title`, `$defs`, ...)."""
+    return {k: node[k] for k in _KEEP if k in node}
 
 
 def schema_of(model: type[models.Model]) -> dict[str, Any]:
