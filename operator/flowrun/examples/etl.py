@@ -7,7 +7,7 @@ as a `Flow` object for `flow.ref`.
 
 from __future__ import annotations
 
-from flowrun.engine.context import context
+from flowrun import context
 
 
 def hello(name: str = "world") -> str:

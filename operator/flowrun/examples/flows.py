@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flowrun.engine.flow import Flow
-from flowrun.engine.task import Parameter, task
+from flowrun import Flow, Parameter, task
 from flowrun.examples import etl as fns
 
 with Flow("etl") as etl:
