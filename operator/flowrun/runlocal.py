@@ -130,6 +130,7 @@ class LiveView:
         self.builder = builder
         self.console = console
         self._lock = threading.Lock()
+        self._closed = False
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -144,24 +145,30 @@ class LiveView:
 
     def __call__(self, event: events.TaskEvent) -> None:
         with self._lock:
-            self.builder.apply(event)
-            where = event.task if event.map_index is None else f"{event.task}[{event.map_index}]"
-            if event.state in NOTABLE:
-                self._progress.console.print(
-                    f"[bold]{where}[/bold] {event.state}: {event.message or ''}", markup=True
-                )
-            self._progress.update(
-                self._bar,
-                completed=self.builder.done,
-                total=self.builder.total,
-                detail=f"{where}: {event.state}",
-            )
+            if not self._closed:  # events that arrive after the end are stale
+                self._show(event)
 
-    def sync(self, final: Mapping[str, states.State]) -> None:
-        """Fold the final states in: tasks given in taskStates, or an event that came late."""
-        for name, st in final.items():
-            if self.builder.state_of(name) != type(st).__name__:
-                self(events.event_for(name, None, st, 0))
+    def _show(self, event: events.TaskEvent) -> None:
+        self.builder.apply(event)
+        where = event.task if event.map_index is None else f"{event.task}[{event.map_index}]"
+        if event.state in NOTABLE:
+            self._progress.console.print(
+                f"[bold]{where}[/bold] {event.state}: {event.message or ''}", markup=True
+            )
+        self._progress.update(
+            self._bar,
+            completed=self.builder.done,
+            total=self.builder.total,
+            detail=f"{where}: {event.state}",
+        )
+
+    def finish(self, final: Mapping[str, states.State]) -> None:
+        """Stop taking events; fold in the final states (given in taskStates, or a lost event)."""
+        with self._lock:
+            self._closed = True
+            for name, st in final.items():
+                if self.builder.state_of(name) != type(st).__name__:
+                    self._show(events.event_for(name, None, st, 0))
 
     @contextmanager
     def shown(self) -> Iterator[None]:
@@ -245,17 +252,20 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
         else:
             flow_state: states.State = outcome["state"]
             final = dict(flow_state.result or {})
-            view.sync(final)
+            view.finish(final)
             phase, message = phase_of(flow_state), flow_state.message
             results = flows.results_of(final, spec.return_tasks or [])
+    view.finish({})
+    finished = time.time()
     if reason == "DeadlineExceeded":
-        phase, message = (
-            "Failed",
-            f"activeDeadlineSeconds ({limit} s) exceeded; the run was stopped",
-        )
+        phase, message = "Failed", f"activeDeadlineSeconds ({limit} s) exceeded; run stopped"
     elif spec.cancel or reason == "Cancelled":
         reason = "Cancelled"
-    finished = time.time()
+    console.print(
+        f"{phase} in {finished - started:.1f} s: {builder.progress()} tasks done, "
+        f"{builder.failed} failed",
+        highlight=False,
+    )
     status = builder.render(
         phase=phase,
         message=message,

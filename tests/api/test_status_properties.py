@@ -60,3 +60,7 @@ def test_counts_add_up_and_the_budget_holds(sequence: list[TaskEvent]) -> None:
     done, total = map(int, status["progress"].split("/"))
     assert 0 <= done <= total == builder.total
     assert status["failed"] >= failed_children
+    # done and failed are kept incrementally; recount them the slow way
+    records = builder._tasks.values()
+    assert builder.done == sum(t.is_done() for t in records)
+    assert builder.failed == sum(t.n_failed() for t in records)

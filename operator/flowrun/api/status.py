@@ -125,7 +125,9 @@ class _Task:
 
     def n_failed(self) -> int:
         own = int(self.state in FAILED_STATES)
-        return own + (len(self.children.failures) if self.children else 0)
+        if self.children is None:
+            return own
+        return own + sum(self.children.counts[s] for s in FAILED_STATES)
 
     def priority(self) -> int:
         if self.n_failed():
@@ -146,6 +148,8 @@ class StatusBuilder:
         self.limits = limits or StatusLimits()
         self._redact = redact
         self._tasks: dict[str, _Task] = {}
+        self._done = 0
+        self._failed = 0
         self.add_tasks(tasks)
 
     def add_tasks(self, names: Iterable[str]) -> None:
@@ -167,6 +171,13 @@ class StatusBuilder:
         task = self._tasks.get(event.task)
         if task is None:
             task = self._tasks[event.task] = _Task()
+        was_done, was_failed = task.is_done(), task.n_failed()
+        self._fold(task, event)
+        # Kept incrementally: `done` and `failed` are read on every event by a live view.
+        self._done += task.is_done() - was_done
+        self._failed += task.n_failed() - was_failed
+
+    def _fold(self, task: _Task, event: TaskEvent) -> None:
         message = self._message(event.message)
         if event.map_index is not None:
             if task.children is None:
@@ -198,6 +209,8 @@ class StatusBuilder:
             if state not in FINISHED_STATES:
                 continue
             task = self._tasks.setdefault(name, _Task())
+            self._done -= task.is_done()
+            self._failed -= task.n_failed()
             task.seen = task.finished = True
             task.state = state
             task.message = entry.get("message")
@@ -214,6 +227,8 @@ class StatusBuilder:
                 for child in entry.get("failedChildren") or ():
                     kids.failures[int(child["index"])] = (child["state"], child.get("message"))
                 task.n_children = total
+            self._done += task.is_done()
+            self._failed += task.n_failed()
 
     def apply_all(self, events: Iterable[TaskEvent]) -> None:
         for event in events:
@@ -225,11 +240,11 @@ class StatusBuilder:
 
     @property
     def done(self) -> int:
-        return sum(1 for t in self._tasks.values() if t.is_done())
+        return self._done
 
     @property
     def failed(self) -> int:
-        return sum(t.n_failed() for t in self._tasks.values())
+        return self._failed
 
     def progress(self) -> str:
         return f"{self.done}/{self.total}"
