@@ -20,13 +20,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flowrun import executors
@@ -75,8 +76,15 @@ def _params(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def load_manifest(path: Path, overrides: Mapping[str, Any]) -> models.FlowRun:
-    """Read one FlowRun; `overrides` become spec.parameters (and satisfy parametersFrom)."""
+def load_manifest(
+    path: Path, overrides: Mapping[str, Any]
+) -> tuple[models.FlowRun, tuple[str, ...]]:
+    """Read one FlowRun; `overrides` become spec.parameters (and satisfy parametersFrom).
+
+    Also returns the values given for `parametersFrom` parameters: they are secrets, and are
+    masked in every message shown or written.
+    """
+    secrets: list[str] = []
     try:
         docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     except OSError as err:
@@ -93,7 +101,9 @@ def load_manifest(path: Path, overrides: Mapping[str, Any]) -> models.FlowRun:
         unresolved = []
         for i, item in enumerate(spec.pop("parametersFrom", None) or []):
             name = item.get("name") if isinstance(item, dict) else None
-            if name not in overrides:
+            if isinstance(name, str) and name in overrides:
+                secrets.append(str(overrides[name]))
+            else:
                 unresolved.append(
                     f"spec.parametersFrom[{i}]: flowrun run cannot read Secrets; "
                     f"give the value with --param {name}=VALUE"
@@ -101,7 +111,7 @@ def load_manifest(path: Path, overrides: Mapping[str, Any]) -> models.FlowRun:
         if unresolved:
             raise SpecError(unresolved)
         raw = {**raw, "spec": spec}
-    return validation.parse_flowrun(raw)
+    return validation.parse_flowrun(raw), tuple(s for s in secrets if s)
 
 
 def make_executor(spec: models.FlowRunSpec, choice: str | None) -> tuple[Executor, str]:
@@ -126,8 +136,11 @@ def make_executor(spec: models.FlowRunSpec, choice: str | None) -> tuple[Executo
 class LiveView:
     """Folds events into the status builder and shows them: a bar and notable state changes."""
 
-    def __init__(self, builder: StatusBuilder, console: Console, *, quiet: bool) -> None:
+    def __init__(
+        self, builder: StatusBuilder, console: Console, *, quiet: bool, mask: Callable[[str], str]
+    ) -> None:
         self.builder = builder
+        self._mask = mask
         self.console = console
         self._lock = threading.Lock()
         self._closed = False
@@ -153,7 +166,7 @@ class LiveView:
         where = event.task if event.map_index is None else f"{event.task}[{event.map_index}]"
         if event.state in NOTABLE:
             self._progress.console.print(
-                f"[bold]{where}[/bold] {event.state}: {event.message or ''}", markup=True
+                f"[bold]{where}[/bold] {event.state}: {escape(self._mask(event.message or ''))}"
             )
         self._progress.update(
             self._bar,
@@ -210,12 +223,32 @@ def _supervise(
     return why[0] if why else None
 
 
-def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Console) -> int:
+def masker(secrets: Sequence[str]) -> Callable[[str], str]:
+    """Replace secret values in a text (a task may echo its inputs in an error message)."""
+    longest_first = sorted(secrets, key=len, reverse=True)
+
+    def mask(text: str) -> str:
+        for secret in longest_first:
+            text = text.replace(secret, "***")
+        return text
+
+    return mask
+
+
+def execute(
+    run: models.FlowRun,
+    *,
+    choice: str | None,
+    quiet: bool,
+    console: Console,
+    secrets: Sequence[str] = (),
+) -> int:
     spec = run.spec
     resolved = flows.resolve(spec)
     executor, label = make_executor(spec, choice)
-    builder = StatusBuilder(resolved.tasks)
-    view = LiveView(builder, console, quiet=quiet)
+    mask = masker(secrets)
+    builder = StatusBuilder(resolved.tasks, redact=mask)
+    view = LiveView(builder, console, quiet=quiet, mask=mask)
     name = run.metadata.name or resolved.flow.name
     console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
     cancel = threading.Event()
@@ -283,8 +316,10 @@ def execute(run: models.FlowRun, *, choice: str | None, quiet: bool, console: Co
 def main(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
-        run = load_manifest(args.file, _params(args.param))
-        return execute(run, choice=args.executor, quiet=args.quiet, console=console)
+        run, secrets = load_manifest(args.file, _params(args.param))
+        return execute(
+            run, choice=args.executor, quiet=args.quiet, console=console, secrets=secrets
+        )
     except SpecError as err:
         console.print(f"[bold red]error:[/bold red] cannot run {args.file}:", soft_wrap=True)
         for problem in err.problems:

@@ -126,3 +126,26 @@ def test_a_failed_run_exits_1_with_the_status(
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["status"] == "True"
     assert "f Failed" in err  # shown live
+
+
+def test_secret_values_are_masked_in_status_and_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "flow": {
+            "parameters": [{"name": "token"}],
+            "tasks": [
+                {
+                    "name": "echo",
+                    "fn": "flowrun.examples.etl:fail",
+                    "kwargs": {"message": {"parameter": "token"}},
+                }
+            ],
+        },
+        "parametersFrom": [{"name": "token", "secretKeyRef": {"name": "s", "key": "k"}}],
+    }
+    code, out, err = run(capsys, str(manifest(tmp_path, spec)), "-p", "token=hunter2-secret")
+    assert code == 1
+    assert "hunter2-secret" not in out
+    assert "hunter2-secret" not in err
+    assert "***" in yaml.safe_load(out)["status"]["tasks"]["echo"]["message"]
