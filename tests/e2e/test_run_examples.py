@@ -70,7 +70,11 @@ def test_mapping_counts_children(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.slow
-def test_mapping_on_a_dask_local_cluster(capsys: pytest.CaptureFixture[str]) -> None:
-    code, status = run(capsys, str(EXAMPLES / "mapping.yaml"), "--executor", "dask")
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.name)
+def test_example_on_a_dask_local_cluster(
+    manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The manifest's own executor (Dask), on a LocalCluster: the operator's Local provider."""
+    code, status = run(capsys, str(manifest))
     assert code == 0, status
-    assert status["results"] == {"total": 385}
+    assert status["results"] == EXPECTED[manifest.name]
