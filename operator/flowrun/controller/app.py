@@ -69,9 +69,10 @@ def build_registry(
         kube.PLURAL,
         registry=registry,
         id="flowrun",
-        # Our daemon stops itself (cancel, cluster closed, final status); kopf's hard
-        # cancellation is only the last resort if that ever hangs.
-        cancellation_timeout=settings.cancel_grace + 120,
+        # Our daemon stops itself (cancel, cluster closed, final status) when `stopped` is
+        # set; kopf cancels the task only after this backoff, as a last resort if that hangs.
+        cancellation_backoff=settings.cancel_grace + 90,
+        cancellation_timeout=30,
     )
     async def flowrun_daemon(
         body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any

@@ -119,6 +119,7 @@ class Run:
                 if outcome.reason == "InternalError":
                     logger.exception("FlowRun %s/%s failed", self.namespace, self.name)
             finally:
+                self.cancel.set()  # whatever happened, the runner thread must not go on
                 await self._close_cluster(keep=outcome is None or self._exiting(outcome))
             if outcome is not None and not self._exiting(outcome):
                 self._finish(outcome, results)
@@ -195,6 +196,7 @@ class Run:
             return
         if keep and provider.keeps_results:
             return  # the next operator reconnects to it by name
+        logger.info("closing the Dask cluster of %s/%s", self.namespace, self.name)
         try:
             await provider.close()
         except Exception as exc:  # cleanup must not mask the run's outcome; say it loudly
@@ -251,6 +253,7 @@ class Run:
         try:
             return await self.stop.race(asyncio.shield(done))
         except stopping.Stopped as stop:
+            logger.info("stopping %s/%s: %s", self.namespace, self.name, stop.reason)
             if stop.reason == stopping.OPERATOR_EXITING:
                 self.frozen = True
             self.cancel.set()
