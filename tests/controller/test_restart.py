@@ -1,0 +1,90 @@
+"""kill -9 the operator in the middle of a run, start it again: the run finishes and no task
+that had finished runs again. Task results survive on an External Dask cluster (a scheduler
+and a worker this test starts as subprocesses), where the run published them by name."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import FLOWS, FlowRuns, free_port, wait_for
+
+
+@pytest.fixture
+def external_dask(tmp_path: Path, tasks_dir: Path) -> Iterator[str]:
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(FLOWS), os.environ.get("PYTHONPATH", "")]),
+        "FRTASKS_DIR": str(tasks_dir),
+    }
+    dask = [sys.executable, "-m", "dask"]
+    procs: list[subprocess.Popen[bytes]] = []
+    with (tmp_path / "dask.log").open("ab") as log:
+        for cmd in (
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            [*dask, "worker", address, "--nthreads", "4", "--no-dashboard", "--nworkers", "1"],
+        ):
+            procs.append(
+                subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
+            )
+    try:
+        wait_for(lambda: "Starting established connection" in (tmp_path / "dask.log").read_text()
+                 or "Register worker" in (tmp_path / "dask.log").read_text(),
+                 timeout=60, what="dask worker registered")  # fmt: skip
+        yield address
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=10)
+
+
+def test_kill_9_mid_run_then_restart_resumes_without_rerunning(
+    start_operator: Any, own_frs: FlowRuns, external_dask: str
+) -> None:
+    frs = own_frs
+    ns = frs.namespace
+    tasks = [
+        {"name": "a", "fn": "frtasks:mark", "args": [f"a-{ns}", 1]},
+        {"name": "g", "fn": "frtasks:gate", "args": [f"g-{ns}", {"task": "a"}]},
+        {"name": "c", "fn": "frtasks:mark", "args": [f"c-{ns}", {"task": "g"}]},
+    ]
+    spec = {
+        "flow": {"tasks": tasks},
+        "executor": {"type": "Dask", "dask": {"cluster": "External", "address": external_dask}},
+        "returnTasks": ["c"],
+    }
+    first = start_operator("-n", ns)
+    frs.apply("resume", spec)
+    wait_for(lambda: frs.runs(f"g-{ns}-started"), what="g started")
+    wait_for(
+        lambda: frs.status("resume").get("tasks", {}).get("a", {}).get("state") == "Success",
+        what="a Success in status",
+    )
+    first.kill()  # SIGKILL: no cleanup, no final status, the finalizer stays
+    assert frs.status("resume")["phase"] == "Running"
+
+    start_operator("-n", ns)
+    wait_for(lambda: "Resumed" in frs.event_reasons("resume"), what="Resumed event")
+    frs.open_gate(f"g-{ns}")
+    status = frs.wait_phase("resume")
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"c": 1}
+    assert frs.runs(f"a-{ns}") == 1  # finished before the kill: not run again
+    assert frs.runs(f"c-{ns}") == 1
+    assert frs.runs(f"g-{ns}") >= 1  # g was running at the kill, so it may run again
