@@ -1,0 +1,126 @@
+"""The operator as a subprocess under a given kubeconfig, and polling helpers (packaging tests).
+
+`KUBECONFIG` is process-global, so running the operator under the chart's ServiceAccount token
+means a separate process. It is started in its own session and stopped by its own PID only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(
+    check: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.25, what: str = ""
+) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}: {last!r}")
+
+
+class Operator:
+    """`flowrun operator ARGS` with KUBECONFIG=kubeconfig, in `workdir`."""
+
+    def __init__(self, kubeconfig: Path, workdir: Path, args: list[str]) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+        self.args = args
+        self.log = workdir / "operator.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.liveness = free_port()
+        self.metrics_port = free_port()
+
+    def start(self) -> Operator:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        cmd = [
+            sys.executable,
+            "-m",
+            "flowrun.cli",
+            "operator",
+            f"--liveness-port={self.liveness}",
+            f"--metrics-port={self.metrics_port}",
+            "--status-interval=0.5",
+            *self.args,
+        ]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+        wait_for(self._ready, timeout=60, what="the operator's liveness endpoint")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited:\n{self.log_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness}/healthz", timeout=1):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def metrics(self) -> str:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text: str = resp.read().decode()
+            return text
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+def flowrun_manifest(name: str, namespace: str, spec: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "flowrun.dev/v1alpha1",
+            "kind": "FlowRun",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": spec,
+        }
+    )
+
+
+def local_spec(tasks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """An inline flow on the Local Dask provider (in-process: needs --allow-in-process)."""
+    flow = {"tasks": tasks, **extra.pop("flow", {})}
+    return {"flow": flow, "executor": {"type": "Dask", "dask": {"cluster": "Local"}}, **extra}
