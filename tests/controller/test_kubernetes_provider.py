@@ -1,0 +1,98 @@
+"""The Kubernetes Dask provider on a control plane without a kubelet: the DaskCluster it creates
+is named deterministically and owned by the FlowRun; the garbage collector deletes it with the
+FlowRun; when no pod can run, the FlowRun fails after startupTimeoutSeconds saying why, and
+leaves nothing behind. (The dask-kubernetes operator is not running: nothing ever acts on the
+DaskCluster, just as when no pod can be scheduled.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dask_kubernetes
+import pytest
+
+from conftest import FlowRuns, crd_established, wait_for
+
+DASK_CRDS = (
+    Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
+)
+
+
+@pytest.fixture(scope="module")
+def dask_crds(kubectl: Any) -> None:
+    for crd in sorted(DASK_CRDS.glob("*.yaml")):
+        kubectl("apply", "--server-side", "-f", str(crd))
+    wait_for(lambda: crd_established(kubectl, "daskclusters.kubernetes.dask.org"), what="Dask CRDs")
+
+
+def k8s_spec(timeout: int) -> dict[str, Any]:
+    return {
+        "flow": {"tasks": [{"name": "a", "fn": "frtasks:add", "args": [1, 2]}]},
+        "executor": {
+            "type": "Dask",
+            "dask": {
+                "cluster": "Kubernetes",
+                "image": "registry.invalid/etl:1",
+                "workers": 2,
+                "startupTimeoutSeconds": timeout,
+            },
+        },
+    }
+
+
+def daskclusters(kubectl: Any, namespace: str) -> list[dict[str, Any]]:
+    out = kubectl("get", "daskclusters", "-n", namespace, "-o", "json")
+    items: list[dict[str, Any]] = json.loads(out.stdout)["items"]
+    return items
+
+
+def test_owned_cluster_then_startup_timeout_leaves_nothing(
+    dask_crds: None, start_operator: Any, own_frs: FlowRuns, kubectl: Any
+) -> None:
+    frs = own_frs
+    start_operator("-n", frs.namespace)
+    frs.apply("k8s", k8s_spec(timeout=8))
+    (cluster,) = wait_for(lambda: daskclusters(kubectl, frs.namespace), what="DaskCluster")
+    flowrun = frs.get("k8s")
+    assert flowrun is not None
+    (owner,) = cluster["metadata"]["ownerReferences"]
+    assert owner["uid"] == flowrun["metadata"]["uid"]
+    assert owner["kind"] == "FlowRun"
+    assert owner["controller"] is True
+    assert cluster["metadata"]["name"].startswith("fr-k8s-")
+    assert cluster["spec"]["worker"]["replicas"] == 2
+    assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == "registry.invalid/etl:1"
+
+    status = frs.wait_phase("k8s", timeout=120)
+    assert status["phase"] == "Failed"
+    assert "was not ready within 8s" in status["message"]
+    assert "no scheduler or worker pod could start" in status["message"]
+    stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+    assert stalled["reason"] == "ClusterStartupTimeout"
+    wait_for(lambda: not daskclusters(kubectl, frs.namespace), what="DaskCluster deleted")
+    assert {"ClusterStartupTimeout", "ClusterDeleted"} <= frs.event_reasons("k8s")
+
+
+def test_garbage_collector_deletes_the_cluster_with_its_flowrun(
+    dask_crds: None, start_operator: Any, own_frs: FlowRuns, kubectl: Any
+) -> None:
+    frs = own_frs
+    operator = start_operator("-n", frs.namespace)
+    frs.apply("owned", k8s_spec(timeout=600))
+    wait_for(lambda: daskclusters(kubectl, frs.namespace), what="DaskCluster")
+    # No operator to clean up: only the ownerReference can remove the DaskCluster now.
+    operator.kill()
+    kubectl(
+        "patch", "flowrun", "owned", "-n", frs.namespace, "--type=merge",
+        "-p", json.dumps({"metadata": {"finalizers": None}}),
+    )  # fmt: skip
+    kubectl("delete", "flowrun", "owned", "-n", frs.namespace, "--wait=true")
+    # The garbage collector rediscovers new resource types every 30 s: allow for that.
+    wait_for(
+        lambda: not daskclusters(kubectl, frs.namespace),
+        timeout=120,
+        interval=1,
+        what="DaskCluster garbage-collected",
+    )
