@@ -18,8 +18,8 @@ from flowrun.engine.edges import EdgeRef
 from flowrun.engine.task import Task
 from flowrun.engine.task_runner import TaskRunner, flatten_result
 
-# Reports how a run ended: (call, final state). An executor supplies it.
-DoneSink = Callable[["TaskCall", states.State], None]
+# Reports how a run ended: (call, final state, run count). An executor supplies it.
+DoneSink = Callable[["TaskCall", states.State, int], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,9 +79,15 @@ def run_task(
     state: Any,
     upstream: Sequence[Any],
     reduced: Sequence[Sequence[Any] | None] = (),
+    state_result: Any = None,
 ) -> states.State:
-    """Run one TaskRunner; report the final state through `call.on_done`."""
+    """Run one TaskRunner; report the final state through `call.on_done`.
+
+    `state_result` carries the result of `state` when it travelled separately (a future).
+    """
     start = as_state(state) if state is not None else states.Pending()
+    if state_result is not None:
+        start = start.replace(result=as_state(state_result).result)
     context = call.context
     if call.map_index is not None:
         context = {**context, "map_index": call.map_index}
@@ -94,5 +100,5 @@ def run_task(
         is_start_task=call.is_start_task,
     )
     if call.on_done is not None:
-        call.on_done(call, final)
+        call.on_done(call, final, runner.run_count)
     return final

@@ -214,12 +214,13 @@ class FlowPass:
 
     # -- collecting -----------------------------------------------------------------------
     def _await(self, handles: Iterable[Any]) -> None:
-        pending = [h for h in handles if self.session.record(h) is None]
-        while pending:
-            self._check_cancel()
-            self.session.wait_some(pending, WAIT_STEP)
-            self.session.drain_events()
-            pending = [h for h in pending if self.session.record(h) is None]
+        # Records arrive roughly in submission order: wait on each in turn, which keeps
+        # this linear in the number of tasks.
+        for handle in handles:
+            while self.session.record(handle) is None:
+                self._check_cancel()
+                self.session.wait_some((handle,), WAIT_STEP)
+                self.session.drain_events()
 
     def collect(self) -> dict[str, states.State]:
         """Wait for every submitted task and return the record of every task."""

@@ -77,19 +77,17 @@ class TaskRunner:
             and state.start_time <= states.now()
         ):
             ctx["resume"] = True
-        with contexts.using(ctx):
-            while True:
+        while True:
+            with contexts.using(ctx):
                 try:
                     state = self._pipeline(state, upstream, is_mapped_parent, is_start_task)
                 except signals.ENDRUN as end:
                     return end.state
-                if not isinstance(state, states.Looped):
-                    return state
-                ctx["task_loop_count"] = ctx.get("task_loop_count", 1) + 1
-                ctx["task_loop_result"] = state.result
-                state = self._change(
-                    state, states.Pending(f"Looping task (on loop index {ctx['task_loop_count']})")
-                )
+            if not isinstance(state, states.Looped):
+                return state
+            ctx["task_loop_count"] = ctx.get("task_loop_count", 1) + 1
+            ctx["task_loop_result"] = state.result
+            state = self._change(state, states.Pending(f"Looping task (on loop index {ctx['task_loop_count']})"))
 
     def _pipeline(
         self,

@@ -1,0 +1,329 @@
+"""DaskExecutor: runs TaskCalls on a `distributed` cluster, results staying on the workers.
+
+Downstream tasks receive upstream futures, so data moves worker to worker. The client
+learns how each task ended from plain event dicts that workers log under a per-run topic
+(`Worker.log_event` -> `Client.subscribe_topic`): it never unpickles task results, except
+for `return_tasks`. The same topic carries live TaskEvents (Running, ...) to the
+`on_task_state` callback. This is the only module that imports `distributed`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import datetime as dt
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import distributed
+
+from flowrun.engine import calls, events, interrupts
+from flowrun.engine import state as states
+from flowrun.engine.executors import base
+
+# A finished future whose final event has not arrived after this long is asked directly.
+EVENT_GRACE = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicEvents:
+    """Worker side: send each TaskEvent to the client as a plain dict."""
+
+    topic: str
+
+    def __call__(self, event: events.TaskEvent) -> None:
+        distributed.get_worker().log_event(self.topic, event.to_dict())
+
+
+@dataclasses.dataclass(frozen=True)
+class TopicDone:
+    """Worker side: send the final record of a TaskCall, tagged with its Dask key."""
+
+    topic: str
+
+    def __call__(self, call: calls.TaskCall, final: states.State, run_count: int) -> None:
+        distributed.get_worker().log_event(self.topic, _done_message(call, final, run_count))
+
+
+def _done_message(call: calls.TaskCall, final: states.State, run_count: int) -> dict[str, Any]:
+    slug = call.task.slug or call.task.name
+    message = events.event_for(slug, call.map_index, final, run_count).to_dict()
+    message.update(key=call.key, done=True)
+    return message
+
+
+def _describe(final: states.State, key: str) -> dict[str, Any]:
+    """Fallback record, computed on a worker, if a final event went missing."""
+    return {**events.event_for("", None, final, 0).to_dict(), "key": key, "done": True}
+
+
+def _record(raw: Mapping[str, Any], result: Any) -> states.State:
+    cls = states.BY_NAME.get(raw["state"], states.State)
+    kwargs: dict[str, Any] = {"result": result}
+    if issubclass(cls, states.Scheduled):
+        start = raw.get("start_time")
+        kwargs["start_time"] = None if start is None else dt.datetime.fromtimestamp(start, dt.UTC)
+    if issubclass(cls, states.Retrying):
+        kwargs["run_count"] = raw.get("run_count") or 0
+    if issubclass(cls, states.Mapped):
+        kwargs["n_map_states"] = raw.get("n_map_states") or 0
+        kwargs["result"] = None
+    return cls(raw.get("message"), **kwargs)
+
+
+class DaskSession:
+    """One flow run's submissions, records and events on one Client."""
+
+    def __init__(
+        self,
+        client: distributed.Client,
+        *,
+        run_id: str,
+        on_task_state: events.OnTaskState | None,
+        publish_prefix: str | None,
+    ) -> None:
+        self.client = client
+        self.run_id = run_id
+        self.topic = f"flowrun-{run_id}"
+        self.callback = base.safe_callback(on_task_state)
+        self.publish_prefix = publish_prefix
+        self.cond = threading.Condition()
+        self.done: dict[str, Mapping[str, Any]] = {}
+        self.records: dict[str, states.State] = {}
+        self.futures: dict[str, distributed.Future] = {}
+        self.names: dict[str, tuple[str, int | None]] = {}
+        self.queue: collections.deque[events.TaskEvent] = collections.deque()
+        self.finished_at: dict[str, float] = {}
+        self.cancelled = False
+        self.live = events.OnTaskState is not None and on_task_state is not None
+        client.subscribe_topic(self.topic, self._on_message)
+
+    def close(self) -> None:
+        self.client.unsubscribe_topic(self.topic)
+
+    def _on_message(self, event: tuple[float, Any]) -> None:
+        message = event[1]
+        if message.get("done"):
+            with self.cond:
+                self.done[message["key"]] = message
+                self.cond.notify_all()
+        elif self.callback is not None:
+            self.queue.append(events.TaskEvent.from_dict(message))
+            with self.cond:
+                self.cond.notify_all()
+
+    # -- submitting -----------------------------------------------------------------------
+    def _prepare(self, call: calls.TaskCall, state: Any) -> tuple[calls.TaskCall, Any, Any]:
+        slug = call.task.slug or call.task.name
+        suffix = "" if call.map_index is None else f"[{call.map_index}]"
+        key = f"{slug}{suffix}-{uuid.uuid4().hex[:16]}"
+        self.names[key] = (slug, call.map_index)
+        call = dataclasses.replace(
+            call,
+            key=key,
+            on_event=TopicEvents(self.topic) if self.callback is not None else None,
+            on_done=TopicDone(self.topic),
+        )
+        state_result = None
+        if isinstance(state, states.State) and isinstance(state.result, distributed.Future):
+            state, state_result = state.replace(result=None), state.result
+        return call, state, state_result
+
+    def submit_call(
+        self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
+    ) -> distributed.Future:
+        call, state, state_result = self._prepare(call, state)
+        future = self.client.submit(
+            calls.run_task, call, state, upstream, reduced, state_result, key=call.key, pure=False
+        )
+        self.futures[future.key] = future
+        return future
+
+    def submit_children(
+        self,
+        calls_: Sequence[calls.TaskCall],
+        states_: Sequence[Any],
+        inputs: Sequence[tuple[list[Any], list[Any]]],
+    ) -> list[Any]:
+        prepared = [self._prepare(c, s) for c, s in zip(calls_, states_, strict=True)]
+        if not prepared:
+            return []
+        futures: list[distributed.Future] = self.client.map(
+            calls.run_task,
+            [p[0] for p in prepared],
+            [p[1] for p in prepared],
+            [i[0] for i in inputs],
+            [i[1] for i in inputs],
+            [p[2] for p in prepared],
+            key=[p[0].key for p in prepared],
+            pure=False,
+        )
+        for future in futures:
+            self.futures[future.key] = future
+        return futures
+
+    # -- records --------------------------------------------------------------------------
+    def record(self, handle: Any) -> states.State | None:
+        if isinstance(handle, states.State):
+            return handle
+        key = handle.key
+        found = self.records.get(key)
+        if found is not None:
+            return found
+        with self.cond:
+            raw = self.done.get(key)
+        if raw is None:
+            raw = self._without_event(handle)
+            if raw is None:
+                return None
+        if isinstance(raw, states.State):
+            found = raw
+        else:
+            found = _record(raw, handle)
+            self._publish(key, handle, found)
+        self.records[key] = found
+        return found
+
+    def _without_event(self, future: distributed.Future) -> Any:
+        status = future.status
+        if status == "cancelled" or (self.cancelled and status != "finished"):
+            return states.Cancelled("Task was cancelled.")
+        if status == "error":
+            exc = future.exception(timeout=5)
+            return states.Failed(f"Task could not run on the cluster: {type(exc).__name__}: {exc}")
+        if status == "finished":
+            first = self.finished_at.setdefault(future.key, time.monotonic())
+            if time.monotonic() - first > EVENT_GRACE:
+                return self.client.submit(_describe, future, future.key, pure=False).result()
+        return None
+
+    def _publish(self, key: str, future: distributed.Future, record: states.State) -> None:
+        if self.publish_prefix is None or not record.is_finished():
+            return
+        slug, index = self.names.get(key, (key, None))
+        name = f"{self.publish_prefix}{slug}" + ("" if index is None else f"[{index}]")
+        self.client.publish_dataset(future, name=name, override=True)
+
+    def wait_some(self, handles: Sequence[Any], timeout: float) -> None:
+        with self.cond:
+            if not self.queue:
+                self.cond.wait(timeout)
+
+    def drain_events(self) -> None:
+        while self.queue and self.callback is not None:
+            self.callback(self.queue.popleft())
+
+    def as_upstream(self, given: states.State) -> Any:
+        if isinstance(given.result, distributed.Future):
+            return given.result
+        if isinstance(given, states.Mapped):
+            return given.replace(map_states=(), result=None, n_map_states=given.n_map_states)
+        return given
+
+    def resolve(self, record: states.State) -> states.State:
+        """Fetch result values into the client (for return_tasks only)."""
+        if isinstance(record, states.Mapped):
+            children = [self.resolve(c) for c in record.map_states]
+            return record.replace(map_states=tuple(children), result=[c.result for c in children])
+        if isinstance(record.result, distributed.Future):
+            if record.result.status in ("cancelled", "error", "lost"):
+                return record.replace(result=None)
+            full = calls.as_state(record.result.result())
+            return record.replace(result=full.result)
+        return record
+
+    def cancel(self) -> None:
+        if self.cancelled:
+            return
+        self.cancelled = True
+        # Interrupt what already runs (it ends Cancelled), then drop everything queued.
+        self.client.run(interrupts.cancel_scope, self.run_id)
+        pending = [f for f in self.futures.values() if f.status == "pending"]
+        if pending:
+            self.client.cancel(pending)
+        with self.cond:
+            self.cond.notify_all()
+
+
+class DaskExecutor:
+    """Run on a distributed cluster: an existing one (`address`) or one it creates.
+
+    >>> DaskExecutor(address="tcp://scheduler:8786")                  # doctest: +SKIP
+    >>> DaskExecutor(cluster_kwargs={"n_workers": 2})                 # doctest: +SKIP
+
+    With `publish_prefix="run-1/"`, each finished task's result future is published as the
+    dataset `run-1/<slug>`, so a later client can resume from it.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster_class: Callable[..., Any] | str | None = None,
+        cluster_kwargs: Mapping[str, Any] | None = None,
+        adapt_kwargs: Mapping[str, Any] | None = None,
+        client_kwargs: Mapping[str, Any] | None = None,
+        publish_prefix: str | None = None,
+    ) -> None:
+        if address is not None and (cluster_class is not None or cluster_kwargs):
+            raise ValueError("Give either an address or a cluster_class/cluster_kwargs, not both.")
+        self.address = address
+        self.cluster_class = cluster_class
+        self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.adapt_kwargs = adapt_kwargs
+        self.client_kwargs = dict(client_kwargs or {})
+        self.publish_prefix = publish_prefix
+        self.client: distributed.Client | None = None
+
+    @contextmanager
+    def start(self) -> Iterator[distributed.Client]:
+        cluster = None
+        address: Any = self.address
+        if address is None:
+            factory = self.cluster_class or distributed.LocalCluster
+            if isinstance(factory, str):
+                from flowrun.engine.graph import resolve
+
+                factory = resolve(factory)
+            cluster = factory(**self.cluster_kwargs)
+            if self.adapt_kwargs:
+                cluster.adapt(**self.adapt_kwargs)
+            address = cluster
+        client = distributed.Client(address, set_as_default=False, **self.client_kwargs)
+        self.client = client
+        try:
+            yield client
+        finally:
+            self.client = None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def _client(self) -> distributed.Client:
+        if self.client is None:
+            raise RuntimeError("DaskExecutor is not started: use `with executor.start():`")
+        return self.client
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> distributed.Future:
+        return self._client().submit(fn, *args, pure=False, **kwargs)
+
+    def wait(self, futures: Any) -> Any:
+        return self._client().gather(futures)
+
+    @contextmanager
+    def session(
+        self, *, run_id: str, on_task_state: events.OnTaskState | None
+    ) -> Iterator[DaskSession]:
+        session = DaskSession(
+            self._client(),
+            run_id=run_id,
+            on_task_state=on_task_state,
+            publish_prefix=self.publish_prefix,
+        )
+        try:
+            yield session
+        finally:
+            session.close()
