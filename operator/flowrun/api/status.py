@@ -7,10 +7,12 @@ The engine reports every task state change as a `TaskEvent`; a 10,000-task flow 
 is bounded by `StatusLimits`, not by the flow:
 
 - `taskCounts`: `total` and the number of tasks per state, always complete;
-- `tasks`: one entry per task that has started, failures first, until `tasksBytes` is used up
-  (`tasksOmitted` says how many were left out);
+- `tasks`: one entry per task that has started, failures first, until `tasks_bytes` is used
+  up (`tasksOmitted` says how many were left out);
 - mapped tasks: `children` counts per state and the first `failedChildren` by index;
-- messages truncated to `messageChars`; `results` capped per task and in total.
+- messages truncated to `message_chars`; `results` capped per task and in total.
+
+Tasks are the engine's: a flow's Parameters are tasks too, as in Prefect.
 
 Pure: no I/O, no clock (callers pass times), no globals. One builder per run, fed from one
 thread (the controller hands events over to its loop; `flowrun run` uses a lock).
@@ -277,7 +279,7 @@ class StatusBuilder:
 
     def tasks(self) -> tuple[dict[str, dict[str, Any]], int]:
         """`status.tasks` within the byte budget, and how many started tasks were left out."""
-        started = [(name, t) for name, t in self._tasks.items() if t.seen or t.children]
+        started = [(name, t) for name, t in self._tasks.items() if t.seen or t.children is not None]
         order = {name: i for i, (name, _) in enumerate(started)}
         ranked = sorted(started, key=lambda item: (item[1].priority(), order[item[0]]))
         budget = self.limits.tasks_bytes
