@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from flowrun.api import flows, validation
+from flowrun.api import flows, models, validation
 from flowrun.api.validation import SpecError
-from flowrun.engine import graph
+from flowrun.engine import cache_validators, graph, triggers
 from flowrun.engine import state as states
 from flowrun.examples import flows as example_flows
 
@@ -102,3 +102,10 @@ def test_given_states_become_engine_states() -> None:
     assert given["a"].result == [1]
     assert isinstance(given["b"], states.Failed)
     assert given["b"].message == "bad"
+
+
+def test_enums_in_the_crd_match_the_engine() -> None:
+    assert {t.value for t in models.Trigger} == set(triggers.BY_NAME)
+    assert {v.value for v in models.CacheValidator} == set(cache_validators.BY_NAME)
+    for given in models.GivenState:
+        assert issubclass(getattr(states, given.value), states.Finished), given
