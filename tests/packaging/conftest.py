@@ -1,10 +1,15 @@
-"""Fixtures of the packaging tests: the pinned helm binary without a running control plane."""
+"""Fixtures of the packaging tests: the pinned helm binary (no control plane needed), and, on the
+control plane, namespaces made for one module and the dask-kubernetes CRDs."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import dask_kubernetes
 import pytest
+from opkit import crd_established, unique, wait_for
 
 from flowrun.dev import build
 
@@ -13,3 +18,34 @@ from flowrun.dev import build
 def helm_bin() -> Path:
     """The helm that `flowrun dev build` compiles (built on first use, like the control plane)."""
     return build.ensure_built() / "helm"
+
+
+@pytest.fixture(scope="module")
+def namespaces(kubectl: Any) -> Iterator[Callable[..., str]]:
+    """Make namespaces for this module; all deleted (not waited for) at its end."""
+    created: list[str] = []
+
+    def make(
+        prefix: str = "fr-pkg", *, name: str | None = None, labels: tuple[str, ...] = ()
+    ) -> str:
+        ns = name or unique(prefix)
+        if kubectl("get", "namespace", ns, check=False).returncode != 0:
+            kubectl("create", "namespace", ns)
+            created.append(ns)
+        if labels:
+            kubectl("label", "namespace", ns, "--overwrite", *labels)
+        return ns
+
+    yield make
+    for ns in created:
+        kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def dask_crds(kubectl: Any) -> None:
+    """The dask-kubernetes CRDs, from the installed dask-kubernetes package's own chart."""
+    crds = Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm"
+    crds = crds / "dask-kubernetes-operator" / "crds"
+    for name in ("daskcluster", "daskworkergroup"):
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / f"{name}.yaml"))
+        wait_for(lambda n=name: crd_established(kubectl, f"{n}s.kubernetes.dask.org"))

@@ -15,9 +15,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
 def free_port() -> int:
@@ -124,3 +127,70 @@ def local_spec(tasks: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     """An inline flow on the Local Dask provider (in-process: needs --allow-in-process)."""
     flow = {"tasks": tasks, **extra.pop("flow", {})}
     return {"flow": flow, "executor": {"type": "Dask", "dask": {"cluster": "Local"}}, **extra}
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def crd_established(kubectl: Any, name: str) -> bool:
+    out = kubectl("get", "crd", name, "-o", "json", check=False)
+    if out.returncode != 0:
+        return False
+    conditions = json.loads(out.stdout).get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
+def can_i(kubectl: Any, kubeconfig: Path, *args: str) -> bool:
+    out = kubectl("auth", "can-i", *args, kubeconfig=kubeconfig, check=False)
+    return out.stdout.strip() == "yes"
+
+
+def forbidden(kubectl: Any, kubeconfig: Path, *args: str) -> bool:
+    out = kubectl(*args, kubeconfig=kubeconfig, check=False)
+    return out.returncode != 0 and "forbidden" in out.stderr.lower()
+
+
+def terminal(kubectl: Any, name: str, ns: str) -> dict[str, Any] | None:
+    obj = kubectl.json("get", "flowrun", name, "-n", ns)
+    return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
+
+
+def events_of(kubectl: Any, name: str, ns: str) -> list[dict[str, Any]]:
+    out = kubectl.json("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
+    items: list[dict[str, Any]] = out["items"]
+    return items
+
+
+def assert_no_forbidden(
+    log: str, *, namespaces: tuple[str, ...], allowed: tuple[str, ...] = ()
+) -> None:
+    """No RBAC denial in the operator's log about `namespaces` or cluster-scoped resources.
+
+    A cluster-wide operator also sees other suites' leftover FlowRuns in this shared control
+    plane; denials about those namespaces are theirs to explain, not this chart's.
+    """
+
+    def relevant(line: str) -> bool:
+        if 'in the namespace "' not in line:
+            return True
+        return any(f'in the namespace "{ns}"' in line for ns in namespaces)
+
+    bad = [
+        line
+        for line in log.splitlines()
+        if ("forbidden" in line.lower() or " 403" in line)
+        and relevant(line)
+        and not any(a in line for a in allowed)
+    ]
+    assert not bad, "the operator hit RBAC denials:\n" + "\n".join(bad[:20])
+
+
+def finished(kubectl: Any, operator: Operator, name: str, ns: str) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = wait_for(
+            lambda: terminal(kubectl, name, ns), timeout=120, what=f"FlowRun {name} to finish"
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\noperator log:\n{operator.log_text()[-4000:]}") from None
+    return result

@@ -14,69 +14,35 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import dask_kubernetes
 import pytest
 import yaml
 from chartkit import CHART, SCENARIOS, one
 from healthkit import HealthCheck
-from opkit import Operator, flowrun_manifest, local_spec, wait_for
+from opkit import (
+    Operator,
+    assert_no_forbidden,
+    can_i,
+    crd_established,
+    events_of,
+    finished,
+    flowrun_manifest,
+    forbidden,
+    local_spec,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 SECRET_VALUE = "s3cr3t-" + uuid.uuid4().hex
-TERMINAL = ("Succeeded", "Failed", "Cancelled")
 # The prometheus-operator's CRD is not in this cluster: a stand-in with the schema of the fields
 # the chart sets, so that the dry run checks our ServiceMonitor's apiVersion, kind and field types.
 SERVICE_MONITOR_CRD = Path(__file__).parent / "data" / "servicemonitor-crd.yaml"
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def namespaces(kubectl: Any) -> Iterator[Callable[..., str]]:
-    """Make namespaces for this module; all deleted (not waited for) at its end."""
-    created: list[str] = []
-
-    def make(
-        prefix: str = "fr-pkg", *, name: str | None = None, labels: tuple[str, ...] = ()
-    ) -> str:
-        ns = name or unique(prefix)
-        if kubectl("get", "namespace", ns, check=False).returncode != 0:
-            kubectl("create", "namespace", ns)
-            created.append(ns)
-        if labels:
-            kubectl("label", "namespace", ns, "--overwrite", *labels)
-        return ns
-
-    yield make
-    for ns in created:
-        kubectl("delete", "namespace", ns, "--wait=false", check=False)
-
-
-def crd_established(kubectl: Any, name: str) -> bool:
-    out = kubectl("get", "crd", name, "-o", "json", check=False)
-    if out.returncode != 0:
-        return False
-    conditions = json.loads(out.stdout).get("status", {}).get("conditions") or []
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 @pytest.fixture(scope="module")
 def service_monitor_crd(kubectl: Any) -> None:
     kubectl("apply", "--server-side", "-f", str(SERVICE_MONITOR_CRD))
     wait_for(lambda: crd_established(kubectl, "servicemonitors.monitoring.coreos.com"))
-
-
-@pytest.fixture(scope="module")
-def dask_crds(kubectl: Any) -> None:
-    """The dask-kubernetes CRDs, from the installed dask-kubernetes package's own chart."""
-    crds = Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm"
-    crds = crds / "dask-kubernetes-operator" / "crds"
-    for name in ("daskcluster", "daskworkergroup"):
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / f"{name}.yaml"))
-        wait_for(lambda n=name: crd_established(kubectl, f"{n}s.kubernetes.dask.org"))
 
 
 def helm_template(helm: Any, release: str, namespace: str, *args: str) -> list[dict[str, Any]]:
@@ -182,51 +148,6 @@ def test_aggregated_user_roles_reach_namespace_editors(clusterwide: Release, kub
     wait_for(aggregated, timeout=60, what="flowrun rules aggregated into the built-in edit role")
 
 
-def can_i(kubectl: Any, kubeconfig: Path, *args: str) -> bool:
-    out = kubectl("auth", "can-i", *args, kubeconfig=kubeconfig, check=False)
-    return out.stdout.strip() == "yes"
-
-
-def forbidden(kubectl: Any, kubeconfig: Path, *args: str) -> bool:
-    out = kubectl(*args, kubeconfig=kubeconfig, check=False)
-    return out.returncode != 0 and "forbidden" in out.stderr.lower()
-
-
-def terminal(kubectl: Any, name: str, ns: str) -> dict[str, Any] | None:
-    obj = kubectl.json("get", "flowrun", name, "-n", ns)
-    return obj if (obj.get("status") or {}).get("phase") in TERMINAL else None
-
-
-def events_of(kubectl: Any, name: str, ns: str) -> list[dict[str, Any]]:
-    out = kubectl.json("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
-    items: list[dict[str, Any]] = out["items"]
-    return items
-
-
-def assert_no_forbidden(
-    log: str, *, namespaces: tuple[str, ...], allowed: tuple[str, ...] = ()
-) -> None:
-    """No RBAC denial in the operator's log about `namespaces` or cluster-scoped resources.
-
-    A cluster-wide operator also sees other suites' leftover FlowRuns in this shared control
-    plane; denials about those namespaces are theirs to explain, not this chart's.
-    """
-
-    def relevant(line: str) -> bool:
-        if 'in the namespace "' not in line:
-            return True
-        return any(f'in the namespace "{ns}"' in line for ns in namespaces)
-
-    bad = [
-        line
-        for line in log.splitlines()
-        if ("forbidden" in line.lower() or " 403" in line)
-        and relevant(line)
-        and not any(a in line for a in allowed)
-    ]
-    assert not bad, "the operator hit RBAC denials:\n" + "\n".join(bad[:20])
-
-
 @pytest.fixture
 def sa_operator(
     clusterwide: Release,
@@ -247,16 +168,6 @@ def sa_operator(
     yield start
     for operator in started:
         operator.stop()
-
-
-def finished(kubectl: Any, operator: Operator, name: str, ns: str) -> dict[str, Any]:
-    try:
-        result: dict[str, Any] = wait_for(
-            lambda: terminal(kubectl, name, ns), timeout=120, what=f"FlowRun {name} to finish"
-        )
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\noperator log:\n{operator.log_text()[-4000:]}") from None
-    return result
 
 
 def test_operator_under_the_charts_service_account_runs_flowruns(

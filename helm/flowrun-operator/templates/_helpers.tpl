@@ -61,17 +61,19 @@ Cluster-wide mode unless watchNamespaces lists namespaces.
 
 {{/*
 The operator's rules in a watched namespace (or in every namespace, cluster-wide).
-Each rule is named by what needs it; tests/packaging/test_rbac.py proves each is needed or used.
+Each rule says what needs it; tests/packaging/test_rbac_needed.py shows the operator denied
+without it, test_install.py that the whole set is enough.
 */}}
 {{- define "flowrun-operator.rules" -}}
-# kopf lists and watches FlowRuns and patches them (finalizer, progress annotations).
+# kopf lists and watches FlowRuns and patches them (finalizer, progress annotations); it never
+# reads one by name.
 - apiGroups: ["flowrun.dev"]
   resources: ["flowruns"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 # The status writer patches status (phase, tasks, conditions).
 - apiGroups: ["flowrun.dev"]
   resources: ["flowruns/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # Setting blockOwnerDeletion on the DaskCluster's ownerReference to its FlowRun needs update
 # on the owner's finalizers (OwnerReferencesPermissionEnforcement admission).
 - apiGroups: ["flowrun.dev"]
@@ -85,15 +87,16 @@ Each rule is named by what needs it; tests/packaging/test_rbac.py proves each is
 # restart, and deleted at the end; its worker groups are only read (KubeCluster status).
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskclusters"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "create", "delete"]
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskworkergroups"]
-  verbs: ["get", "list", "watch"]
-# dask-kubernetes' KubeCluster waits for the scheduler Pod and Service and reads the scheduler's
-# log when it crash-loops (the reason given on the FlowRun).
+  verbs: ["get", "list"]
+# dask-kubernetes' KubeCluster polls (never watches) the scheduler Pod and Service, and reads the
+# scheduler's log when it crash-loops (the reason given on the FlowRun). kr8s reads an object by
+# name with a list and a field selector, hence list next to get throughout.
 - apiGroups: [""]
   resources: ["pods", "services"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["get", "list"]
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
