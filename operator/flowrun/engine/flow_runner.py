@@ -172,7 +172,7 @@ class FlowRunner:
         )
         flow_pass.submit_all()
         records = flow_pass.collect()
-        if flow_pass.cancelled:
+        if flow_pass.cancelled or (cancel is not None and cancel.is_set()):
             final: states.State = states.Cancelled("Flow run was cancelled.")
         else:
             final = self.determine_final_state(records, flow_pass.run_set)

@@ -21,6 +21,8 @@ from flowrun.engine import signals
 # Process-wide on purpose: a timer or a canceller has only a thread id to go by.
 _lock = threading.Lock()
 _active: dict[int, tuple[object, str | None]] = {}
+# Runs cancelled so far, so a task that registers after the cancel stops at once.
+_cancelled: set[str] = set()
 
 
 def _raise_in(thread_id: int, exc_type: type[BaseException]) -> None:
@@ -41,6 +43,7 @@ def interrupt(thread_id: int, token: object, exc_type: type[BaseException]) -> b
 def cancel_scope(scope: str) -> int:
     """Raise TaskCancelled in every thread running task code of run `scope`."""
     with _lock:
+        _cancelled.add(scope)
         hits = [tid for tid, (_, s) in _active.items() if s == scope]
         for tid in hits:
             _raise_in(tid, signals.TaskCancelled)
@@ -60,6 +63,8 @@ def call_guarded(
     timer = None
     try:
         with _lock:
+            if scope is not None and scope in _cancelled:
+                raise signals.TaskCancelled()
             _active[thread_id] = (token, scope)
         if timeout is not None:
             timer = threading.Timer(timeout, interrupt, (thread_id, token, signals.TaskTimeout))

@@ -9,6 +9,7 @@ state class, message and bookkeeping of each task, with its result left where it
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -90,6 +91,8 @@ class InProcessSession:
         self._run = run
         self._on_event = safe_callback(on_task_state)
         self._scope: str | None = None
+        self._cancel_lock = threading.Lock()
+        self._cancelled = False
 
     def _with_sinks(self, call: calls.TaskCall) -> calls.TaskCall:
         if self._on_event is None:
@@ -127,8 +130,12 @@ class InProcessSession:
     def cancel(self) -> None:
         from flowrun.engine import interrupts
 
-        if self._scope is not None:
-            interrupts.cancel_scope(self._scope)
+        # Once only: a second interrupt could land in the task's own cleanup code.
+        with self._cancel_lock:
+            if self._cancelled or self._scope is None:
+                return
+            self._cancelled = True
+        interrupts.cancel_scope(self._scope)
 
     def drain_events(self) -> None:
         return None

@@ -237,14 +237,17 @@ class DaskSession:
         return record
 
     def cancel(self) -> None:
-        if self.cancelled:
-            return
-        self.cancelled = True
-        # Interrupt what already runs (it ends Cancelled), then drop everything queued.
-        self.client.run(interrupts.cancel_scope, self.run_id)
+        # Once only: a second interrupt could land in the task's own cleanup code.
+        with self.cond:
+            if self.cancelled:
+                return
+            self.cancelled = True
+        # Drop everything not finished first, so no downstream task starts when the
+        # running ones end; then interrupt the threads that still run task code.
         pending = [f for f in self.futures.values() if f.status == "pending"]
         if pending:
             self.client.cancel(pending)
+        self.client.run(interrupts.cancel_scope, self.run_id)
         with self.cond:
             self.cond.notify_all()
 
