@@ -94,3 +94,26 @@ def test_deleted_object_stops_the_writer() -> None:
 
     writer = run(scenario())
     assert writer.patches_sent == 0
+
+
+class SlowSink(RecordingSink):
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0.2)
+        await super().patch_status(namespace, name, patch)
+
+
+def test_close_during_a_send_loses_nothing() -> None:
+    async def scenario() -> RecordingSink:
+        sink = SlowSink()
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=0.01) as writer:
+            writer.update({"startTime": "t0", "tasks": {"a": {"state": "Running"}}})
+            await asyncio.sleep(0.05)  # the first patch is in flight when close() comes
+            writer.update({"phase": "Succeeded"})
+        return sink
+
+    sink = run(scenario())
+    assert sink.state["status"] == {
+        "startTime": "t0",
+        "tasks": {"a": {"state": "Running"}},
+        "phase": "Succeeded",
+    }

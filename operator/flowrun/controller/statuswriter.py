@@ -144,6 +144,11 @@ class StatusWriter:
             return True
         try:
             await self._sink.patch_status(self._namespace, self._name, {"status": patch})
+        except asyncio.CancelledError:
+            # close() interrupted this send: keep the patch for the final flush (sending a
+            # merge patch twice is harmless; losing it is not).
+            self._pending = deep_merge(patch, self._pending)
+            raise
         except StatusGone:
             self._gone = True
             self._pending = {}
