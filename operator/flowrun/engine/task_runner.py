@@ -217,7 +217,8 @@ class TaskRunner:
         for edge, up in upstream.items():
             if edge.key is not None:
                 value = up.result
-                inputs[edge.key] = flatten_result(value) if edge.flattened else value
+                # A mapped edge was flattened before its element was taken.
+                inputs[edge.key] = flatten_result(value) if edge.flattened and not edge.mapped else value
         return inputs
 
     def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
