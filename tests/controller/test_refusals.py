@@ -70,7 +70,10 @@ def test_semantic_errors_fail_with_reason_and_event(
     assert frs.wait_phase("healthy")["phase"] == "Succeeded"
 
 
-def test_in_process_execution_is_refused_unless_allowed(start_operator: Any, frs: FlowRuns) -> None:
+def test_in_process_execution_is_refused_unless_allowed(
+    start_operator: Any, own_frs: FlowRuns
+) -> None:
+    frs = own_frs
     start_operator("-n", frs.namespace)  # no --allow-in-process
     frs.apply("local-cluster", local_spec([task("a", "add", 1, 2)]))
     frs.apply("local-executor", local_spec([task("a", "add", 1, 2)], executor={"type": "Local"}))
