@@ -1,0 +1,25 @@
+"""Examples are tests: every manifest under examples/ succeeds under the operator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import ROOT, FlowRuns, OperatorProcess
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.stem for p in EXAMPLES])
+def test_example_succeeds_under_the_operator(
+    shared_operator: OperatorProcess, frs: FlowRuns, kubectl: Any, path: Path
+) -> None:
+    manifest = yaml.safe_load(path.read_text())
+    kubectl("apply", "-n", frs.namespace, "-f", str(path))
+    status = frs.wait_phase(manifest["metadata"]["name"], timeout=120)
+    assert status["phase"] == "Succeeded", status
+    for name in manifest["spec"].get("returnTasks", []):
+        assert name in status.get("results", {}), status
