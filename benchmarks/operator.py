@@ -1,0 +1,269 @@
+"""Operator benchmarks on a real local control plane (flowrun.dev) and a real operator process.
+
+Measures, with the Local Dask provider (a LocalCluster per run, inside the operator):
+- apply-to-Succeeded latency of a one-task FlowRun (median, p95), one run at a time;
+- wall time for 100 FlowRuns applied at once, and the operator's peak RSS meanwhile;
+- API requests the operator makes per FlowRun as a function of the flow's task count
+  (from the API server's own `apiserver_request_total`, by resource and verb);
+- `status` size of a finished 1,000-task and 10,000-task FlowRun.
+
+    python benchmarks/operator.py            # prints a table (takes a few minutes)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flowrun.dev import build
+from flowrun.dev.controlplane import ControlPlane
+
+ROOT = Path(__file__).resolve().parent.parent
+NS = "bench"
+FN = "flowrun.examples.etl:hello"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s")
+
+
+class Bench:
+    def __init__(self, plane: ControlPlane, tmp: Path) -> None:
+        self.plane = plane
+        self.tmp = tmp
+        self.kubectl_base = [str(plane.bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
+        self.operator: subprocess.Popen[bytes] | None = None
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        out = subprocess.run(
+            [*self.kubectl_base, *args], input=stdin, text=True, capture_output=True, check=True
+        )
+        return out.stdout
+
+    def start_operator(self, *extra: str) -> None:
+        port = free_port()
+        cmd = [sys.executable, "-m", "flowrun.cli", "operator", "--allow-in-process",
+               "-n", NS, f"--liveness-port={port}", *extra]  # fmt: skip
+        env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)}
+        with (self.tmp / "operator.log").open("ab") as log:
+            self.operator = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return True
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for(ready, 60, 0.2)
+
+    def stop_operator(self) -> None:
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.send_signal(signal.SIGTERM)
+            self.operator.wait(timeout=60)
+
+    def rss_mib(self) -> float:
+        assert self.operator is not None
+        for line in Path(f"/proc/{self.operator.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def apply(self, items: list[dict[str, Any]]) -> None:
+        # `create` (not apply): no last-applied annotation doubling a large spec.
+        self.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                            "items": items}))  # fmt: skip
+
+    def flowruns(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = json.loads(
+            self.kubectl("get", "flowruns", "-n", NS, "-o", "json")
+        )["items"]
+        return items
+
+    def phase(self, name: str) -> str | None:
+        return (
+            self.kubectl("get", "flowrun", name, "-n", NS, "-o", "jsonpath={.status.phase}").strip()
+            or None
+        )
+
+    def delete_all(self) -> None:
+        self.kubectl("delete", "flowruns", "--all", "-n", NS, "--timeout=300s")
+
+    def requests(self) -> dict[tuple[str, str], int]:
+        """apiserver_request_total summed by (resource, verb)."""
+        text = self.kubectl("get", "--raw", "/metrics")
+        counts: dict[tuple[str, str], int] = {}
+        pattern = re.compile(r"^apiserver_request_total\{(.*)\} (\S+)$")
+        for line in text.splitlines():
+            m = pattern.match(line)
+            if not m:
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+            key = (labels.get("resource", ""), labels.get("verb", ""))
+            counts[key] = counts.get(key, 0) + int(float(m.group(2)))
+        return counts
+
+
+def flowrun(name: str, n_tasks: int, executor: dict[str, Any] | None = None) -> dict[str, Any]:
+    tasks = [{"name": f"t{i}", "fn": FN, "args": [str(i)]} for i in range(n_tasks)]
+    return {
+        "apiVersion": "flowrun.dev/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "flow": {"tasks": tasks},
+            "executor": executor or {"type": "Dask", "dask": {"cluster": "Local"}},
+        },
+    }
+
+
+def latency(bench: Bench, runs: int = 20) -> tuple[float, float]:
+    seconds = []
+    for i in range(runs):
+        name = f"lat-{i}"
+        started = time.monotonic()
+        bench.apply([flowrun(name, 1)])
+        wait_for(lambda name=name: bench.phase(name) == "Succeeded", 60, 0.02)  # type: ignore[misc]
+        seconds.append(time.monotonic() - started)
+    bench.delete_all()
+    seconds.sort()
+    return statistics.median(seconds), seconds[int(0.95 * (len(seconds) - 1))]
+
+
+def concurrent(bench: Bench, n: int = 100) -> tuple[float, float, float]:
+    idle = bench.rss_mib()
+    peak = idle
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, bench.rss_mib())
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    started = time.monotonic()
+    bench.apply([flowrun(f"many-{i:03d}", 1) for i in range(n)])
+
+    def done() -> bool:
+        runs = bench.flowruns()
+        ok = [r for r in runs if (r.get("status") or {}).get("phase") == "Succeeded"]
+        return len(ok) == n
+
+    wait_for(done, 600, 0.25)
+    took = time.monotonic() - started
+    stop.set()
+    sampler.join()
+    bench.delete_all()
+    return took, idle, peak
+
+
+def requests_per_run(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    rows = []
+    for size in sizes:
+        name = f"req-{size}"
+        before = bench.requests()
+        bench.apply([flowrun(name, size)])
+        wait_for(lambda name=name: bench.phase(name) == "Succeeded", 600, 0.5)  # type: ignore[misc]
+        time.sleep(1.0)  # let the last Events be posted before counting (not an assertion)
+        after = bench.requests()
+        diff = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+        patches = diff.get(("flowruns", "PATCH"), 0)
+        events = diff.get(("events", "POST"), 0) + diff.get(("events", "PATCH"), 0)
+        secrets = diff.get(("secrets", "GET"), 0)
+        rows.append((size, patches, events, secrets))
+        bench.delete_all()
+    return rows
+
+
+def status_bytes(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, int, int, float]]:
+    rows = []
+    for size in sizes:
+        name = f"size-{size}"
+        started = time.monotonic()
+        bench.apply([flowrun(name, size, executor={"type": "Local"})])
+        wait_for(lambda name=name: bench.phase(name) == "Succeeded", 900, 0.5)  # type: ignore[misc]
+        took = time.monotonic() - started
+        run = json.loads(bench.kubectl("get", "flowrun", name, "-n", NS, "-o", "json"))
+        status = run["status"]
+        rows.append((size, len(json.dumps(status)), status.get("tasksOmitted", 0), took))
+        bench.delete_all()
+    return rows
+
+
+def main() -> int:
+    bins = build.ensure_built()
+    with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as tmp:
+        plane = ControlPlane(Path(tmp) / "plane", bin_dir=bins)
+        plane.start()
+        bench = Bench(plane, Path(tmp))
+        try:
+            bench.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
+            wait_for(
+                lambda: "Established=True" in bench.kubectl(
+                    "get", "crd", "flowruns.flowrun.dev", "-o",
+                    "jsonpath={range .status.conditions[*]}{.type}={.status} {end}",
+                ),
+                60,
+            )  # fmt: skip
+            bench.kubectl("create", "namespace", NS)
+            bench.start_operator()
+            median, p95 = latency(bench)
+            took, idle, peak = concurrent(bench)
+            reqs = requests_per_run(bench, (1, 10, 100, 1000))
+            sizes = status_bytes(bench, (1000, 10000))
+        finally:
+            bench.stop_operator()
+            plane.stop()
+    cores = os.cpu_count()
+    print(
+        f"\nflowrun operator benchmarks ({cores} cores; Local Dask provider; status interval 1 s)\n"
+    )
+    print("| measure | value |")
+    print("|---|---|")
+    print(f"| apply -> Succeeded, one-task FlowRun, median | {median:.2f} s |")
+    print(f"| apply -> Succeeded, one-task FlowRun, p95 | {p95:.2f} s |")
+    print(f"| 100 FlowRuns applied at once, all Succeeded | {took:.1f} s |")
+    print(f"| operator RSS idle / peak during the 100 runs | {idle:.0f} / {peak:.0f} MiB |")
+    for size, nbytes, omitted, secs in sizes:
+        print(f"| status of a {size:,}-task FlowRun | {nbytes / 1024:.0f} KiB"
+              f" ({omitted} tasks omitted; ran in {secs:.0f} s) |")  # fmt: skip
+    print("\n| tasks in the flow | FlowRun PATCHes (status + kopf) | Event writes | Secret GETs |")
+    print("|---|---|---|---|")
+    for size, patches, events, secrets in reqs:
+        print(f"| {size} | {patches} | {events} | {secrets} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
