@@ -98,7 +98,9 @@ class RefTask(Task):
 
     def run_with(self, inputs: Mapping[str, Any]) -> Any:
         if self._fn is None:
-            self._fn = resolve(self.fn_ref)
+            found = resolve(self.fn_ref)
+            # "module:name" of an @task function finds the task; run its function.
+            self._fn = found.fn if isinstance(found, FunctionTask) else found
         positional = sorted((int(k[5:]), v) for k, v in inputs.items() if k.startswith("__arg"))
         named = {k: v for k, v in inputs.items() if not k.startswith("__arg")}
         return self._fn(*(v for _, v in positional), **named)

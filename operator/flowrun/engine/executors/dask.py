@@ -283,6 +283,10 @@ class DaskExecutor:
 
     @contextmanager
     def start(self) -> Iterator[distributed.Client]:
+        if self.client is not None:
+            # Already started by the caller (e.g. to fetch published futures): reuse it.
+            yield self.client
+            return
         cluster = None
         address: Any = self.address
         if address is None:
