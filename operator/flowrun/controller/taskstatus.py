@@ -13,33 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flowrun.api import status as status_mod
-from flowrun.controller import phases
-from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
 
 FAILED = status_mod.FAILED_STATES
 TASK_KEYS = ("progress", "failed", "taskCounts", "tasks", "tasksOmitted")
-
-
-def _epoch(text: str | None) -> float | None:
-    when = phases.parse_timestamp(text)
-    return None if when is None else when.timestamp()
-
-
-def replayed(name: str, entry: Mapping[str, Any]) -> TaskEvent:
-    """A TaskEvent standing for a task entry found in status."""
-    state_name = str(entry.get("state", "Pending"))
-    cls = states.BY_NAME.get(state_name, states.Pending)
-    stamp = _epoch(entry.get("endTime")) or _epoch(entry.get("startTime")) or 0.0
-    return TaskEvent(
-        task=name,
-        map_index=None,
-        state=state_name,
-        message=entry.get("message"),
-        run_count=int(entry.get("runCount") or 0),
-        timestamp=stamp,
-        is_finished=issubclass(cls, states.Finished),
-    )
 
 
 def merge_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,11 +52,10 @@ class TaskStatus:
 
         self.builder = status_mod.StatusBuilder(task_names, redact=redact_text)
         # What the object's status holds already (after a restart: the last operator's view),
-        # replayed into the builder so resumed tasks keep their entries and count as done.
+        # taken over by the builder so resumed tasks keep their entries and count as done.
         sent = sent or {}
         self._sent: dict[str, Any] = {k: sent[k] for k in TASK_KEYS if k in sent}
-        for name, entry in (sent.get("tasks") or {}).items():
-            self.builder.apply(replayed(name, entry))
+        self.builder.restore(sent.get("tasks") or {})
 
     def apply(self, event: TaskEvent) -> None:
         self.builder.apply(event)

@@ -1,0 +1,156 @@
+"""Pure parts of the controller: the run plan's checks, status diffs, phases, error mapping.
+
+(The Secret reader here is a stand-in for reading Secret *data*; reading real Secrets, and what
+the API server decides, is covered by the control-plane tests.)"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from flowrun.api.validation import SpecError
+from flowrun.cluster import ClusterStartupError
+from flowrun.controller import errors, phases, plan
+from flowrun.controller.errors import FlowRunError
+from flowrun.controller.settings import OperatorSettings
+from flowrun.controller.taskstatus import TaskStatus, merge_diff
+from flowrun.engine.events import TaskEvent
+
+
+class Secrets:
+    def __init__(self, data: Mapping[str, Mapping[str, str]]) -> None:
+        self.data = data
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self.data.get(name)
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def spec(**extra: Any) -> dict[str, Any]:
+    return {
+        "flow": {
+            "tasks": [{"name": "a", "fn": "m:f"}],
+            "parameters": [{"name": "token", "required": True}],
+        },
+        "executor": {"type": "Dask", "dask": {"cluster": "External", "address": "tcp://x:1"}},
+        "parametersFrom": [{"name": "token", "secretKeyRef": {"name": "s", "key": "k"}}],
+        **extra,
+    }
+
+
+def build(raw: dict[str, Any], *, allow: bool = False, secrets: Any = None) -> plan.RunPlan:
+    return asyncio.run(
+        plan.build_plan(
+            raw,
+            namespace="ns",
+            settings=OperatorSettings(allow_in_process=allow, default_image="acme/base:1"),
+            secrets=secrets or Secrets({"s": {"k": b64("hunter2")}}),
+        )
+    )
+
+
+class TestPlan:
+    def test_secret_value_becomes_a_parameter_and_is_redacted(self) -> None:
+        p = build(spec())
+        assert p.parameters == {"token": "hunter2"}
+        assert p.redact("login with hunter2 failed") == "login with *** failed"
+        assert p.cluster_kind == "External"
+        assert p.cluster_options.address == "tcp://x:1"
+        assert p.cluster_options.image == "acme/base:1"
+
+    @pytest.mark.parametrize(
+        "executor",
+        [
+            {"type": "Local"},
+            {"type": "Synchronous"},
+            {"type": "Dask", "dask": {"cluster": "Local"}},
+        ],
+    )
+    def test_in_process_refused_unless_allowed(self, executor: dict[str, Any]) -> None:
+        with pytest.raises(FlowRunError) as info:
+            build(spec(executor=executor))
+        assert info.value.reason == "InProcessExecutionRefused"
+        assert "--allow-in-process" in info.value.message
+        assert build(spec(executor=executor), allow=True).in_process
+
+    def test_missing_secret_key(self) -> None:
+        with pytest.raises(FlowRunError) as info:
+            build(spec(), secrets=Secrets({"s": {"other": b64("x")}}))
+        assert info.value.reason == "SecretKeyNotFound"
+        assert "spec.parametersFrom[0]" in info.value.message
+
+    def test_unknown_names_are_spec_errors(self) -> None:
+        with pytest.raises(SpecError, match=r"spec.returnTasks\[0\]: unknown task 'zz'"):
+            build(spec(returnTasks=["zz"]))
+
+
+class TestErrors:
+    def test_one_mapping_for_everything(self) -> None:
+        assert errors.classify(SpecError(["spec.x: bad"])).reason == "InvalidSpec"
+        timeout = ClusterStartupError("ClusterStartupTimeout", "not ready")
+        assert errors.classify(timeout) == errors.Outcome(
+            "Failed", "ClusterStartupTimeout", "not ready"
+        )
+        crash = errors.classify(KeyError("x"))
+        assert (crash.phase, crash.reason) == ("Failed", "InternalError")
+        assert len(errors.classify(FlowRunError("R", "m" * 5000)).message) <= errors.MAX_MESSAGE
+
+
+class TestPhases:
+    def test_terminal_phase_fragment(self) -> None:
+        fragment = phases.phase_status(
+            "Failed", reason="DeadlineExceeded", message="too slow", generation=3
+        )
+        assert fragment["phase"] == "Failed"
+        assert "completionTime" in fragment
+        stalled = {c["type"]: c for c in fragment["conditions"]}["Stalled"]
+        assert (stalled["status"], stalled["reason"]) == ("True", "DeadlineExceeded")
+        assert stalled["observedGeneration"] == 3
+
+    @pytest.mark.parametrize(
+        ("engine_state", "phase"),
+        [("Success", "Succeeded"), ("Failed", "Failed"), ("TriggerFailed", "Failed"),
+         ("Cancelled", "Cancelled")],
+    )  # fmt: skip
+    def test_final_phase(self, engine_state: str, phase: str) -> None:
+        assert phases.final_phase(engine_state) == phase
+
+
+def event(task: str, state: str, *, finished: bool = False, index: int | None = None) -> TaskEvent:
+    return TaskEvent(task, index, state, None, 1, 1_800_000_000.0, finished)
+
+
+class TestTaskStatusDiffs:
+    def test_only_changes_are_sent_and_vanished_keys_are_nulled(self) -> None:
+        ts = TaskStatus(["a", "b"], redact=lambda t: t)
+        ts.apply(event("a", "Running"))
+        first = ts.fragment()
+        assert first["tasks"]["a"]["state"] == "Running"
+        assert first["progress"] == "0/2"
+        assert ts.fragment() == {}  # nothing new
+        ts.apply(event("a", "Success", finished=True))
+        second = ts.fragment()
+        assert second["tasks"]["a"]["state"] == "Success"
+        assert second["taskCounts"]["Running"] is None  # the count went away: null deletes it
+        assert second["progress"] == "1/2"
+
+    def test_restart_keeps_finished_tasks(self) -> None:
+        before = {
+            "progress": "1/2",
+            "tasks": {"a": {"state": "Success", "runCount": 1}, "b": {"state": "Running"}},
+        }
+        ts = TaskStatus(["a", "b"], redact=lambda t: t, sent=before)
+        fragment = ts.fragment()
+        assert "a" not in fragment.get("tasks", {})  # unchanged: not sent again
+        assert fragment["tasks"]["b"] is None  # will run again and report
+
+    def test_merge_diff_nested(self) -> None:
+        assert merge_diff({"t": {"a": 1}}, {"t": {"a": 1}}) == {}
+        assert merge_diff({}, {"t": [1]}) == {"t": [1]}
