@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
 import pytest
+from distributed import LocalCluster
 
 from flowrun.engine import caching
-from flowrun.executors import LocalExecutor, SynchronousExecutor
+from flowrun.executors import DaskExecutor, LocalExecutor, SynchronousExecutor
 
 
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[Any]:
-    from distributed import LocalCluster
-
     cluster = LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -40,7 +38,7 @@ def _pickle_test_module_by_value(request: pytest.FixtureRequest) -> Iterator[Non
     module = sys.modules.get(request.module.__name__)
     if module is not None:
         cloudpickle.register_pickle_by_value(module)
-    yield
+    return
 
 
 @pytest.fixture(autouse=True)
@@ -67,19 +65,5 @@ def make_executor(request: pytest.FixtureRequest, name: str) -> Any:
         return LocalExecutor()
     if name == "sync":
         return SynchronousExecutor()
-    from flowrun.executors import DaskExecutor
-
     cluster = request.getfixturevalue("dask_cluster")
     return DaskExecutor(address=cluster.scheduler_address)
-
-
-def poll(condition: Callable[[], Any], timeout: float = 30.0, step: float = 0.02) -> Any:
-    """Wait until `condition()` is truthy (returned), failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(step)

@@ -35,11 +35,12 @@ def test_cached_result_is_reused_across_runs(executor: Any, tmp_path: Path) -> N
     if executor.__class__.__name__ == "DaskExecutor":
         assert runs() == 2  # a Dask result dies with its client: nothing to reuse
     else:
-        assert runs() == 1 and type(second.result[t]) is s.Cached
+        assert runs() == 1
+        assert type(second.result[t]) is s.Cached
 
 
 def test_duration_only_ignores_inputs_but_all_inputs_does_not(tmp_path: Path) -> None:
-    work, runs = counting_task(tmp_path, cache_for=60)
+    work, _runs = counting_task(tmp_path, cache_for=60)
     with Flow("inputs") as flow:
         x = Parameter("x")
         t = work(x)
@@ -71,7 +72,11 @@ def test_injected_cached_state_is_used_when_valid(executor_ld: Any, tmp_path: Pa
     work, runs = counting_task(tmp_path, cache_for=60, cache_validator=cv.all_inputs)
     with Flow("inject") as flow:
         t = work(3)
-    valid = s.Cached(result=99, hashed_inputs=cv.hash_inputs({"x": 3}), cached_result_expiration=s.now() + dt.timedelta(minutes=1))
+    valid = s.Cached(
+        result=99,
+        hashed_inputs=cv.hash_inputs({"x": 3}),
+        cached_result_expiration=s.now() + dt.timedelta(minutes=1),
+    )
     assert flow.run(executor=executor_ld, task_states={t: valid}).result[t].result == 99
     caching.PROCESS_CACHE.clear()  # else the first run's Cached state would be reused
     expired = valid.replace(cached_result_expiration=s.now() - dt.timedelta(seconds=1))
@@ -94,7 +99,9 @@ def test_injected_cached_state_is_used_when_valid(executor_ld: Any, tmp_path: Pa
         (cv.partial_parameters_only(["q"]), {}, {"p": 1, "q": 7}, False),
     ],
 )
-def test_validators(validator: cv.Validator, inputs: dict[str, Any], params: dict[str, Any], valid: bool) -> None:
+def test_validators(
+    validator: cv.Validator, inputs: dict[str, Any], params: dict[str, Any], valid: bool
+) -> None:
     cached = s.Cached(
         hashed_inputs=cv.hash_inputs({"x": 1, "y": 2}),
         cached_parameters={"p": 1, "q": 2},

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import poll
 
-from conftest import poll
 from flowrun import Flow, task
 from flowrun.engine import FlowRunner, run_until_finished
 from flowrun.engine import state as s
@@ -53,7 +53,8 @@ def test_intermediate_results_never_reach_the_client(dask_executor: DaskExecutor
         obj = make()
         name = describe(obj)
     state = flow.run(executor=dask_executor)
-    assert state.is_successful() and state.result[name].result == "WorkerOnly"
+    assert state.is_successful()
+    assert state.result[name].result == "WorkerOnly"
     assert type(state.result[obj]) is s.Success  # its record, without its value
 
 
@@ -68,7 +69,9 @@ def test_mapped_children_receive_upstream_futures(dask_executor: DaskExecutor) -
     assert state.result[names].result == ["WorkerOnly", "WorkerOnly"]
 
 
-def test_running_events_arrive_while_the_task_runs(dask_executor: DaskExecutor, tmp_path: Path) -> None:
+def test_running_events_arrive_while_the_task_runs(
+    dask_executor: DaskExecutor, tmp_path: Path
+) -> None:
     release = tmp_path / "release"
 
     @task
@@ -96,7 +99,9 @@ def test_mapped_children_report_their_index(dask_executor: DaskExecutor) -> None
     with Flow("child-events") as flow:
         inc.map([1, 2])
     flow.run(executor=dask_executor, on_task_state=seen.append)
-    finished = sorted((-1 if e.map_index is None else e.map_index, e.state) for e in seen if e.is_finished)
+    finished = sorted(
+        (-1 if e.map_index is None else e.map_index, e.state) for e in seen if e.is_finished
+    )
     assert finished == [(-1, "Mapped"), (0, "Success"), (1, "Success")]
 
 
@@ -111,7 +116,10 @@ def test_published_results_let_a_new_client_resume(dask_cluster: Any) -> None:
     with later.start() as client:
         future = client.get_dataset("run-1/inc-1")
         state = FlowRunner(flow).run(
-            executor=later, task_states={a: s.Success(result=future)}, start_tasks=[b], return_tasks=[b]
+            executor=later,
+            task_states={a: s.Success(result=future)},
+            start_tasks=[b],
+            return_tasks=[b],
         )
         assert state.result[b].result == 3
         client.unpublish_dataset("run-1/inc-1")
@@ -119,7 +127,9 @@ def test_published_results_let_a_new_client_resume(dask_cluster: Any) -> None:
 
 
 def test_executor_can_create_and_close_its_own_cluster() -> None:
-    executor = DaskExecutor(cluster_kwargs={"processes": False, "n_workers": 1, "dashboard_address": None})
+    executor = DaskExecutor(
+        cluster_kwargs={"processes": False, "n_workers": 1, "dashboard_address": None}
+    )
     with Flow("own") as flow:
         t = inc.map([1, 2, 3])
     state = run_until_finished(flow, executor=executor, return_tasks=[t])
@@ -145,4 +155,5 @@ def test_cancel_from_another_thread(dask_executor: DaskExecutor, tmp_path: Path)
     canceller.join()
     assert type(state) is s.Cancelled
     children = state.result[mapped].map_states  # type: ignore[attr-defined]
-    assert children and all(type(c) is s.Cancelled for c in children)
+    assert children
+    assert all(type(c) is s.Cancelled for c in children)

@@ -34,7 +34,8 @@ def test_functional_api_builds_edges_and_keeps_constants_out_of_the_graph() -> N
         b = add(a, y=5)
     assert flow.tasks == {a, b}
     assert {(e.upstream, e.downstream, e.key) for e in flow.edges} == {(a, b, "x")}
-    assert flow.constants[a] == {"x": 1} and flow.constants[b] == {"y": 5}
+    assert flow.constants[a] == {"x": 1}
+    assert flow.constants[b] == {"y": 5}
     assert a is not inc  # calling copies the task
     assert flow.run().result[b].result == 7
 
@@ -48,10 +49,12 @@ def test_imperative_api() -> None:
     last = Double(name="last")
     flow.set_dependencies(last, upstream_tasks=[two], keyword_tasks={"x": one})
     assert flow.upstream_tasks(last) == {one, two}
-    assert flow.root_tasks() == {one} and flow.terminal_tasks() == {last}
+    assert flow.root_tasks() == {one}
+    assert flow.terminal_tasks() == {last}
     assert flow.sorted_tasks().index(two) < flow.sorted_tasks().index(last)
     state = flow.run()
-    assert state.result[two].result == 12 and state.result[last].result == 12
+    assert state.result[two].result == 12
+    assert state.result[last].result == 12
 
 
 def test_ordering_only_edges() -> None:
@@ -117,11 +120,12 @@ def test_reference_tasks_default_to_terminal_tasks() -> None:
 def test_collections_of_tasks_become_collection_tasks() -> None:
     with Flow("coll") as flow:
         a, b = inc(1), inc(2)
-        total = task(lambda xs: sum(xs))([a, b])
+        total = task(sum)([a, b])
         named = task(lambda d: d["b"] - d["a"])({"a": a, "b": b})
     assert any(isinstance(t, Collection) for t in flow.tasks)
     state = flow.run()
-    assert state.result[total].result == 5 and state.result[named].result == 1
+    assert state.result[total].result == 5
+    assert state.result[named].result == 1
 
 
 def test_nout_unpacks_into_getitem_tasks() -> None:
@@ -143,15 +147,19 @@ def test_sorted_tasks_handles_long_chains() -> None:
         for _ in range(5000):
             x = inc(x)
     order = flow.sorted_tasks()
-    assert len(order) == 5001 and order[-1] is x
+    assert len(order) == 5001
+    assert order[-1] is x
     position = {t: i for i, t in enumerate(order)}
     assert all(position[e.upstream] < position[e.downstream] for e in flow.edges)
 
 
 def test_task_options() -> None:
     t = Double(name="d", max_retries=2, retry_delay=1.5, timeout=3, tags=["io"], cache_for=60)
-    assert t.retry_delay.total_seconds() == 1.5 and t.timeout == 3.0 and t.tags == {"io"}
-    assert t.cache_for is not None and t.cache_for.total_seconds() == 60
+    assert t.retry_delay.total_seconds() == 1.5
+    assert t.timeout == 3.0
+    assert t.tags == {"io"}
+    assert t.cache_for is not None
+    assert t.cache_for.total_seconds() == 60
     with pytest.raises(TypeError):
         Double(tags="io")
 
@@ -168,7 +176,9 @@ def test_task_decorator_with_and_without_arguments() -> None:
     def f() -> int:
         return 1
 
-    assert f.name == "renamed" and f.max_retries == 1 and inc.name == "inc"
+    assert f.name == "renamed"
+    assert f.max_retries == 1
+    assert inc.name == "inc"
 
 
 def test_flow_run_validates_parameters() -> None:

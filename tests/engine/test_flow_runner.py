@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import pytest
+from engine_helpers import poll
 
 from flowrun import Flow, Parameter, context, task, triggers
 from flowrun.engine import FlowRunner, run_until_finished, signals
@@ -38,9 +39,10 @@ def chain_flow() -> tuple[Flow, Any, Any, Any]:
 
 
 def test_results_flow_downstream(executor: Any) -> None:
-    flow, a, b, c = chain_flow()
+    flow, _a, _b, c = chain_flow()
     state = flow.run(executor=executor)
-    assert state.is_successful() and state.message == "All reference tasks succeeded."
+    assert state.is_successful()
+    assert state.message == "All reference tasks succeeded."
     assert state.result[c].result == 4
     assert set(state.result) == {"inc-1", "inc-2", "inc-3"}
     assert state.result["inc-3"] is state.result[c]
@@ -51,8 +53,10 @@ def test_a_failure_fails_the_flow_and_downstream_trigger_fails(executor: Any) ->
         a = boom()
         b = inc(a)
     state = flow.run(executor=executor)
-    assert state.is_failed() and state.message == "Some reference tasks failed."
-    assert type(state.result[a]) is s.Failed and "boom" in (state.result[a].message or "")
+    assert state.is_failed()
+    assert state.message == "Some reference tasks failed."
+    assert type(state.result[a]) is s.Failed
+    assert "boom" in (state.result[a].message or "")
     assert type(state.result[b]) is s.TriggerFailed
 
 
@@ -67,21 +71,24 @@ def test_reference_tasks_decide_the_flow_state(executor_ld: Any) -> None:
 
 
 def test_flowrunner_returns_only_return_tasks(executor: Any) -> None:
-    flow, a, b, c = chain_flow()
+    flow, _a, b, _c = chain_flow()
     state = FlowRunner(flow).run(executor=executor)
-    assert state.is_successful() and len(state.result) == 0
+    assert state.is_successful()
+    assert len(state.result) == 0
     state = FlowRunner(flow).run(executor=executor, return_tasks=[b])
-    assert list(state.result) == ["inc-2"] and state.result[b].result == 3
+    assert list(state.result) == ["inc-2"]
+    assert state.result[b].result == 3
     with pytest.raises(ValueError, match="not in the flow"):
         FlowRunner(flow).run(executor=executor, return_tasks=["nope"])
 
 
 def test_given_finished_states_are_not_run_again(executor_ld: Any) -> None:
-    flow, a, b, c = chain_flow()
+    flow, a, _b, c = chain_flow()
     state = FlowRunner(flow).run(
         executor=executor_ld, task_states={a: s.Success(result=100)}, return_tasks=[a, c]
     )
-    assert state.result[a].result == 100 and state.result[c].result == 102
+    assert state.result[a].result == 100
+    assert state.result[c].result == 102
 
 
 def test_start_tasks_run_a_subgraph_with_given_inputs(executor_ld: Any) -> None:
@@ -106,14 +113,17 @@ def test_start_task_skips_upstream_checks_and_trigger(executor_ld: Any) -> None:
     state = run_until_finished(
         flow, executor=executor_ld, start_tasks=[b], task_states={a: s.Failed(result=ValueError())}
     )
-    assert type(state.result[b]) is s.Failed  # ran (no TriggerFailed) with the failed upstream's result
+    assert (
+        type(state.result[b]) is s.Failed
+    )  # ran (no TriggerFailed) with the failed upstream's result
 
 
 def test_running_while_a_retry_waits(executor: Any) -> None:
     with Flow("retry") as flow:
         t = boom(task_args={"max_retries": 1, "retry_delay": dt.timedelta(hours=1)})
     state = FlowRunner(flow).run(executor=executor, return_tasks=[t])
-    assert state.is_running() and "incomplete" in (state.message or "")
+    assert state.is_running()
+    assert "incomplete" in (state.message or "")
     assert isinstance(state.result[t], s.Retrying)
 
 
@@ -130,7 +140,8 @@ def test_flow_run_waits_for_retries(executor: Any, tmp_path: Any) -> None:
     with Flow("flaky") as flow:
         t = flaky()
     state = flow.run(executor=executor)
-    assert state.is_successful() and state.result[t].result == 3
+    assert state.is_successful()
+    assert state.result[t].result == 3
 
 
 def test_retry_signal_ignores_max_retries(executor_ld: Any, tmp_path: Any) -> None:
@@ -155,7 +166,8 @@ def test_missing_required_parameter_fails_the_run(executor_ld: Any) -> None:
         t = inc(p)
     state = FlowRunner(flow).run(executor=executor_ld, return_tasks=[p, t])
     assert state.is_failed()
-    assert "required" in (state.result[p].message or "") and type(state.result[t]) is s.TriggerFailed
+    assert "required" in (state.result[p].message or "")
+    assert type(state.result[t]) is s.TriggerFailed
 
 
 def test_parameters_and_context_reach_tasks(executor: Any) -> None:
@@ -193,10 +205,12 @@ def test_pause_leaves_the_flow_running_until_resumed(executor_ld: Any) -> None:
         a = inc(1)
         b = inc(a, task_args={"trigger": triggers.manual_only})
     state = flow.run(executor=executor_ld)
-    assert state.is_running() and type(state.result[b]) is s.Paused
+    assert state.is_running()
+    assert type(state.result[b]) is s.Paused
     # Only return tasks' results outlive a Dask run, so hand the upstream value back in.
     resumed = flow.run(executor=executor_ld, task_states={a: s.Success(result=2), b: s.Resume()})
-    assert resumed.is_successful() and resumed.result[b].result == 3
+    assert resumed.is_successful()
+    assert resumed.result[b].result == 3
 
 
 def test_skip_propagates_and_counts_as_success(executor: Any) -> None:
@@ -209,7 +223,8 @@ def test_skip_propagates_and_counts_as_success(executor: Any) -> None:
         b = inc(a)
     state = flow.run(executor=executor)
     assert state.is_successful()
-    assert type(state.result[a]) is s.Skipped and type(state.result[b]) is s.Skipped
+    assert type(state.result[a]) is s.Skipped
+    assert type(state.result[b]) is s.Skipped
 
 
 def test_flow_state_handlers_and_terminal_state_handler(executor_ld: Any) -> None:
@@ -218,10 +233,15 @@ def test_flow_state_handlers_and_terminal_state_handler(executor_ld: Any) -> Non
     def handler(flow: Flow, old: s.State, new: s.State) -> None:
         seen.append(type(new).__name__)
 
-    with Flow("handlers", state_handlers=[handler], terminal_state_handler=lambda f, st, ref: s.Success("overridden")) as flow:
+    with Flow(
+        "handlers",
+        state_handlers=[handler],
+        terminal_state_handler=lambda f, st, ref: s.Success("overridden"),
+    ) as flow:
         boom()
     state = flow.run(executor=executor_ld)
-    assert state.message == "overridden" and seen == ["Running", "Success"]
+    assert state.message == "overridden"
+    assert seen == ["Running", "Success"]
 
 
 def test_finished_flow_state_is_returned_unchanged() -> None:
@@ -230,24 +250,26 @@ def test_finished_flow_state_is_returned_unchanged() -> None:
     assert FlowRunner(flow).run(state=done).message == "before"
     later = s.Scheduled(start_time=s.now() + dt.timedelta(hours=1))
     kept = FlowRunner(flow).run(state=later)
-    assert type(kept) is s.Scheduled and kept.start_time == later.start_time
+    assert type(kept) is s.Scheduled
+    assert kept.start_time == later.start_time
 
 
 def test_on_task_state_gets_every_change(executor: Any) -> None:
     got: list[TaskEvent] = []
-    flow, a, b, c = chain_flow()
+    flow, _a, _b, _c = chain_flow()
     flow.run(executor=executor, on_task_state=got.append)
     by_task: dict[str, list[str]] = {}
     for event in got:
         by_task.setdefault(event.task, []).append(event.state)
-        assert isinstance(event.timestamp, float) and event.run_count == 1
+        assert isinstance(event.timestamp, float)
+        assert event.run_count == 1
     assert by_task == {slug: ["Running", "Success"] for slug in ("inc-1", "inc-2", "inc-3")}
 
 
 def test_cancel_before_start_cancels_everything(executor_ld: Any) -> None:
     cancel = threading.Event()
     cancel.set()
-    flow, a, b, c = chain_flow()
+    flow, _a, _b, _c = chain_flow()
     state = run_until_finished(flow, executor=executor_ld, cancel=cancel)
     assert type(state) is s.Cancelled
     assert all(type(st) is s.Cancelled for st in state.result.values())
@@ -270,8 +292,6 @@ def test_cancel_stops_the_run(executor_ld: Any, tmp_path: Any) -> None:
     with Flow("cancel") as flow:
         a = long()
         b = inc(1, upstream_tasks=[a])
-
-    from conftest import poll
 
     def cancel_once_started() -> None:
         poll(started.exists)

@@ -31,7 +31,12 @@ INLINE: dict[str, Any] = {
     "parameters": [{"name": "values", "required": True}, {"name": "offset", "default": 10}],
     "referenceTasks": ["load"],
     "tasks": [
-        {"name": "extract", "fn": "builtins:list", "args": [{"parameter": "values"}], "tags": ["io"]},
+        {
+            "name": "extract",
+            "fn": "builtins:list",
+            "args": [{"parameter": "values"}],
+            "tags": ["io"],
+        },
         {
             "name": "transform",
             "fn": "operator:add",
@@ -49,19 +54,28 @@ INLINE: dict[str, Any] = {
             "cacheForSeconds": 600,
             "cacheValidator": "all_inputs",
         },
-        {"name": "note", "fn": "builtins:dict", "kwargs": {"spec": {"value": {"task": "not a reference"}}}, "upstream": ["load"], "skipOnUpstreamSkip": False},
+        {
+            "name": "note",
+            "fn": "builtins:dict",
+            "kwargs": {"spec": {"value": {"task": "not a reference"}}},
+            "upstream": ["load"],
+            "skipOnUpstreamSkip": False,
+        },
     ],
 }
 
 
 def test_inline_dict_parses_into_a_graph() -> None:
     graph = g.from_dict(INLINE)
-    assert graph.name == "etl" and graph.reference_tasks == ("load",)
+    assert graph.name == "etl"
+    assert graph.reference_tasks == ("load",)
     transform = graph.tasks[1]
     assert transform.args[0] == g.Ref("task", "extract", map=True)
-    assert transform.max_retries == 2 and transform.timeout_seconds == 30
+    assert transform.max_retries == 2
+    assert transform.timeout_seconds == 30
     assert graph.tasks[3].kwargs["spec"] == g.Literal({"task": "not a reference"})
-    assert graph.parameters[0].required and graph.parameters[1].default == 10
+    assert graph.parameters[0].required
+    assert graph.parameters[1].default == 10
 
 
 def test_round_trips_through_json() -> None:
@@ -71,7 +85,12 @@ def test_round_trips_through_json() -> None:
 
 
 def test_a_graph_runs(executor_ld: Any) -> None:
-    state = run_until_finished(g.from_dict(INLINE), executor=executor_ld, parameters={"values": [3, 1, 2]}, return_tasks=["load", "note"])
+    state = run_until_finished(
+        g.from_dict(INLINE),
+        executor=executor_ld,
+        parameters={"values": [3, 1, 2]},
+        return_tasks=["load", "note"],
+    )
     assert state.is_successful()
     assert state.result["load"].result == [13, 12, 11]
     assert state.result["note"].result == {"spec": {"task": "not a reference"}}
@@ -80,29 +99,69 @@ def test_a_graph_runs(executor_ld: Any) -> None:
 
 def test_graph_missing_parameter_fails_the_parameter_task() -> None:
     state = FlowRunner(g.from_dict(INLINE)).run(return_tasks=["values"])
-    assert state.is_failed() and "required" in (state.result["values"].message or "")
+    assert state.is_failed()
+    assert "required" in (state.result["values"].message or "")
 
 
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["tasks"][1]["args"].__setitem__(0, {"task": "extarct"}), "tasks[1].args[0]: unknown task 'extarct'"),
-        (lambda d: d["tasks"][2]["kwargs"].__setitem__("rows", {"task": "nope", "map": True}), "tasks[2].kwargs.rows: unknown task 'nope'"),
+        (
+            lambda d: d["tasks"][1]["args"].__setitem__(0, {"task": "extarct"}),
+            "tasks[1].args[0]: unknown task 'extarct'",
+        ),
+        (
+            lambda d: d["tasks"][2]["kwargs"].__setitem__("rows", {"task": "nope", "map": True}),
+            "tasks[2].kwargs.rows: unknown task 'nope'",
+        ),
         (lambda d: d["tasks"][0].__setitem__("fn", "no-colon"), "tasks[0].fn:"),
         (lambda d: d["tasks"][0].__delitem__("fn"), "tasks[0].fn: is required"),
         (lambda d: d["tasks"][0].__setitem__("maxRetries", -1), "tasks[0].maxRetries:"),
-        (lambda d: d["tasks"][0].__setitem__("retryDelaySeconds", "soon"), "tasks[0].retryDelaySeconds: must be a number"),
-        (lambda d: d["tasks"][0].__setitem__("timeoutSeconds", 0), "tasks[0].timeoutSeconds: must be greater than 0"),
-        (lambda d: d["tasks"][0].__setitem__("trigger", "sometimes"), "tasks[0].trigger: unknown trigger 'sometimes'"),
-        (lambda d: d["tasks"][0].__setitem__("cacheValidator", "maybe"), "tasks[0].cacheValidator: unknown cache validator"),
-        (lambda d: d["tasks"][0].__setitem__("skipOnUpstreamSkip", "yes"), "tasks[0].skipOnUpstreamSkip: must be true or false"),
+        (
+            lambda d: d["tasks"][0].__setitem__("retryDelaySeconds", "soon"),
+            "tasks[0].retryDelaySeconds: must be a number",
+        ),
+        (
+            lambda d: d["tasks"][0].__setitem__("timeoutSeconds", 0),
+            "tasks[0].timeoutSeconds: must be greater than 0",
+        ),
+        (
+            lambda d: d["tasks"][0].__setitem__("trigger", "sometimes"),
+            "tasks[0].trigger: unknown trigger 'sometimes'",
+        ),
+        (
+            lambda d: d["tasks"][0].__setitem__("cacheValidator", "maybe"),
+            "tasks[0].cacheValidator: unknown cache validator",
+        ),
+        (
+            lambda d: d["tasks"][0].__setitem__("skipOnUpstreamSkip", "yes"),
+            "tasks[0].skipOnUpstreamSkip: must be true or false",
+        ),
         (lambda d: d["tasks"][0].__setitem__("colour", "red"), "tasks[0].colour: unknown field"),
-        (lambda d: d["tasks"][0]["args"].__setitem__(0, {"parameter": "nope"}), "tasks[0].args[0]: unknown parameter 'nope'"),
-        (lambda d: d["tasks"][0]["args"].__setitem__(0, {"task": "load", "mapp": True}), "tasks[0].args[0].mapp: unknown field"),
-        (lambda d: d["tasks"][1].__setitem__("name", "extract"), "tasks[1].name: duplicate name 'extract'"),
-        (lambda d: d["tasks"][3].__setitem__("upstream", ["ghost"]), "tasks[3].upstream[0]: unknown task 'ghost'"),
-        (lambda d: d["tasks"][0].__setitem__("upstream", ["load"]), "tasks: the tasks form a cycle"),
-        (lambda d: d.__setitem__("referenceTasks", ["ghost"]), "referenceTasks[0]: unknown task 'ghost'"),
+        (
+            lambda d: d["tasks"][0]["args"].__setitem__(0, {"parameter": "nope"}),
+            "tasks[0].args[0]: unknown parameter 'nope'",
+        ),
+        (
+            lambda d: d["tasks"][0]["args"].__setitem__(0, {"task": "load", "mapp": True}),
+            "tasks[0].args[0].mapp: unknown field",
+        ),
+        (
+            lambda d: d["tasks"][1].__setitem__("name", "extract"),
+            "tasks[1].name: duplicate name 'extract'",
+        ),
+        (
+            lambda d: d["tasks"][3].__setitem__("upstream", ["ghost"]),
+            "tasks[3].upstream[0]: unknown task 'ghost'",
+        ),
+        (
+            lambda d: d["tasks"][0].__setitem__("upstream", ["load"]),
+            "tasks: the tasks form a cycle",
+        ),
+        (
+            lambda d: d.__setitem__("referenceTasks", ["ghost"]),
+            "referenceTasks[0]: unknown task 'ghost'",
+        ),
         (lambda d: d["parameters"][0].__delitem__("name"), "parameters[0].name: is required"),
         (lambda d: d.__setitem__("tasks", {"a": 1}), "tasks: must be a list"),
         (lambda d: d.__setitem__("extra", 1), "extra: unknown field"),

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from engine_helpers import poll
+
 from flowrun import Flow, context, flatten, task, unmapped
 from flowrun.engine import FlowRunner, run_until_finished
 from flowrun.engine import state as s
+from flowrun.executors import DaskExecutor
 
 
 def run_all(flow: Flow, executor: Any) -> s.State:
@@ -47,9 +50,11 @@ def test_map_and_reduce(executor: Any) -> None:
         m = inc.map([1, 2, 3])
         t = total(m)
     state = run_all(flow, executor)
-    assert state.is_successful() and state.result[t].result == 9
+    assert state.is_successful()
+    assert state.result[t].result == 9
     parent = state.result[m]
-    assert isinstance(parent, s.Mapped) and parent.n_map_states == 3
+    assert isinstance(parent, s.Mapped)
+    assert parent.n_map_states == 3
     assert [c.result for c in parent.map_states] == [2, 3, 4]
     assert parent.result == [2, 3, 4]
 
@@ -78,7 +83,8 @@ def test_map_of_a_map_and_per_element_upstream(executor: Any) -> None:
         second = add.map(first, first)
         t = total(second)
     state = run_all(flow, executor)
-    assert state.result[second].result == [4, 6, 8] and state.result[t].result == 18
+    assert state.result[second].result == [4, 6, 8]
+    assert state.result[t].result == 18
 
 
 def test_empty_map_gives_no_children(executor: Any) -> None:
@@ -87,7 +93,8 @@ def test_empty_map_gives_no_children(executor: Any) -> None:
         t = total(m)
     state = flow.run(executor=executor)
     assert state.is_successful()
-    assert state.result[m].n_map_states == 0 and state.result[t].result == 0  # type: ignore[attr-defined]
+    assert state.result[m].n_map_states == 0
+    assert state.result[t].result == 0
 
 
 def test_a_failed_child_fails_the_reduce_but_not_its_siblings(executor: Any) -> None:
@@ -99,7 +106,11 @@ def test_a_failed_child_fails_the_reduce_but_not_its_siblings(executor: Any) -> 
     assert state.is_failed()
     children = state.result[m].map_states  # type: ignore[attr-defined]
     assert [type(c).__name__ for c in children] == ["Success", "Failed", "Success"]
-    assert [type(c).__name__ for c in state.result[then].map_states] == ["Success", "TriggerFailed", "Success"]  # type: ignore[attr-defined]
+    assert [type(c).__name__ for c in state.result[then].map_states] == [
+        "Success",
+        "TriggerFailed",
+        "Success",
+    ]  # type: ignore[attr-defined]
     assert type(state.result[t]) is s.TriggerFailed
 
 
@@ -139,7 +150,8 @@ def test_children_retry_on_their_own(executor_ld: Any, tmp_path: Path) -> None:
     with Flow("child-retry") as flow:
         m = flaky.map([0, 1, 2])
     state = flow.run(executor=executor_ld)
-    assert state.is_successful() and state.result[m].result == [0, 10, 20]
+    assert state.is_successful()
+    assert state.result[m].result == [0, 10, 20]
     assert not (tmp_path / "tried-0").exists()
 
 
@@ -153,14 +165,11 @@ def test_rerun_keeps_finished_children(executor_ld: Any) -> None:
 
 def test_map_of_map_is_pipelined_elementwise(dask_cluster: Any, tmp_path: Path) -> None:
     """Child 0 of the second map runs while the first map's last child is still waiting."""
-    from flowrun.executors import DaskExecutor
 
     @task
     def first(x: int) -> int:
         if x == 3:
-            from conftest import poll
-
-            poll(lambda: (tmp_path / "second-0").exists(), timeout=60)
+            poll((tmp_path / "second-0").exists, timeout=60)
         return x
 
     @task
@@ -171,4 +180,5 @@ def test_map_of_map_is_pipelined_elementwise(dask_cluster: Any, tmp_path: Path) 
     with Flow("pipelined") as flow:
         t = total(second.map(first.map([0, 1, 2, 3])))
     state = flow.run(executor=DaskExecutor(address=dask_cluster.scheduler_address))
-    assert state.is_successful() and state.result[t].result == 6
+    assert state.is_successful()
+    assert state.result[t].result == 6

@@ -11,29 +11,50 @@ import pytest
 from flowrun.engine import signals
 from flowrun.engine import state as s
 
-FINISHED = [s.Success, s.Cached, s.Mapped, s.Skipped, s.Looped, s.Cancelled, s.Failed, s.TimedOut, s.TriggerFailed]
+FINISHED = [
+    s.Success,
+    s.Cached,
+    s.Mapped,
+    s.Skipped,
+    s.Looped,
+    s.Cancelled,
+    s.Failed,
+    s.TimedOut,
+    s.TriggerFailed,
+]
 PENDING = [s.Pending, s.Scheduled, s.Paused, s.Resume, s.Retrying]
 
 
 @pytest.mark.parametrize("cls", FINISHED)
 def test_finished_states_are_finished_and_not_pending(cls: type[s.State]) -> None:
     st = cls()
-    assert st.is_finished() and not st.is_pending() and not st.is_running()
+    assert st.is_finished()
+    assert not st.is_pending()
+    assert not st.is_running()
 
 
 @pytest.mark.parametrize("cls", PENDING)
 def test_pending_family(cls: type[s.State]) -> None:
     st = cls()
-    assert st.is_pending() and not st.is_finished()
+    assert st.is_pending()
+    assert not st.is_finished()
 
 
 def test_predicates_follow_the_hierarchy() -> None:
-    assert s.TimedOut().is_failed() and s.TriggerFailed().is_failed()
-    assert s.Skipped().is_successful() and s.Cached().is_successful() and s.Mapped().is_successful()
-    assert s.Retrying().is_scheduled() and s.Retrying().is_retrying()
-    assert s.Cached().is_cached() and s.Mapped().is_mapped() and s.Skipped().is_skipped()
-    assert not s.Cancelled().is_successful() and not s.Cancelled().is_failed()
-    assert not s.Looped().is_successful() and not s.Looped().is_failed()
+    assert s.TimedOut().is_failed()
+    assert s.TriggerFailed().is_failed()
+    assert s.Skipped().is_successful()
+    assert s.Cached().is_successful()
+    assert s.Mapped().is_successful()
+    assert s.Retrying().is_scheduled()
+    assert s.Retrying().is_retrying()
+    assert s.Cached().is_cached()
+    assert s.Mapped().is_mapped()
+    assert s.Skipped().is_skipped()
+    assert not s.Cancelled().is_successful()
+    assert not s.Cancelled().is_failed()
+    assert not s.Looped().is_successful()
+    assert not s.Looped().is_failed()
     assert s.Cancelling().is_running()
 
 
@@ -41,7 +62,8 @@ def test_states_are_immutable_values() -> None:
     st = s.Success("done", result=1)
     with pytest.raises(dataclasses.FrozenInstanceError):
         st.result = 2  # type: ignore[misc]
-    assert st.replace(result=2).result == 2 and st.result == 1
+    assert st.replace(result=2).result == 2
+    assert st.result == 1
     assert s.Success("a", result=1) == s.Success("b", result=1)  # message is not part of equality
     assert s.Success(result=1) != s.Failed(result=1)
     assert pickle.loads(pickle.dumps(st)) == st
@@ -72,7 +94,9 @@ def test_mapped_counts_its_children() -> None:
         (signals.LOOP, s.Looped),
     ],
 )
-def test_signals_carry_their_state_and_escape_except_exception(signal: type[signals.StateSignal], cls: type[s.State]) -> None:
+def test_signals_carry_their_state_and_escape_except_exception(
+    signal: type[signals.StateSignal], cls: type[s.State]
+) -> None:
     caught = None
     try:
         try:
@@ -83,7 +107,8 @@ def test_signals_carry_their_state_and_escape_except_exception(signal: type[sign
         caught = sig
     assert caught is not None
     assert type(caught.state) is cls
-    assert caught.state.message == "why" and caught.state.result == 3
+    assert caught.state.message == "why"
+    assert caught.state.result == 3
 
 
 def test_endrun_carries_a_state() -> None:

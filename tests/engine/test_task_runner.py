@@ -16,7 +16,13 @@ from flowrun.engine.edges import EdgeRef
 from flowrun.engine.events import TaskEvent
 
 
-def run(fn: Any, *, state: s.State | None = None, upstream: dict[EdgeRef, s.State] | None = None, **opts: Any) -> s.State:
+def run(
+    fn: Any,
+    *,
+    state: s.State | None = None,
+    upstream: dict[EdgeRef, s.State] | None = None,
+    **opts: Any,
+) -> s.State:
     t = task(fn, **opts)
     t.slug = "t"
     return TaskRunner(t).run(state, upstream or {})
@@ -25,7 +31,8 @@ def run(fn: Any, *, state: s.State | None = None, upstream: dict[EdgeRef, s.Stat
 def test_success_and_failure() -> None:
     assert run(lambda: 5) == s.Success(result=5)
     failed = run(lambda: 1 / 0)
-    assert type(failed) is s.Failed and isinstance(failed.result, ZeroDivisionError)
+    assert type(failed) is s.Failed
+    assert isinstance(failed.result, ZeroDivisionError)
     assert "ZeroDivisionError" in (failed.message or "")
 
 
@@ -59,7 +66,8 @@ def test_trigger_failure_is_not_retried() -> None:
     assert type(state) is s.TriggerFailed
     assert run(lambda x: 1, upstream=up, trigger=triggers.all_failed) == s.Success(result=1)
     broken = run(lambda x: 1, upstream=up, trigger=lambda u: 1 / 0)
-    assert type(broken) is s.TriggerFailed and "Unexpected error" in (broken.message or "")
+    assert type(broken) is s.TriggerFailed
+    assert "Unexpected error" in (broken.message or "")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +81,9 @@ def test_trigger_failure_is_not_retried() -> None:
         (signals.TRIGGERFAIL, s.TriggerFailed),
     ],
 )
-def test_signals_raised_by_tasks_set_the_state(signal: type[signals.StateSignal], cls: type[s.State]) -> None:
+def test_signals_raised_by_tasks_set_the_state(
+    signal: type[signals.StateSignal], cls: type[s.State]
+) -> None:
     def body() -> None:
         try:
             raise signal("chosen")
@@ -81,7 +91,8 @@ def test_signals_raised_by_tasks_set_the_state(signal: type[signals.StateSignal]
             pytest.fail("swallowed")
 
     state = run(body)
-    assert type(state) is cls and state.message == "chosen"
+    assert type(state) is cls
+    assert state.message == "chosen"
 
 
 def test_endrun_in_a_task_sets_the_state() -> None:
@@ -93,10 +104,13 @@ def test_endrun_in_a_task_sets_the_state() -> None:
 
 def test_failures_become_retrying_until_max_retries() -> None:
     state = run(lambda: 1 / 0, max_retries=2, retry_delay=dt.timedelta(seconds=30))
-    assert isinstance(state, s.Retrying) and state.run_count == 1
-    assert state.start_time is not None and state.start_time > s.now() + dt.timedelta(seconds=20)
+    assert isinstance(state, s.Retrying)
+    assert state.run_count == 1
+    assert state.start_time is not None
+    assert state.start_time > s.now() + dt.timedelta(seconds=20)
     again = run(lambda: 1 / 0, state=state.replace(start_time=s.now()), max_retries=2)
-    assert isinstance(again, s.Retrying) and again.run_count == 2
+    assert isinstance(again, s.Retrying)
+    assert again.run_count == 2
     final = run(lambda: 1 / 0, state=again.replace(start_time=s.now()), max_retries=2)
     assert type(final) is s.Failed
 
@@ -138,7 +152,11 @@ def test_timeout_stops_the_work() -> None:
 
 def test_timeout_in_a_worker_thread() -> None:
     found: list[s.State] = []
-    thread = threading.Thread(target=lambda: found.append(run(lambda: [time.sleep(0.01) for _ in range(10**6)], timeout=0.3)))
+    thread = threading.Thread(
+        target=lambda: found.append(
+            run(lambda: [time.sleep(0.01) for _ in range(10**6)], timeout=0.3)
+        )
+    )
     thread.start()
     thread.join(60)
     assert type(found[0]) is s.TimedOut
@@ -159,7 +177,8 @@ def test_state_handlers_see_every_change_and_can_replace_states() -> None:
 def test_on_failure_is_called_with_the_failed_state() -> None:
     got: list[s.State] = []
     run(lambda: 1 / 0, on_failure=lambda t, st: got.append(st))
-    assert len(got) == 1 and got[0].is_failed()
+    assert len(got) == 1
+    assert got[0].is_failed()
 
 
 def test_a_failing_state_handler_fails_the_task() -> None:
@@ -167,7 +186,8 @@ def test_a_failing_state_handler_fails_the_task() -> None:
         raise RuntimeError("handler broke")
 
     state = run(lambda: 1, state_handlers=[handler])
-    assert type(state) is s.Failed and "state handlers" in (state.message or "")
+    assert type(state) is s.Failed
+    assert "state handlers" in (state.message or "")
 
 
 def test_events_are_reported_for_each_change() -> None:
@@ -183,12 +203,24 @@ def test_events_are_reported_for_each_change() -> None:
 
 def test_mapped_parent_decides_width_without_running() -> None:
     calls: list[int] = []
-    up = {EdgeRef("u", key="x", mapped=True): s.Success(result=[1, 2, 3]), EdgeRef("v", key="y", mapped=True): s.Success(result="ab")}
+    up = {
+        EdgeRef("u", key="x", mapped=True): s.Success(result=[1, 2, 3]),
+        EdgeRef("v", key="y", mapped=True): s.Success(result="ab"),
+    }
     t = task(lambda x, y: calls.append(x))
     t.slug = "p"
     state = TaskRunner(t).run(upstream_states=up, is_mapped_parent=True)
-    assert isinstance(state, s.Mapped) and state.n_map_states == 2 and calls == []
-    bad = TaskRunner(t).run(upstream_states={EdgeRef("u", key="x", mapped=True): s.Success(result=5)}, is_mapped_parent=True)
-    assert type(bad) is s.Failed and "unmappable" in (bad.message or "")
-    none = TaskRunner(t).run(upstream_states={EdgeRef("u", key="x", mapped=True): s.Failed()}, is_mapped_parent=True)
-    assert type(none) is s.Failed and "No upstream states" in (none.message or "")
+    assert isinstance(state, s.Mapped)
+    assert state.n_map_states == 2
+    assert calls == []
+    bad = TaskRunner(t).run(
+        upstream_states={EdgeRef("u", key="x", mapped=True): s.Success(result=5)},
+        is_mapped_parent=True,
+    )
+    assert type(bad) is s.Failed
+    assert "unmappable" in (bad.message or "")
+    none = TaskRunner(t).run(
+        upstream_states={EdgeRef("u", key="x", mapped=True): s.Failed()}, is_mapped_parent=True
+    )
+    assert type(none) is s.Failed
+    assert "No upstream states" in (none.message or "")

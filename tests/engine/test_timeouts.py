@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import poll
+from engine_helpers import poll
 
 from flowrun import Flow, task
 from flowrun.engine import run_until_finished

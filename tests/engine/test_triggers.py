@@ -12,7 +12,7 @@ from flowrun.engine import state as s
 
 
 def ups(*states: s.State) -> dict[Any, s.State]:
-    return {i: st for i, st in enumerate(states)}
+    return dict(enumerate(states))
 
 
 OK, BAD, SKIP = s.Success(), s.Failed(), s.Skipped()
@@ -29,7 +29,9 @@ OK, BAD, SKIP = s.Success(), s.Failed(), s.Skipped()
         (triggers.always_run, ups(BAD), ups(s.Running())),
     ],
 )
-def test_trigger_passes_and_fails(trigger: Any, passing: dict[Any, s.State], failing: dict[Any, s.State]) -> None:
+def test_trigger_passes_and_fails(
+    trigger: Any, passing: dict[Any, s.State], failing: dict[Any, s.State]
+) -> None:
     assert trigger(passing) is True
     assert trigger({}) is True
     with pytest.raises(signals.TRIGGERFAIL):

@@ -17,7 +17,7 @@ Validator = Callable[[states.Cached, Mapping[str, Any], Mapping[str, Any]], bool
 
 def tokenize(value: Any) -> str:
     """A stable hash of an input value (dask's tokenize, which handles most types)."""
-    from dask.base import tokenize as dask_tokenize
+    from dask.base import tokenize as dask_tokenize  # noqa: PLC0415 - dask only when caching
 
     token: str = dask_tokenize(value)
     return token

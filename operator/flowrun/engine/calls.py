@@ -61,7 +61,12 @@ def upstream_states(
             up: states.State = states.Mapped(map_states=kids, result=[k.result for k in kids])
         else:
             up = as_state(upstream[i])
-        if call.slice_here and call.slice_here[i] and call.map_index is not None and up.is_successful():
+        if (
+            call.slice_here
+            and call.slice_here[i]
+            and call.map_index is not None
+            and up.is_successful()
+        ):
             up = _child_view(up, edge, call.map_index)
         found[edge] = up
     for key, value in call.constants.items():

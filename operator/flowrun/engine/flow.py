@@ -7,6 +7,7 @@ Graph queries are linear-time (adjacency lists, Kahn's sort, a cached order), so
 from __future__ import annotations
 
 import collections
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -42,7 +43,7 @@ class Flow:
     3
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
         name: str = "flow",
         tasks: Iterable[Task] | None = None,
@@ -118,7 +119,7 @@ class Flow:
         self._sorted = None
         return task
 
-    def add_edge(
+    def add_edge(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
         upstream_task: Task,
         downstream_task: Task,
@@ -137,7 +138,8 @@ class Flow:
             self._check_key(downstream_task, key)
         if upstream_task is downstream_task or self._reaches(downstream_task, upstream_task):
             raise ValueError(
-                f"Adding the edge {upstream_task.slug} -> {downstream_task.slug} would create a cycle."
+                f"Adding the edge {upstream_task.slug} -> {downstream_task.slug} "
+                "would create a cycle."
             )
         edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened)
         if edge not in self._up[downstream_task]:
@@ -167,7 +169,7 @@ class Flow:
                     stack.append(edge.downstream)
         return False
 
-    def set_dependencies(
+    def set_dependencies(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
         task: Task,
         upstream_tasks: Iterable[Any] | None = None,
@@ -193,7 +195,7 @@ class Flow:
                 self.constants[task][key] = inner
 
     def chain(self, *tasks: Task) -> None:
-        for up, down in zip(tasks, tasks[1:], strict=False):
+        for up, down in itertools.pairwise(tasks):
             self.add_edge(up, down)
 
     def get_tasks(self, name: str | None = None, slug: str | None = None) -> list[Task]:
@@ -285,14 +287,14 @@ class Flow:
             raise ValueError(
                 f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
             )
-        from flowrun.engine import looping
+        from flowrun.engine import looping  # noqa: PLC0415 - looping imports this module
 
         return looping.run_until_finished(
             self, parameters=given, executor=executor or self.executor, **kwargs
         )
 
     def to_graph(self) -> FlowGraph:
-        from flowrun.engine import graph
+        from flowrun.engine import graph  # noqa: PLC0415 - graph imports this module
 
         return graph.from_flow(self)
 

@@ -14,9 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-from flowrun.engine import caching, events, signals
+from flowrun.engine import caching, events, graph, signals
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Executor, Session
+from flowrun.engine.executors.local import LocalExecutor
 from flowrun.engine.flow import Flow
 from flowrun.engine.flow_pass import FlowPass
 from flowrun.engine.taskstates import TaskStates, slug_of
@@ -27,8 +28,6 @@ RunnerStateHandler = Callable[["FlowRunner", states.State, states.State], "state
 def as_flow(flow: Any) -> Flow:
     if isinstance(flow, Flow):
         return flow
-    from flowrun.engine import graph
-
     if isinstance(flow, graph.FlowGraph):
         return graph.to_flow(flow)
     raise TypeError(f"FlowRunner needs a Flow or a FlowGraph, got {type(flow).__name__}")
@@ -40,8 +39,6 @@ def default_executor(flow: Flow, executor: Executor | None) -> Executor:
     if flow.executor is not None:
         found: Executor = flow.executor
         return found
-    from flowrun.engine.executors.local import LocalExecutor
-
     return LocalExecutor()
 
 
@@ -61,7 +58,7 @@ class FlowRunner:
         self.flow = as_flow(flow)
         self.state_handlers = list(state_handlers or ())
 
-    def run(
+    def run(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
         state: states.State | None = None,
         task_states: Mapping[Any, states.State] | None = None,

@@ -93,7 +93,7 @@ class RefTask(Task):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fn": None}
 
-    def run(self, **inputs: Any) -> Any:  # type: ignore[override]
+    def run(self, **inputs: Any) -> Any:
         return self.run_with(inputs)
 
     def run_with(self, inputs: Mapping[str, Any]) -> Any:

@@ -66,7 +66,7 @@ class FlowGraph:
 
     @classmethod
     def from_dict(cls, data: Any) -> FlowGraph:
-        from flowrun.engine.graph_dict import parse
+        from flowrun.engine.graph_dict import parse  # noqa: PLC0415 - it imports this module
 
         return parse(data)
 

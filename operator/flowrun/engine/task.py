@@ -44,7 +44,7 @@ class Task:
     ...         return x + y
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
         name: str | None = None,
         slug: str | None = None,
@@ -117,11 +117,12 @@ class Task:
     def copy(self, **task_args: Any) -> Task:
         new = copy.copy(self)
         new.state_handlers = list(self.state_handlers)
-        for key, value in task_args.items():
+        for key, given in task_args.items():
+            value = given
             if key in {"retry_delay", "cache_for"}:
-                value = _delta(value)
+                value = _delta(given)
             elif key == "timeout":
-                value = _seconds(value)
+                value = _seconds(given)
             setattr(new, key, value)
         if "slug" not in task_args and getattr(self, "_auto_slug", False):
             new.slug = None
@@ -147,7 +148,7 @@ class Task:
         flow: Flow | None = None,
         **kwargs: Any,
     ) -> Task:
-        from flowrun.engine import flow as flows
+        from flowrun.engine import flow as flows  # noqa: PLC0415 - flow imports this module
 
         target = flow or flows.current_flow()
         if target is None:
@@ -190,7 +191,7 @@ class Task:
         return self
 
     def _flow(self, flow: Flow | None) -> Flow:
-        from flowrun.engine import flow as flows
+        from flowrun.engine import flow as flows  # noqa: PLC0415 - flow imports this module
 
         found = flow or flows.current_flow()
         if found is None:
@@ -225,7 +226,7 @@ class FunctionTask(Task):
     def signature(self) -> inspect.Signature:
         return inspect.signature(self.fn)
 
-    def run(self, **inputs: Any) -> Any:  # type: ignore[override]
+    def run(self, **inputs: Any) -> Any:
         return self.fn(**inputs)
 
     def run_with(self, inputs: Mapping[str, Any]) -> Any:
@@ -299,7 +300,7 @@ class Collection(Task):
         self.keys = keys
         super().__init__(name=kind.__name__.capitalize(), **task_args)
 
-    def run(self, **items: Any) -> Any:  # type: ignore[override]
+    def run(self, **items: Any) -> Any:
         values = [items[f"arg_{i}"] for i in range(len(items))]
         if self.kind is dict:
             return dict(zip(self.keys, values, strict=True))

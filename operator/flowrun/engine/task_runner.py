@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flowrun.engine import cache_validators, events, interrupts, signals
 from flowrun.engine import context as contexts
-from flowrun.engine import events, interrupts, signals
 from flowrun.engine import state as states
 from flowrun.engine.task import Task
 
+SKIPPED_UPSTREAM = (
+    "Upstream task was skipped; if this was not the intended behavior, "
+    "consider changing `skip_on_upstream_skip=False` for this task."
+)
 RunnerStateHandler = Callable[["TaskRunner", states.State, states.State], "states.State | None"]
 
 
@@ -87,7 +91,9 @@ class TaskRunner:
                 return state
             ctx["task_loop_count"] = ctx.get("task_loop_count", 1) + 1
             ctx["task_loop_result"] = state.result
-            state = self._change(state, states.Pending(f"Looping task (on loop index {ctx['task_loop_count']})"))
+            state = self._change(
+                state, states.Pending(f"Looping task (on loop index {ctx['task_loop_count']})")
+            )
 
     def _pipeline(
         self,
@@ -147,11 +153,7 @@ class TaskRunner:
 
     # -- the steps -------------------------------------------------------------------------
     def check_task_is_ready(self, state: states.State) -> states.State:
-        if (
-            isinstance(state, states.Cached | states.Mapped)
-            or not state.is_finished()
-            and state.is_pending()
-        ):
+        if isinstance(state, states.Cached | states.Mapped) or state.is_pending():
             return state
         raise signals.ENDRUN(state)
 
@@ -178,7 +180,8 @@ class TaskRunner:
             raise self._end(
                 state,
                 states.Skipped(
-                    "Upstream task was skipped; if this was not the intended behavior, consider changing `skip_on_upstream_skip=False` for this task."
+                    "Upstream task was skipped; if this was not the intended behavior, "
+                    "consider changing `skip_on_upstream_skip=False` for this task."
                 ),
             )
         return state
@@ -218,7 +221,9 @@ class TaskRunner:
             if edge.key is not None:
                 value = up.result
                 # A mapped edge was flattened before its element was taken.
-                inputs[edge.key] = flatten_result(value) if edge.flattened and not edge.mapped else value
+                inputs[edge.key] = (
+                    flatten_result(value) if edge.flattened and not edge.mapped else value
+                )
         return inputs
 
     def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
@@ -289,8 +294,6 @@ class TaskRunner:
         task = self.task
         if task.cache_for is None or type(state) is not states.Success:
             return state
-        from flowrun.engine import cache_validators
-
         cached = states.Cached(
             state.message,
             result=state.result,

@@ -16,7 +16,7 @@ __all__ = ["DaskExecutor", "LocalExecutor", "SynchronousExecutor"]
 
 def __getattr__(name: str) -> Any:
     if name == "DaskExecutor":
-        from flowrun.engine.executors.dask import DaskExecutor
+        from flowrun.engine.executors.dask import DaskExecutor  # noqa: PLC0415 - distributed
 
         return DaskExecutor
     raise AttributeError(name)

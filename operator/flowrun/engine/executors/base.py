@@ -8,13 +8,14 @@ state class, message and bookkeeping of each task, with its result left where it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from flowrun.engine import calls, events
+from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
 
 log = logging.getLogger("flowrun.engine")
@@ -97,7 +98,7 @@ class InProcessSession:
     def _with_sinks(self, call: calls.TaskCall) -> calls.TaskCall:
         if self._on_event is None:
             return call
-        return calls.dataclasses.replace(call, on_event=self._on_event)
+        return dataclasses.replace(call, on_event=self._on_event)
 
     def submit_call(
         self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
@@ -128,8 +129,6 @@ class InProcessSession:
         return given
 
     def cancel(self) -> None:
-        from flowrun.engine import interrupts
-
         # Once only: a second interrupt could land in the task's own cleanup code.
         with self._cancel_lock:
             if self._cancelled or self._scope is None:

@@ -24,6 +24,7 @@ import distributed
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
 from flowrun.engine.executors import base
+from flowrun.engine.graph import resolve
 
 # A finished future whose final event has not arrived after this long is asked directly.
 EVENT_GRACE = 10.0
@@ -80,7 +81,7 @@ class DaskSession:
 
     def __init__(
         self,
-        client: distributed.Client,
+        client: Any,
         *,
         run_id: str,
         on_task_state: events.OnTaskState | None,
@@ -94,7 +95,7 @@ class DaskSession:
         self.cond = threading.Condition()
         self.done: dict[str, Mapping[str, Any]] = {}
         self.records: dict[str, states.State] = {}
-        self.futures: dict[str, distributed.Future] = {}
+        self.futures: dict[str, Any] = {}
         self.names: dict[str, tuple[str, int | None]] = {}
         self.queue: collections.deque[events.TaskEvent] = collections.deque()
         self.finished_at: dict[str, float] = {}
@@ -135,7 +136,7 @@ class DaskSession:
 
     def submit_call(
         self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
-    ) -> distributed.Future:
+    ) -> Any:
         call, state, state_result = self._prepare(call, state)
         future = self.client.submit(
             calls.run_task, call, state, upstream, reduced, state_result, key=call.key, pure=False
@@ -152,7 +153,7 @@ class DaskSession:
         prepared = [self._prepare(c, s) for c, s in zip(calls_, states_, strict=True)]
         if not prepared:
             return []
-        futures: list[distributed.Future] = self.client.map(
+        futures: list[Any] = self.client.map(
             calls.run_task,
             [p[0] for p in prepared],
             [p[1] for p in prepared],
@@ -188,7 +189,7 @@ class DaskSession:
         self.records[key] = found
         return found
 
-    def _without_event(self, future: distributed.Future) -> Any:
+    def _without_event(self, future: Any) -> Any:
         status = future.status
         if status == "cancelled" or (self.cancelled and status != "finished"):
             return states.Cancelled("Task was cancelled.")
@@ -201,7 +202,7 @@ class DaskSession:
                 return self.client.submit(_describe, future, future.key, pure=False).result()
         return None
 
-    def _publish(self, key: str, future: distributed.Future, record: states.State) -> None:
+    def _publish(self, key: str, future: Any, record: states.State) -> None:
         if self.publish_prefix is None or not record.is_finished():
             return
         slug, index = self.names.get(key, (key, None))
@@ -262,7 +263,7 @@ class DaskExecutor:
     dataset `run-1/<slug>`, so a later client can resume from it.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
         address: str | None = None,
         cluster_class: Callable[..., Any] | str | None = None,
@@ -279,10 +280,10 @@ class DaskExecutor:
         self.adapt_kwargs = adapt_kwargs
         self.client_kwargs = dict(client_kwargs or {})
         self.publish_prefix = publish_prefix
-        self.client: distributed.Client | None = None
+        self.client: Any | None = None
 
     @contextmanager
-    def start(self) -> Iterator[distributed.Client]:
+    def start(self) -> Iterator[Any]:
         if self.client is not None:
             # Already started by the caller (e.g. to fetch published futures): reuse it.
             yield self.client
@@ -292,14 +293,14 @@ class DaskExecutor:
         if address is None:
             factory = self.cluster_class or distributed.LocalCluster
             if isinstance(factory, str):
-                from flowrun.engine.graph import resolve
-
                 factory = resolve(factory)
             cluster = factory(**self.cluster_kwargs)
             if self.adapt_kwargs:
                 cluster.adapt(**self.adapt_kwargs)
             address = cluster
-        client = distributed.Client(address, set_as_default=False, **self.client_kwargs)
+        client: Any = distributed.Client(  # type: ignore[no-untyped-call]
+            address, set_as_default=False, **self.client_kwargs
+        )
         self.client = client
         try:
             yield client
@@ -309,12 +310,12 @@ class DaskExecutor:
             if cluster is not None:
                 cluster.close()
 
-    def _client(self) -> distributed.Client:
+    def _client(self) -> Any:
         if self.client is None:
             raise RuntimeError("DaskExecutor is not started: use `with executor.start():`")
         return self.client
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> distributed.Future:
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self._client().submit(fn, *args, pure=False, **kwargs)
 
     def wait(self, futures: Any) -> Any:

@@ -17,11 +17,12 @@ from flowrun.engine.executors import base
 
 
 def _compute(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    import dask
+    from dask.base import compute  # noqa: PLC0415 - `import flowrun` stays light
+    from dask.delayed import delayed  # noqa: PLC0415
 
     # Arguments ride in a partial so that Dask does not traverse (and rebuild) them.
-    work = dask.delayed(functools.partial(fn, *args, **kwargs), pure=False)()
-    (value,) = dask.compute(work, scheduler="synchronous")
+    work = delayed(functools.partial(fn, *args, **kwargs), pure=False)()
+    (value,) = compute(work, scheduler="synchronous")  # type: ignore[no-untyped-call]
     return value
 
 
