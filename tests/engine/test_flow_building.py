@@ -120,7 +120,7 @@ def test_reference_tasks_default_to_terminal_tasks() -> None:
 def test_collections_of_tasks_become_collection_tasks() -> None:
     with Flow("coll") as flow:
         a, b = inc(1), inc(2)
-        total = task(sum)([a, b])
+        total = task(lambda xs: sum(xs))([a, b])  # noqa: PLW0108 - sum is positional-only
         named = task(lambda d: d["b"] - d["a"])({"a": a, "b": b})
     assert any(isinstance(t, Collection) for t in flow.tasks)
     state = flow.run()
