@@ -23,6 +23,7 @@ from typing import Any
 import kopf
 
 from flowrun import cluster
+from flowrun.cluster.kubernetes import delete_daskcluster
 from flowrun.controller import errors, phases, stopping
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
@@ -105,6 +106,7 @@ class Run:
     async def execute(self) -> None:
         if self.initial_phase in phases.TERMINAL:
             self.ctx.set_phase(self.uid, self.initial_phase)
+            await self._sweep()
             return
         outcome: errors.Outcome | None = None
         results: RunResult | None = None
@@ -189,6 +191,19 @@ class Run:
             {"cluster": {"name": name, "scheduler": handle.address, "dashboard": handle.dashboard}}
         )
         return handle.address
+
+    async def _sweep(self) -> None:
+        """A finished run whose cleanup was cut short (operator killed) may have left its
+        DaskCluster behind: delete it by its deterministic name (one GET when it is gone).
+        This is what makes `ttlSecondsAfterFinished` hold even across crashes: clusters are
+        normally deleted at the end of the run, well before any TTL."""
+        dask = ((self.body.get("spec") or {}).get("executor") or {}).get("dask") or {}
+        if dask.get("cluster", "Kubernetes") != "Kubernetes":
+            return
+        try:
+            await delete_daskcluster(cluster.cluster_name(self.owner), self.namespace, timeout=30)
+        except Exception as exc:  # best effort: the garbage collector remains the backstop
+            logger.warning("sweeping the Dask cluster of %s failed: %s", self.name, exc)
 
     async def _close_cluster(self, *, keep: bool) -> None:
         provider, self.provider = self.provider, None
