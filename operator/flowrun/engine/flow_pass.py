@@ -71,6 +71,7 @@ class FlowPass:
             if len(still) == len(pending) and not self.blocking:
                 raise RuntimeError(f"No task could be submitted: {[t.slug for t in still][:5]}")
             pending = still
+            self.session.flush()
             if pending and self.blocking:
                 self.session.wait_some(self.blocking, WAIT_STEP)
                 self.session.drain_events()
@@ -224,6 +225,7 @@ class FlowPass:
 
     def collect(self) -> dict[str, states.State]:
         """Wait for every submitted task and return the record of every task."""
+        self.session.flush()
         self._await(self.submitted.values())
         for mapped in self.mapped.values():
             self._await(h for i, h in enumerate(mapped.handles) if i not in mapped.known)

@@ -51,6 +51,10 @@ class Session(Protocol):
 
     def cancel(self) -> None: ...
 
+    def flush(self) -> None:
+        """Send what was submitted so far (an executor may batch submissions)."""
+        ...
+
     def drain_events(self) -> None:
         """Deliver queued TaskEvents to the callback, in the caller's thread."""
         ...
@@ -137,6 +141,9 @@ class InProcessSession:
         interrupts.cancel_scope(self._scope)
 
     def drain_events(self) -> None:
+        return None
+
+    def flush(self) -> None:
         return None
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import distributed
+from dask.delayed import delayed
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
@@ -55,6 +56,39 @@ def _done_message(call: calls.TaskCall, final: states.State, run_count: int) -> 
     message = events.event_for(slug, call.map_index, final, run_count).to_dict()
     message.update(key=call.key, done=True)
     return message
+
+
+@dataclasses.dataclass(frozen=True)
+class Pending:
+    """A submission not yet sent to the scheduler (see `DaskSession.flush`)."""
+
+    key: str
+
+
+class Opaque:
+    """Keeps Dask from walking into (and rebuilding) an argument it need not look at."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, tuple[Any]]:
+        return Opaque, (self.value,)
+
+
+def _plain(item: Any) -> Any:
+    if isinstance(item, Opaque):
+        return item.value
+    if isinstance(item, list):
+        return [_plain(i) for i in item]
+    return item
+
+
+def _run_on_worker(
+    call: Opaque, state: Opaque, upstream: list[Any], reduced: list[Any], state_result: Any
+) -> states.State:
+    return calls.run_task(call.value, state.value, _plain(upstream), _plain(reduced), state_result)
 
 
 def _describe(final: states.State, key: str) -> dict[str, Any]:
@@ -100,7 +134,9 @@ class DaskSession:
         self.queue: collections.deque[events.TaskEvent] = collections.deque()
         self.finished_at: dict[str, float] = {}
         self.cancelled = False
-        self.live = events.OnTaskState is not None and on_task_state is not None
+        self.unsent: dict[str, Any] = {}
+        self.token = uuid.uuid4().hex[:12]
+        self.counter = 0
         client.subscribe_topic(self.topic, self._on_message)
 
     def close(self) -> None:
@@ -118,10 +154,13 @@ class DaskSession:
                 self.cond.notify_all()
 
     # -- submitting -----------------------------------------------------------------------
+    # Submissions of one sweep are collected as a Dask graph and sent in one message at
+    # `flush()`: one scheduler update for a thousand tasks instead of a thousand.
     def _prepare(self, call: calls.TaskCall, state: Any) -> tuple[calls.TaskCall, Any, Any]:
         slug = call.task.slug or call.task.name
         suffix = "" if call.map_index is None else f"[{call.map_index}]"
-        key = f"{slug}{suffix}-{uuid.uuid4().hex[:16]}"
+        self.counter += 1
+        key = f"{slug}{suffix}-{self.token}-{self.counter}"
         self.names[key] = (slug, call.map_index)
         call = dataclasses.replace(
             call,
@@ -134,15 +173,38 @@ class DaskSession:
             state, state_result = state.replace(result=None), state.result
         return call, state, state_result
 
+    def _arg(self, item: Any) -> Any:
+        """A submission argument: futures and pending handles stay visible to Dask."""
+        if isinstance(item, Pending):
+            future = self.futures.get(item.key)
+            return future if future is not None else self.unsent[item.key]
+        if isinstance(item, list):
+            return [self._arg(i) for i in item]
+        if isinstance(item, distributed.Future) or item is None:
+            return item
+        return Opaque(item)
+
     def submit_call(
         self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
     ) -> Any:
         call, state, state_result = self._prepare(call, state)
-        future = self.client.submit(
-            calls.run_task, call, state, upstream, reduced, state_result, key=call.key, pure=False
+        key = call.key or ""
+        self.unsent[key] = delayed(_run_on_worker, pure=False)(
+            Opaque(call),
+            Opaque(state),
+            self._arg(upstream),
+            self._arg(reduced),
+            state_result,
+            dask_key_name=key,
         )
-        self.futures[future.key] = future
-        return future
+        return Pending(key)
+
+    def flush(self) -> None:
+        if not self.unsent:
+            return
+        unsent, self.unsent = self.unsent, {}
+        for future in self.client.compute(list(unsent.values()), optimize_graph=False):
+            self.futures[future.key] = future
 
     def submit_children(
         self,
@@ -150,15 +212,16 @@ class DaskSession:
         states_: Sequence[Any],
         inputs: Sequence[tuple[list[Any], list[Any]]],
     ) -> list[Any]:
+        self.flush()
         prepared = [self._prepare(c, s) for c, s in zip(calls_, states_, strict=True)]
         if not prepared:
             return []
         futures: list[Any] = self.client.map(
-            calls.run_task,
-            [p[0] for p in prepared],
-            [p[1] for p in prepared],
-            [i[0] for i in inputs],
-            [i[1] for i in inputs],
+            _run_on_worker,
+            [Opaque(p[0]) for p in prepared],
+            [Opaque(p[1]) for p in prepared],
+            [self._arg(i[0]) for i in inputs],
+            [self._arg(i[1]) for i in inputs],
             [p[2] for p in prepared],
             key=[p[0].key for p in prepared],
             pure=False,
@@ -175,17 +238,20 @@ class DaskSession:
         found = self.records.get(key)
         if found is not None:
             return found
+        future = self.futures.get(key)
+        if future is None:
+            return states.Cancelled("Task was cancelled.") if self.cancelled else None
         with self.cond:
             raw = self.done.get(key)
         if raw is None:
-            raw = self._without_event(handle)
+            raw = self._without_event(future)
             if raw is None:
                 return None
         if isinstance(raw, states.State):
             found = raw
         else:
-            found = _record(raw, handle)
-            self._publish(key, handle, found)
+            found = _record(raw, future)
+            self._publish(key, future, found)
         self.records[key] = found
         return found
 
@@ -245,6 +311,7 @@ class DaskSession:
             self.cancelled = True
         # Drop everything not finished first, so no downstream task starts when the
         # running ones end; then interrupt the threads that still run task code.
+        self.unsent.clear()
         pending = [f for f in self.futures.values() if f.status == "pending"]
         if pending:
             self.client.cancel(pending)

@@ -1,0 +1,270 @@
+#!/usr/bin/env python
+"""Engine benchmark: flowrun's executors against raw `distributed`, in one invocation.
+
+Workloads (as in the shared Prefect peer benchmark, every task a no-op):
+  chain-N   inc(0) -> inc -> ... -> inc                    (N task runs)
+  fanout-N  root = inc(0); N x inc(root); total(children)  (N + 3 task runs)
+  map-N     inc.map(range(N)); total(mapped)               (N + 2 task runs)
+
+flowrun runs `flow.run(executor=...)` on LocalExecutor, SynchronousExecutor and
+DaskExecutor (a LocalCluster of 2 worker processes x 1 thread, started once; each run
+connects its own Client, as Prefect's DaskExecutor does). "raw" submits the same graphs
+with `Client.submit` / `Client.map` (dist) and `dask.compute` (sync) on the same cluster.
+Each cell is the min of --repeat runs; the ratio is flowrun / raw.
+
+Memory checks (--memory): a map of --big-map children on DaskExecutor, and a flow that
+passes --big-data-mib between tasks; the cluster then runs in a separate process, so the
+client's RSS is the client's own.
+
+    python benchmarks/engine.py                 # the timing table
+    python benchmarks/engine.py --memory        # plus the memory checks
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Running a script puts its folder first on sys.path, where benchmarks/operator.py would
+# shadow the stdlib `operator` module: drop that entry before anything imports it.
+if sys.path and sys.path[0].rstrip("/").endswith("benchmarks"):
+    del sys.path[0]
+
+import argparse
+import logging
+import multiprocessing
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dask
+import distributed
+import psutil
+from dask import delayed
+from distributed import Client, LocalCluster
+
+from flowrun import Flow, task
+from flowrun.executors import DaskExecutor, LocalExecutor, SynchronousExecutor
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+inc_task = task(inc)
+total_task = task(total)
+
+
+def build(workload: str, n: int) -> tuple[Flow, Any, int]:
+    with Flow(f"{workload}-{n}") as flow:
+        if workload == "chain":
+            final = inc_task(0)
+            for _ in range(n - 1):
+                final = inc_task(final)
+            expected = n
+        elif workload == "fanout":
+            root = inc_task(0)
+            final = total_task([inc_task(root) for _ in range(n)])
+            expected = 2 * n
+        else:
+            final = total_task(inc_task.map(list(range(n))))
+            expected = sum(range(n)) + n
+    return flow, final, expected
+
+
+def raw_dist(client: Client, workload: str, n: int) -> int:
+    if workload == "chain":
+        f = client.submit(inc, 0, pure=False)
+        for _ in range(n - 1):
+            f = client.submit(inc, f, pure=False)
+        return int(f.result())
+    if workload == "fanout":
+        root = client.submit(inc, 0, pure=False)
+        kids = [client.submit(inc, root, pure=False) for _ in range(n)]
+        return int(client.submit(total, kids, pure=False).result())
+    futs = client.map(inc, range(n), pure=False)
+    return int(client.submit(total, futs, pure=False).result())
+
+
+def raw_sync(workload: str, n: int) -> int:
+    if workload == "chain":
+        d = delayed(inc, pure=False)(0)
+        for _ in range(n - 1):
+            d = delayed(inc, pure=False)(d)
+    elif workload == "fanout":
+        root = delayed(inc, pure=False)(0)
+        d = delayed(total, pure=False)([delayed(inc, pure=False)(root) for _ in range(n)])
+    else:
+        d = delayed(total, pure=False)([delayed(inc, pure=False)(i) for i in range(n)])
+    return int(dask.compute(d, scheduler="synchronous")[0])
+
+
+def best_of(repeat: int, run: Callable[[], int], expected: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        got = run()
+        times.append(time.perf_counter() - t0)
+        if got != expected:
+            raise AssertionError(f"got {got}, expected {expected}")
+    return min(times)
+
+
+def timing_table(args: argparse.Namespace) -> None:
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    client = Client(cluster)
+    rows = []
+    try:
+        for workload in args.workloads.split(","):
+            flow, final, expected = build(workload, args.n)
+
+            def run_flow(executor: Any, flow: Flow = flow, final: Any = final) -> int:
+                state = flow.run(executor=executor)
+                return int(state.result[final].result)
+
+            local = best_of(args.repeat, lambda: run_flow(LocalExecutor()), expected)
+            sync = best_of(args.repeat, lambda: run_flow(SynchronousExecutor()), expected)
+            raw_s = best_of(args.repeat, lambda w=workload: raw_sync(w, args.n), expected)
+            # Interleave flowrun and raw on the cluster so that machine noise hits both.
+            dask_times, raw_times = [], []
+            for _ in range(args.repeat):
+                dask_times.append(
+                    best_of(
+                        1,
+                        lambda: run_flow(DaskExecutor(address=cluster.scheduler_address)),
+                        expected,
+                    )
+                )
+                raw_times.append(
+                    best_of(1, lambda w=workload: raw_dist(client, w, args.n), expected)
+                )
+            rows.append((workload, local, sync, raw_s, min(dask_times), min(raw_times)))
+            print(f"{workload}: done", flush=True)
+    finally:
+        client.close()
+        cluster.close()
+    print()
+    print(
+        f"flowrun engine benchmark | N={args.n} | min of {args.repeat} | "
+        f"python {platform.python_version()} | "
+        f"dask/distributed {distributed.__version__} | {os.cpu_count()} cores"
+    )
+    print(
+        "| workload | Local s | Synchronous s | raw sync s | Dask s | raw dist s "
+        "| Dask / raw dist | Local tasks/s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for workload, local, sync, raw_s, dsk, raw_d in rows:
+        runs = args.n + {"chain": 0, "fanout": 3, "map": 2}[workload]
+        print(
+            f"| {workload}-{args.n} | {local:.3f} | {sync:.3f} | {raw_s:.3f} | {dsk:.3f} "
+            f"| {raw_d:.3f} | "
+            f"{dsk / raw_d:.2f}x | {runs / local:,.0f} |"
+        )
+
+
+def _serve_cluster(queue: Any, stop: Any) -> None:
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    queue.put(cluster.scheduler_address)
+    stop.wait()
+    cluster.close()
+
+
+@task
+def blob(i: int, mib: int) -> bytes:
+    return bytes(mib * 2**20)
+
+
+@task
+def size(data: bytes) -> int:
+    return len(data)
+
+
+def memory_checks(args: argparse.Namespace) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    queue, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_serve_cluster, args=(queue, stop))
+    server.start()
+    address = queue.get(timeout=120)
+    me = psutil.Process()
+    try:
+        with Flow("big-map") as flow:
+            final = total_task(inc_task.map(list(range(args.big_map))))
+        before = me.memory_info().rss
+        peak = before
+        t0 = time.perf_counter()
+
+        def watch(event: Any) -> None:
+            nonlocal peak
+            peak = (
+                max(peak, me.memory_info().rss)
+                if event.is_finished and event.map_index == 0
+                else peak
+            )
+
+        state = flow.run(executor=DaskExecutor(address=address), on_task_state=watch)
+        elapsed = time.perf_counter() - t0
+        after = me.memory_info().rss
+        n = args.big_map
+        assert state.result[final].result == sum(range(n)) + n, state
+        print(
+            f"map-{n:,} on DaskExecutor: {state!r} in {elapsed:.1f}s; "
+            f"client RSS before {before / 2**20:.0f} MiB, "
+            f"after {after / 2**20:.0f} MiB (peak seen {max(peak, after) / 2**20:.0f} MiB)"
+        )
+
+        parts = max(1, args.big_data_mib // 128)
+        with Flow("big-data") as flow2:
+            sizes = size.map(
+                blob.map(list(range(parts)), mib=128 if parts > 1 else args.big_data_mib)
+            )
+            moved = total_task(sizes)
+        before = me.memory_info().rss
+        state = flow2.run(executor=DaskExecutor(address=address))
+        after = me.memory_info().rss
+        print(
+            f"{parts} x 128 MiB ({state.result[moved].result / 2**30:.2f} GiB) "
+            f"passed between tasks: {state!r}; "
+            f"client RSS before {before / 2**20:.0f} MiB, after {after / 2**20:.0f} MiB "
+            f"(delta {(after - before) / 2**20:+.0f} MiB)"
+        )
+    finally:
+        stop.set()
+        server.join(120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workloads", default="chain,fanout,map")
+    parser.add_argument("--memory", action="store_true", help="also run the memory checks")
+    parser.add_argument("--only-memory", action="store_true")
+    parser.add_argument("--big-map", type=int, default=100_000)
+    parser.add_argument("--big-data-mib", type=int, default=1024)
+    args = parser.parse_args()
+    if not args.only_memory:
+        timing_table(args)
+    if args.memory or args.only_memory:
+        memory_checks(args)
+
+
+if __name__ == "__main__":
+    main()
