@@ -75,3 +75,53 @@ def rules_of(role: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
             for resource in rule.get("resources", []):
                 for verb in rule.get("verbs", []):
                     yield group, resource, verb
+
+
+# Every rule the chart grants the operator in cluster-wide mode with default values, pinned: a new
+# grant must be added here on purpose. Where each is shown needed: test_rbac_needed.py (ablations)
+# and test_install.py (the whole set is sufficient); the rest is explained in docs/install.md.
+OPERATOR_RULES = frozenset(
+    {
+        ("flowrun.dev", "flowruns", "list"),
+        ("flowrun.dev", "flowruns", "watch"),
+        ("flowrun.dev", "flowruns", "patch"),
+        ("flowrun.dev", "flowruns/status", "patch"),
+        ("flowrun.dev", "flowruns/finalizers", "update"),
+        ("", "events", "create"),
+        ("kubernetes.dask.org", "daskclusters", "get"),
+        ("kubernetes.dask.org", "daskclusters", "list"),
+        ("kubernetes.dask.org", "daskclusters", "create"),
+        ("kubernetes.dask.org", "daskclusters", "delete"),
+        ("kubernetes.dask.org", "daskworkergroups", "get"),
+        ("kubernetes.dask.org", "daskworkergroups", "list"),
+        ("", "pods", "get"),
+        ("", "pods", "list"),
+        ("", "services", "get"),
+        ("", "services", "list"),
+        ("", "pods/log", "get"),
+        ("", "secrets", "get"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+    }
+)
+
+
+def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Roles bound to the operator's ServiceAccount (not the aggregated roles for people)."""
+    bound = {
+        (b["roleRef"]["kind"], b["roleRef"]["name"])
+        for b in of_kind(docs, "ClusterRoleBinding") + of_kind(docs, "RoleBinding")
+    }
+    return [
+        r
+        for r in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+        if (r["kind"], r["metadata"]["name"]) in bound
+    ]
+
+
+def rules_from(triples: Iterable[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """PolicyRules granting exactly `triples`, one rule per (apiGroup, resource)."""
+    verbs: dict[tuple[str, str], list[str]] = {}
+    for group, resource, verb in sorted(triples):
+        verbs.setdefault((group, resource), []).append(verb)
+    return [{"apiGroups": [g], "resources": [r], "verbs": v} for (g, r), v in sorted(verbs.items())]

@@ -9,6 +9,7 @@ from typing import Any
 
 import dask_kubernetes
 import pytest
+from chartkit import CRD_SOURCE
 from opkit import crd_established, unique, wait_for
 
 from flowrun.dev import build
@@ -49,3 +50,10 @@ def dask_crds(kubectl: Any) -> None:
     for name in ("daskcluster", "daskworkergroup"):
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / f"{name}.yaml"))
         wait_for(lambda n=name: crd_established(kubectl, f"{n}s.kubernetes.dask.org"))
+
+
+@pytest.fixture(scope="session")
+def flowrun_crd(kubectl: Any) -> None:
+    """The FlowRun CRD from crds/ (a Helm release may take it over later: --take-ownership)."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_SOURCE))
+    wait_for(lambda: crd_established(kubectl, "flowruns.flowrun.dev"), what="the FlowRun CRD")

@@ -17,10 +17,12 @@ from chartkit import (
     CHART,
     CRD_COPY,
     CRD_SOURCE,
+    OPERATOR_RULES,
     SCENARIOS,
     of_kind,
     one,
     operator_container,
+    operator_roles,
     render,
     rules_of,
     run_helm,
@@ -247,19 +249,6 @@ FORBIDDEN_EVERYWHERE = {
 }
 
 
-def operator_roles(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Roles bound to the operator's ServiceAccount (not the aggregated roles for people)."""
-    bound = {
-        (b["roleRef"]["kind"], b["roleRef"]["name"])
-        for b in of_kind(docs, "ClusterRoleBinding") + of_kind(docs, "RoleBinding")
-    }
-    return [
-        r
-        for r in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
-        if (r["kind"], r["metadata"]["name"]) in bound
-    ]
-
-
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
 def test_no_wildcards_and_nothing_forbidden(helm_bin: Path, values_file: Path) -> None:
     docs = render(helm_bin, values_files=[values_file])
@@ -267,6 +256,19 @@ def test_no_wildcards_and_nothing_forbidden(helm_bin: Path, values_file: Path) -
         triples = set(rules_of(role))
         assert not any("*" in t for t in triples), role["metadata"]["name"]
         assert not triples & FORBIDDEN_EVERYWHERE, role["metadata"]["name"]
+
+
+def test_cluster_wide_grants_exactly_the_pinned_rules(helm_bin: Path) -> None:
+    docs = render(helm_bin)
+    granted = {t for r in operator_roles(docs) for t in rules_of(r)}
+    assert granted == OPERATOR_RULES
+
+
+def test_namespaced_roles_grant_the_same_rules_minus_cluster_scope(helm_bin: Path) -> None:
+    docs = render(helm_bin, values={"watchNamespaces": "{a}"})
+    [role] = of_kind(docs, "Role")
+    cluster_scoped = {t for t in OPERATOR_RULES if t[0] == "apiextensions.k8s.io"}
+    assert set(rules_of(role)) == OPERATOR_RULES - cluster_scoped
 
 
 def test_cluster_wide_mode_uses_cluster_roles_only(helm_bin: Path) -> None:
