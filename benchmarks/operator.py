@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the sys.path fix below must run before any other import
 """Operator benchmarks on a real local control plane (flowrun.dev) and a real operator process.
 
 Measures, with the Local Dask provider (a LocalCluster per run, inside the operator):
@@ -12,6 +13,12 @@ Measures, with the Local Dask provider (a LocalCluster per run, inside the opera
 
 from __future__ import annotations
 
+import sys
+
+# Run as `python benchmarks/operator.py`, this file's folder comes first on sys.path and the file
+# would shadow the stdlib `operator` module (imported by json, enum, ...): drop that entry first.
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("benchmarks")]
+
 import json
 import os
 import re
@@ -19,7 +26,6 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -221,6 +227,27 @@ def status_bytes(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, int, i
     return rows
 
 
+def report(bench: Bench) -> None:
+    """Measure and print each figure as soon as it is known (a table in the end)."""
+    cores = os.cpu_count()
+    print(f"\nflowrun operator benchmarks ({cores} cores; Local Dask provider)\n", flush=True)
+    print("| measure | value |")
+    print("|---|---|", flush=True)
+    median, p95 = latency(bench)
+    print(f"| apply -> Succeeded, one-task FlowRun, median | {median:.2f} s |")
+    print(f"| apply -> Succeeded, one-task FlowRun, p95 | {p95:.2f} s |", flush=True)
+    took, idle, peak = concurrent(bench)
+    print(f"| 100 FlowRuns applied at once, all Succeeded | {took:.1f} s |")
+    print(f"| operator RSS idle / peak during the 100 runs | {idle:.0f} / {peak:.0f} MiB |")
+    for size, nbytes, omitted, secs in status_bytes(bench, (1000, 10000)):
+        print(f"| status of a {size:,}-task FlowRun (executor Local) | {nbytes / 1024:.0f} KiB"
+              f" ({omitted} tasks omitted; ran in {secs:.0f} s) |", flush=True)  # fmt: skip
+    print("\n| tasks in the flow | FlowRun PATCHes (status + kopf) | Event writes | Secret GETs |")
+    print("|---|---|---|---|", flush=True)
+    for size, patches, events, secrets in requests_per_run(bench, (1, 10, 100, 1000)):
+        print(f"| {size} | {patches} | {events} | {secrets} |", flush=True)
+
+
 def main() -> int:
     bins = build.ensure_built()
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as tmp:
@@ -238,30 +265,10 @@ def main() -> int:
             )  # fmt: skip
             bench.kubectl("create", "namespace", NS)
             bench.start_operator()
-            median, p95 = latency(bench)
-            took, idle, peak = concurrent(bench)
-            reqs = requests_per_run(bench, (1, 10, 100, 1000))
-            sizes = status_bytes(bench, (1000, 10000))
+            report(bench)
         finally:
             bench.stop_operator()
             plane.stop()
-    cores = os.cpu_count()
-    print(
-        f"\nflowrun operator benchmarks ({cores} cores; Local Dask provider; status interval 1 s)\n"
-    )
-    print("| measure | value |")
-    print("|---|---|")
-    print(f"| apply -> Succeeded, one-task FlowRun, median | {median:.2f} s |")
-    print(f"| apply -> Succeeded, one-task FlowRun, p95 | {p95:.2f} s |")
-    print(f"| 100 FlowRuns applied at once, all Succeeded | {took:.1f} s |")
-    print(f"| operator RSS idle / peak during the 100 runs | {idle:.0f} / {peak:.0f} MiB |")
-    for size, nbytes, omitted, secs in sizes:
-        print(f"| status of a {size:,}-task FlowRun | {nbytes / 1024:.0f} KiB"
-              f" ({omitted} tasks omitted; ran in {secs:.0f} s) |")  # fmt: skip
-    print("\n| tasks in the flow | FlowRun PATCHes (status + kopf) | Event writes | Secret GETs |")
-    print("|---|---|---|---|")
-    for size, patches, events, secrets in reqs:
-        print(f"| {size} | {patches} | {events} | {secrets} |")
     return 0
 
 

@@ -2,6 +2,10 @@
 
 Handlers are registered on a registry built here (no import-time side effects, no global
 registry), so tests and the CLI each get their own. All behaviour lives in `daemon.Run`.
+
+Only a daemon, no change handlers (on.create/update/delete): kopf then keeps no copy of the
+spec in a `last-handled-configuration` annotation, which for a large inline flow would exceed
+the API server's 256 KiB limit for all annotations together.
 """
 
 from __future__ import annotations
@@ -31,9 +35,6 @@ def apply_kopf_settings(kopf_settings: Any, settings: settings_mod.OperatorSetti
     kopf_settings.persistence.finalizer = FINALIZER
     kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix=models.API_GROUP
-    )
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=models.API_GROUP, key="last-handled-configuration"
     )
     kopf_settings.posting.level = logging.INFO
     kopf_settings.execution.default_backoff = 5
@@ -79,13 +80,5 @@ def build_registry(
     ) -> None:
         ctx: daemon.Context = memo["ctx"]
         await daemon.Run(ctx, body=body, stopped=stopped).execute()
-
-    @kopf.on.delete(
-        models.API_GROUP, models.API_VERSION, kube.PLURAL, registry=registry, id="forget"
-    )
-    async def forget(uid: str, memo: kopf.Memo, **_: Any) -> None:
-        ctx: daemon.Context | None = memo.get("ctx")
-        if ctx is not None:
-            ctx.set_phase(uid, None)
 
     return registry

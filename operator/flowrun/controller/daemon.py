@@ -125,6 +125,8 @@ class Run:
                 await self._close_cluster(keep=outcome is None or self._exiting(outcome))
             if outcome is not None and not self._exiting(outcome):
                 self._finish(outcome, results)
+        if outcome is not None and outcome.reason == stopping.DELETED:
+            self.ctx.set_phase(self.uid, None)
         if outcome is not None and outcome.retry:
             raise kopf.TemporaryError(outcome.message, delay=30)
 
