@@ -91,6 +91,14 @@ def _run_on_worker(
     return calls.run_task(call.value, state.value, _plain(upstream), _plain(reduced), state_result)
 
 
+def _run_child_on_worker(
+    base: Opaque, child: tuple[Any, ...], upstream: list[Any], reduced: list[Any]
+) -> states.State:
+    index, key, slice_here, state, state_result = child
+    call = dataclasses.replace(base.value, map_index=index, key=key, slice_here=slice_here)
+    return calls.run_task(call, state.value, _plain(upstream), _plain(reduced), state_result)
+
+
 def _describe(final: states.State, key: str) -> dict[str, Any]:
     """Fallback record, computed on a worker, if a final event went missing."""
     return {**events.event_for("", None, final, 0).to_dict(), "key": key, "done": True}
@@ -216,13 +224,15 @@ class DaskSession:
         prepared = [self._prepare(c, s) for c, s in zip(calls_, states_, strict=True)]
         if not prepared:
             return []
+        # Children share everything but their index: ship the common part once.
+        base = dataclasses.replace(prepared[0][0], map_index=None, key=None, slice_here=())
+        [shared] = self.client.scatter([Opaque(base)], hash=False)
         futures: list[Any] = self.client.map(
-            _run_on_worker,
-            [Opaque(p[0]) for p in prepared],
-            [Opaque(p[1]) for p in prepared],
+            _run_child_on_worker,
+            [shared] * len(prepared),
+            [(p[0].map_index, p[0].key, p[0].slice_here, Opaque(p[1]), p[2]) for p in prepared],
             [self._arg(i[0]) for i in inputs],
             [self._arg(i[1]) for i in inputs],
-            [p[2] for p in prepared],
             key=[p[0].key for p in prepared],
             pure=False,
         )
