@@ -62,8 +62,19 @@ def one(docs: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def operator_deployment(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The operator's Deployment (not the optional dask-kubernetes-operator subchart's)."""
+    found = [
+        d
+        for d in of_kind(docs, "Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/name") == "flowrun-operator"
+    ]
+    assert len(found) == 1, [d["metadata"]["name"] for d in found]
+    return found[0]
+
+
 def operator_container(docs: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    pod = operator_deployment(docs)["spec"]["template"]["spec"]
     [container] = [c for c in pod["containers"] if c["name"] == "operator"]
     return container
 

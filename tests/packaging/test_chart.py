@@ -7,10 +7,12 @@ test_install.py; these tests pin what the chart renders and that the operator ac
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 from pathlib import Path
 from typing import Any
 
+import dask_kubernetes
 import pytest
 import yaml
 from chartkit import (
@@ -46,10 +48,13 @@ def parse_operator_args(container: dict[str, Any]) -> settings_mod.OperatorSetti
 # --- lint and template -------------------------------------------------------------------------
 
 
-def test_there_are_the_three_scenarios() -> None:
-    assert {"cluster-wide-values.yaml", "namespaced-values.yaml", "metrics-values.yaml"} <= set(
-        SCENARIO_IDS
-    )
+def test_there_are_the_scenarios() -> None:
+    assert {
+        "cluster-wide-values.yaml",
+        "namespaced-values.yaml",
+        "metrics-values.yaml",
+        "dask-operator-values.yaml",
+    } <= set(SCENARIO_IDS)
 
 
 @pytest.mark.parametrize("values_file", [None, *SCENARIOS], ids=["defaults", *SCENARIO_IDS])
@@ -59,11 +64,14 @@ def test_lint_strict_and_template(helm_bin: Path, values_file: Path | None) -> N
     lint = run_helm(helm_bin, "lint", "--strict", str(CHART), *args)
     assert "0 chart(s) failed" in lint.stdout
     docs = render(helm_bin, values_files=files)
-    assert one(docs, "Deployment")
-    for doc in docs:
+    assert operator_container(docs)
+    # The vendored dask-kubernetes-operator subchart labels its objects its own way.
+    for doc in [d for d in docs if "dask-kubernetes-operator" not in d["metadata"]["name"]]:
         assert doc["metadata"].get("name"), doc
         labels = doc["metadata"].get("labels") or {}
         assert all(k in labels for k in CHART_LABELS), (doc["kind"], labels)
+        if doc["kind"] in {"ClusterRole", "ClusterRoleBinding"}:  # cluster-scoped: per release
+            assert doc["metadata"]["name"].startswith("fr-"), doc["metadata"]["name"]
 
 
 # --- values schema -----------------------------------------------------------------------------
@@ -252,7 +260,13 @@ FORBIDDEN_EVERYWHERE = {
 @pytest.mark.parametrize("values_file", SCENARIOS, ids=SCENARIO_IDS)
 def test_no_wildcards_and_nothing_forbidden(helm_bin: Path, values_file: Path) -> None:
     docs = render(helm_bin, values_files=[values_file])
-    for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+    ours = [
+        r
+        for r in of_kind(docs, "ClusterRole") + of_kind(docs, "Role")
+        if (r["metadata"].get("labels") or {}).get("app.kubernetes.io/name") == "flowrun-operator"
+    ]
+    assert ours
+    for role in ours:
         triples = set(rules_of(role))
         assert not any("*" in t for t in triples), role["metadata"]["name"]
         assert not triples & FORBIDDEN_EVERYWHERE, role["metadata"]["name"]
@@ -344,3 +358,61 @@ def test_rbac_create_false_renders_no_rbac(helm_bin: Path) -> None:
     docs = render(helm_bin, values={"rbac.create": "false"})
     for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
         assert not of_kind(docs, kind)
+
+
+# --- the optional dask-kubernetes-operator subchart --------------------------------------------
+
+VENDORED = CHART / "charts" / "dask-kubernetes-operator"
+WHEEL_CHART = (
+    Path(dask_kubernetes.__file__).parent
+    / "operator"
+    / "deployment"
+    / "helm"
+    / "dask-kubernetes-operator"
+)
+
+
+def test_vendored_dask_operator_chart_is_the_installed_dask_kubernetes_one() -> None:
+    """The vendored subchart is the chart shipped in the dask-kubernetes wheel this operator runs
+    with, only with chartpress' placeholders set to that release. To re-vendor after an upgrade:
+    copy the wheel's operator/deployment/helm/dask-kubernetes-operator over charts/ and set the
+    version, appVersion and image tag to the new release."""
+    version = importlib.metadata.version("dask-kubernetes")
+    chart = yaml.safe_load((VENDORED / "Chart.yaml").read_text())
+    assert chart["version"] == chart["appVersion"] == version
+    [dep] = yaml.safe_load((CHART / "Chart.yaml").read_text())["dependencies"]
+    assert (dep["name"], dep["version"], dep["condition"]) == (
+        "dask-kubernetes-operator",
+        version,
+        "daskOperator.enabled",
+    )
+    assert yaml.safe_load((VENDORED / "values.yaml").read_text())["image"]["tag"] == version
+    upstream = {p.relative_to(WHEEL_CHART) for p in WHEEL_CHART.rglob("*") if p.is_file()}
+    vendored = {p.relative_to(VENDORED) for p in VENDORED.rglob("*") if p.is_file()}
+    assert vendored == upstream | {Path("LICENSE")}
+    placeholders = {Path("Chart.yaml"), Path("values.yaml")}
+    for rel in upstream - placeholders:
+        assert (VENDORED / rel).read_bytes() == (WHEEL_CHART / rel).read_bytes(), rel
+
+
+def test_dask_operator_subchart_is_off_by_default_and_on_by_value(helm_bin: Path) -> None:
+    off = render(helm_bin)
+    assert [d["metadata"]["name"] for d in of_kind(off, "Deployment")] == ["fr-flowrun-operator"]
+    on = render(helm_bin, values_files=[CHART / "ci" / "dask-operator-values.yaml"])
+    images = sorted(
+        c["image"]
+        for d in of_kind(on, "Deployment")
+        for c in d["spec"]["template"]["spec"]["containers"]
+    )
+    version = importlib.metadata.version("dask-kubernetes")
+    assert f"ghcr.io/dask/dask-kubernetes-operator:{version}" in images
+    with_crds = run_helm(
+        helm_bin,
+        "template",
+        "fr",
+        str(CHART),
+        "--include-crds",
+        "-f",
+        str(CHART / "ci" / "dask-operator-values.yaml"),
+    ).stdout
+    assert "name: daskclusters.kubernetes.dask.org" in with_crds
