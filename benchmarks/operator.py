@@ -194,7 +194,7 @@ def concurrent(bench: Bench, n: int = 100) -> tuple[float, float, float]:
     return took, idle, peak
 
 
-def requests_per_run(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+def requests_per_run(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, int, int]]:
     rows = []
     for size in sizes:
         name = f"req-{size}"
@@ -206,8 +206,7 @@ def requests_per_run(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, in
         diff = {k: after.get(k, 0) - before.get(k, 0) for k in after}
         patches = diff.get(("flowruns", "PATCH"), 0)
         events = diff.get(("events", "POST"), 0) + diff.get(("events", "PATCH"), 0)
-        secrets = diff.get(("secrets", "GET"), 0)
-        rows.append((size, patches, events, secrets))
+        rows.append((size, patches, events))
         bench.delete_all()
     return rows
 
@@ -242,10 +241,10 @@ def report(bench: Bench) -> None:
     for size, nbytes, omitted, secs in status_bytes(bench, (1000, 10000)):
         print(f"| status of a {size:,}-task FlowRun (executor Local) | {nbytes / 1024:.0f} KiB"
               f" ({omitted} tasks omitted; ran in {secs:.0f} s) |", flush=True)  # fmt: skip
-    print("\n| tasks in the flow | FlowRun PATCHes (status + kopf) | Event writes | Secret GETs |")
-    print("|---|---|---|---|", flush=True)
-    for size, patches, events, secrets in requests_per_run(bench, (1, 10, 100, 1000)):
-        print(f"| {size} | {patches} | {events} | {secrets} |", flush=True)
+    print("\n| tasks in the flow | FlowRun PATCHes (status + kopf) | Event writes |")
+    print("|---|---|---|", flush=True)
+    for size, patches, events in requests_per_run(bench, (1, 10, 100, 1000)):
+        print(f"| {size} | {patches} | {events} |", flush=True)
 
 
 def main() -> int:

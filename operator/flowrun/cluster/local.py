@@ -46,7 +46,7 @@ class LocalProvider:
             n_workers=max(1, options.workers),
             threads_per_worker=options.threads_per_worker,
             processes=self._processes,
-            dashboard_address=None,
+            dashboard_address=":0",  # the scheduler always serves HTTP; never on a fixed port
             scheduler_port=0,
             silence_logs=True,
         )
