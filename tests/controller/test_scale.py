@@ -43,4 +43,6 @@ def test_hundred_flowruns_at_once_all_finish_correctly(
         assert status["results"] == {"a": i + 1}
         assert status.get("progress") == "1/1", (run["metadata"]["name"], status)
     metrics = shared_operator.metrics()
-    assert 'flowrun_flowruns{phase="Succeeded"}' in metrics
+    assert f'flowrun_flowruns{{phase="Succeeded"}} {N}.0' in metrics
+    assert 'flowrun_task_state_changes_total{state="Success"}' in metrics
+    assert "flowrun_runs_in_flight 0.0" in metrics

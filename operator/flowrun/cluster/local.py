@@ -46,7 +46,10 @@ class LocalProvider:
             n_workers=max(1, options.workers),
             threads_per_worker=options.threads_per_worker,
             processes=self._processes,
-            dashboard_address=":0",  # the scheduler always serves HTTP; never on a fixed port
+            # No dashboard: it is not reachable for users anyway, and importing it from many
+            # concurrently starting clusters races; the HTTP server itself takes a free port.
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
             scheduler_port=0,
             silence_logs=True,
         )
