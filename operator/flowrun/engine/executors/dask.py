@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import distributed
-from dask.delayed import delayed
+from dask._task_spec import Task, TaskRef, parse_input
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
@@ -185,10 +185,10 @@ class DaskSession:
         """A submission argument: futures and pending handles stay visible to Dask."""
         if isinstance(item, Pending):
             future = self.futures.get(item.key)
-            return future if future is not None else self.unsent[item.key]
+            return future if future is not None else TaskRef(item.key)
         if isinstance(item, list):
             return [self._arg(i) for i in item]
-        if isinstance(item, distributed.Future) or item is None:
+        if isinstance(item, TaskRef) or item is None:
             return item
         return Opaque(item)
 
@@ -197,21 +197,15 @@ class DaskSession:
     ) -> Any:
         call, state, state_result = self._prepare(call, state)
         key = call.key or ""
-        self.unsent[key] = delayed(_run_on_worker, pure=False)(
-            Opaque(call),
-            Opaque(state),
-            self._arg(upstream),
-            self._arg(reduced),
-            state_result,
-            dask_key_name=key,
-        )
+        args = (Opaque(call), Opaque(state), self._arg(upstream), self._arg(reduced), state_result)
+        self.unsent[key] = Task(key, _run_on_worker, *(parse_input(a) for a in args))
         return Pending(key)
 
     def flush(self) -> None:
         if not self.unsent:
             return
         unsent, self.unsent = self.unsent, {}
-        for future in self.client.compute(list(unsent.values()), optimize_graph=False):
+        for future in self.client.get(unsent, list(unsent), sync=False):
             self.futures[future.key] = future
 
     def submit_children(
