@@ -30,8 +30,6 @@ FLOWS = HERE / "flows"
 NS_PREFIX = "fr-op-"  # watched by the shared operator
 OWN_PREFIX = "fr-own-"  # for tests that run an operator of their own
 
-pytestmark = pytest.mark.controlplane
-
 
 def free_port() -> int:
     with socket.socket() as sock:

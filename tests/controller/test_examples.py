@@ -10,6 +10,8 @@ import yaml
 
 from conftest import ROOT, FlowRuns, OperatorProcess
 
+pytestmark = pytest.mark.controlplane
+
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import FlowRuns, crd_established, wait_for
 
+pytestmark = pytest.mark.controlplane
+
 DASK_CRDS = (
     Path(dask_kubernetes.__file__).parent / "operator/deployment/helm/dask-kubernetes-operator/crds"
 )

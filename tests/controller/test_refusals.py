@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from conftest import FlowRuns, OperatorProcess, local_spec, task
+
+pytestmark = pytest.mark.controlplane
 
 
 def test_bad_shape_is_refused_by_kubectl_apply_naming_the_field(

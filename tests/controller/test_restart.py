@@ -16,6 +16,8 @@ import pytest
 
 from conftest import FLOWS, FlowRuns, free_port, wait_for
 
+pytestmark = pytest.mark.controlplane
+
 
 @pytest.fixture
 def external_dask(tmp_path: Path, tasks_dir: Path) -> Iterator[str]:

@@ -7,7 +7,11 @@ import base64
 import json
 from typing import Any
 
+import pytest
+
 from conftest import FlowRuns, OperatorProcess, local_spec, task, wait_for
+
+pytestmark = pytest.mark.controlplane
 
 
 def conditions(status: dict[str, Any]) -> dict[str, str]:

@@ -9,6 +9,8 @@ import pytest
 
 from conftest import FlowRuns, OperatorProcess, local_spec, task, wait_for
 
+pytestmark = pytest.mark.controlplane
+
 N = 100
 
 

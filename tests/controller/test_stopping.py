@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from conftest import FlowRuns, OperatorProcess, local_spec, task, wait_for
+
+pytestmark = pytest.mark.controlplane
 
 
 def gated(key: str) -> list[dict[str, Any]]:
