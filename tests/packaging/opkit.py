@@ -101,12 +101,13 @@ class Operator:
             text: str = resp.read().decode()
             return text
 
-    def stop(self) -> None:
+    def stop(self, *, grace: float = 60) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
-            self.proc.wait(timeout=60)
+            self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=30)
@@ -186,10 +187,12 @@ def assert_no_forbidden(
     assert not bad, "the operator hit RBAC denials:\n" + "\n".join(bad[:20])
 
 
-def finished(kubectl: Any, operator: Operator, name: str, ns: str) -> dict[str, Any]:
+def finished(
+    kubectl: Any, operator: Operator, name: str, ns: str, *, timeout: float = 120
+) -> dict[str, Any]:
     try:
         result: dict[str, Any] = wait_for(
-            lambda: terminal(kubectl, name, ns), timeout=120, what=f"FlowRun {name} to finish"
+            lambda: terminal(kubectl, name, ns), timeout=timeout, what=f"FlowRun {name} to finish"
         )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\noperator log:\n{operator.log_text()[-4000:]}") from None

@@ -229,7 +229,7 @@ def test_parameters_from_a_secret_need_only_get(
         returnTasks=["secret_len"],
     )
     kubectl("apply", "-f", "-", input=flowrun_manifest("withsecret", work, spec))
-    obj = finished(kubectl, operator, "withsecret", work)
+    obj = finished(kubectl, operator, "withsecret", work, timeout=60)
     assert obj["status"]["phase"] == "Succeeded", obj["status"]
     assert obj["status"]["results"] == {"secret_len": len(SECRET_VALUE)}
     assert SECRET_VALUE not in json.dumps(obj)
