@@ -409,3 +409,43 @@ def test_namespaced_operator_leaves_other_namespaces_alone(
         == 0
     )
     assert forbidden(kubectl, kubeconfig, "get", "secrets", "-n", watched[0])
+
+
+# --- upgrade and uninstall (last: this release takes the CRD over from the others) -------------
+
+
+def test_upgrade_upgrades_the_crd_and_uninstall_keeps_it(
+    helm: Any, kubectl: Any, namespaces: Callable[..., str], flowrun_crd: None
+) -> None:
+    ns = namespaces("fr-pkg-up")
+    helm("install", "frup", str(CHART), "--namespace", ns, "--take-ownership")
+    column = "/spec/versions/0/additionalPrinterColumns/0/name"
+    drift = [{"op": "replace", "path": column, "value": "Drifted"}]
+    kubectl("patch", "crd", "flowruns.flowrun.dev", "--type=json", "-p", json.dumps(drift))
+    helm(
+        "upgrade",
+        "frup",
+        str(CHART),
+        "--namespace",
+        ns,
+        "--reuse-values",
+        "--set",
+        "operator.maxConcurrentRuns=2",
+    )
+    args = kubectl.json("get", "deployment", "frup-flowrun-operator", "-n", ns)["spec"]["template"][
+        "spec"
+    ]["containers"][0]["args"]
+    assert "--max-concurrent-runs=2" in args
+    crd = kubectl.json("get", "crd", "flowruns.flowrun.dev")
+    # The CRD is a template: the upgrade re-applied it (revision 2), undoing the drift.
+    assert crd["spec"]["versions"][0]["additionalPrinterColumns"][0]["name"] == "Phase"
+    assert crd["metadata"]["annotations"]["meta.helm.sh/release-name"] == "frup"
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    history = json.loads(helm("history", "frup", "-n", ns, "-o", "json").stdout)
+    assert [h["revision"] for h in history] == [1, 2]
+
+    helm("uninstall", "frup", "--namespace", ns)
+    kubectl("get", "crd", "flowruns.flowrun.dev")  # kept: deleting it would delete every FlowRun
+    gone = kubectl("get", "clusterrole", "frup-flowrun-operator", check=False)
+    assert gone.returncode != 0
+    assert "NotFound" in gone.stderr
