@@ -34,6 +34,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +45,7 @@ import psutil
 from dask import delayed
 from distributed import Client, LocalCluster
 
-from flowrun import Flow, task
+from flowrun import Flow, task, unmapped
 from flowrun.executors import DaskExecutor, LocalExecutor, SynchronousExecutor
 
 
@@ -203,51 +204,69 @@ def memory_checks(args: argparse.Namespace) -> None:
     server = ctx.Process(target=_serve_cluster, args=(queue, stop))
     server.start()
     address = queue.get(timeout=120)
-    me = psutil.Process()
     try:
-        with Flow("big-map") as flow:
-            final = total_task(inc_task.map(list(range(args.big_map))))
-        before = me.memory_info().rss
-        peak = before
-        t0 = time.perf_counter()
-
-        def watch(event: Any) -> None:
-            nonlocal peak
-            peak = (
-                max(peak, me.memory_info().rss)
-                if event.is_finished and event.map_index == 0
-                else peak
-            )
-
-        state = flow.run(executor=DaskExecutor(address=address), on_task_state=watch)
-        elapsed = time.perf_counter() - t0
-        after = me.memory_info().rss
-        n = args.big_map
-        assert state.result[final].result == sum(range(n)) + n, state
-        print(
-            f"map-{n:,} on DaskExecutor: {state!r} in {elapsed:.1f}s; "
-            f"client RSS before {before / 2**20:.0f} MiB, "
-            f"after {after / 2**20:.0f} MiB (peak seen {max(peak, after) / 2**20:.0f} MiB)"
-        )
-
-        parts = max(1, args.big_data_mib // 128)
-        with Flow("big-data") as flow2:
-            sizes = size.map(
-                blob.map(list(range(parts)), mib=128 if parts > 1 else args.big_data_mib)
-            )
-            moved = total_task(sizes)
-        before = me.memory_info().rss
-        state = flow2.run(executor=DaskExecutor(address=address))
-        after = me.memory_info().rss
-        print(
-            f"{parts} x 128 MiB ({state.result[moved].result / 2**30:.2f} GiB) "
-            f"passed between tasks: {state!r}; "
-            f"client RSS before {before / 2**20:.0f} MiB, after {after / 2**20:.0f} MiB "
-            f"(delta {(after - before) / 2**20:+.0f} MiB)"
-        )
+        if args.big_map:
+            big_map(args, address)
+        big_data(args, address)
     finally:
         stop.set()
         server.join(120)
+
+
+class PeakRSS:
+    """Samples this process's RSS in a thread while a block runs."""
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.before = self.peak = self.me.memory_info().rss
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.2):
+            self.peak = max(self.peak, self.me.memory_info().rss)
+
+    def __enter__(self) -> PeakRSS:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        self.after = self.me.memory_info().rss
+        self.peak = max(self.peak, self.after)
+
+    def __str__(self) -> str:
+        mib = 2**20
+        return (
+            f"client RSS before {self.before / mib:.0f} MiB, peak {self.peak / mib:.0f} MiB, "
+            f"after {self.after / mib:.0f} MiB"
+        )
+
+
+def big_map(args: argparse.Namespace, address: str) -> None:
+    n = args.big_map
+    with Flow("big-map") as flow:
+        final = total_task(inc_task.map(list(range(n))))
+    t0 = time.perf_counter()
+    with PeakRSS() as rss:
+        state = flow.run(executor=DaskExecutor(address=address))
+    elapsed = time.perf_counter() - t0
+    assert state.result[final].result == sum(range(n)) + n, state
+    print(f"map-{n:,} on DaskExecutor: {state!r} in {elapsed:.1f}s; {rss}")
+
+
+def big_data(args: argparse.Namespace, address: str) -> None:
+    parts = max(1, args.big_data_mib // 128)
+    mib = 128 if parts > 1 else args.big_data_mib
+    with Flow("big-data") as flow:
+        moved = total_task(size.map(blob.map(list(range(parts)), mib=unmapped(mib))))
+    with PeakRSS() as rss:
+        state = flow.run(executor=DaskExecutor(address=address))
+    print(
+        f"{parts} x {mib} MiB ({state.result[moved].result / 2**30:.2f} GiB) passed between "
+        f"tasks: {state!r}; {rss}"
+    )
 
 
 def main() -> None:
