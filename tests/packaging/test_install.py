@@ -11,6 +11,7 @@ import copy
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -170,41 +171,90 @@ def sa_operator(
         operator.stop()
 
 
-def test_operator_under_the_charts_service_account_runs_flowruns(
-    kubectl: Any, sa_operator: Callable[..., Operator], namespaces: Callable[..., str]
-) -> None:
+@dataclass(frozen=True)
+class EndToEnd:
+    namespace: str
+    runs: dict[str, dict[str, Any]]  # FlowRun name -> the object as last read
+    log: str
+    metrics: str
+
+
+@pytest.fixture(scope="module")
+def end_to_end(
+    clusterwide: Release,
+    kubectl: Any,
+    sa_kubeconfig: Callable[[str, str], Path],
+    namespaces: Callable[..., str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> EndToEnd:
+    """FlowRuns that succeed, fail, and run until cancelled, under the chart's ServiceAccount."""
     work = namespaces("fr-pkg-work")
-    operator = sa_operator("--all-namespaces", "--allow-in-process")
-    ok = local_spec(
-        [
-            {"name": "one", "fn": "operator:add", "args": [1, 2]},
-            {"name": "two", "fn": "operator:mul", "args": [{"task": "one"}, 2]},
-        ],
-        returnTasks=["two"],
-    )
-    bad = local_spec([{"name": "boom", "fn": "math:sqrt", "args": [-1]}])
-    kubectl("apply", "-f", "-", input=flowrun_manifest("ok", work, ok))
-    kubectl("apply", "-f", "-", input=flowrun_manifest("bad", work, bad))
-    ok_obj = finished(kubectl, operator, "ok", work)
-    bad_obj = finished(kubectl, operator, "bad", work)
+    kubeconfig = sa_kubeconfig(clusterwide.namespace, clusterwide.service_account)
+    workdir = tmp_path_factory.mktemp("e2e-operator")
+    operator = Operator(kubeconfig, workdir, ["--all-namespaces", "--allow-in-process"]).start()
+    try:
+        ok = local_spec(
+            [
+                {"name": "one", "fn": "operator:add", "args": [1, 2]},
+                {"name": "two", "fn": "operator:mul", "args": [{"task": "one"}, 2]},
+            ],
+            returnTasks=["two"],
+        )
+        bad = local_spec([{"name": "boom", "fn": "math:sqrt", "args": [-1]}])
+        slow = local_spec([{"name": "nap", "fn": "time:sleep", "args": [300]}])
+        for name, spec in (("ok", ok), ("bad", bad), ("slow", slow)):
+            kubectl("apply", "-f", "-", input=flowrun_manifest(name, work, spec))
+        runs = {name: finished(kubectl, operator, name, work) for name in ("ok", "bad")}
 
+        def running() -> dict[str, Any] | None:
+            obj: dict[str, Any] = kubectl.json("get", "flowrun", "slow", "-n", work)
+            tasks = (obj.get("status") or {}).get("tasks") or {}
+            return obj if tasks.get("nap", {}).get("state") == "Running" else None
+
+        runs["running"] = wait_for(running, timeout=60, what="the slow FlowRun's task to run")
+        cancel = '{"spec":{"cancel":true}}'
+        kubectl("patch", "flowrun", "slow", "-n", work, "--type=merge", "-p", cancel)
+        runs["cancelled"] = finished(kubectl, operator, "slow", work)
+        wait_for(lambda: events_of(kubectl, "bad", work), what="Events of the failed FlowRun")
+        return EndToEnd(work, runs, operator.log_text(), operator.metrics())
+    finally:
+        operator.stop()
+
+
+def test_operator_under_the_charts_service_account_runs_flowruns(
+    end_to_end: EndToEnd, kubectl: Any
+) -> None:
+    ok, bad = end_to_end.runs["ok"], end_to_end.runs["bad"]
     # flowruns list/watch/patch and flowruns/status patch: the runs went through, status written.
-    assert ok_obj["status"]["phase"] == "Succeeded", ok_obj["status"]
-    assert ok_obj["status"]["results"] == {"two": 6}
-    assert ok_obj["status"]["observedGeneration"] == ok_obj["metadata"]["generation"]
-    assert bad_obj["status"]["phase"] == "Failed", bad_obj["status"]
+    assert ok["status"]["phase"] == "Succeeded", ok["status"]
+    assert ok["status"]["results"] == {"two": 6}
+    assert ok["status"]["observedGeneration"] == ok["metadata"]["generation"]
+    assert bad["status"]["phase"] == "Failed", bad["status"]
+    assert end_to_end.runs["cancelled"]["status"]["phase"] == "Cancelled"
     # events create: the operator's Events are there, posted with the ServiceAccount's token.
-    wait_for(lambda: events_of(kubectl, "bad", work), what="Events of the failed FlowRun")
+    assert events_of(kubectl, "bad", end_to_end.namespace)
+    assert 'flowrun_flowruns{phase="Succeeded"}' in end_to_end.metrics
+    assert "flowrun_run_duration_seconds_count" in end_to_end.metrics
+    assert_no_forbidden(end_to_end.log, namespaces=(end_to_end.namespace,))
 
-    # The Argo CD health check, on the real objects.
+
+def test_argo_cd_health_of_real_flowruns(end_to_end: EndToEnd) -> None:
     health = HealthCheck()
-    assert health(ok_obj)["status"] == "Healthy"
-    assert health(bad_obj)["status"] == "Degraded"
+    assert health(end_to_end.runs["ok"])["status"] == "Healthy"
+    assert health(end_to_end.runs["bad"])["status"] == "Degraded"
+    assert health(end_to_end.runs["running"])["status"] == "Progressing"
 
-    metrics = operator.metrics()
-    assert 'flowrun_flowruns{phase="Succeeded"}' in metrics
-    assert "flowrun_run_duration_seconds_count" in metrics
-    assert_no_forbidden(operator.log_text(), namespaces=(work,))
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="after acting on spec.cancel (generation 2) the operator writes status and conditions "
+    "with observedGeneration 1, so the cancelled run looks stale: Progressing to Argo CD, "
+    "InProgress to kstatus/Flux. Drop this mark when it records the generation it acted on",
+)
+def test_a_cancelled_flowrun_reads_suspended_in_argo_cd(end_to_end: EndToEnd) -> None:
+    cancelled = end_to_end.runs["cancelled"]
+    assert cancelled["status"]["observedGeneration"] == cancelled["metadata"]["generation"]
+    assert HealthCheck()(cancelled)["status"] == "Suspended"
 
 
 @pytest.mark.xfail(
