@@ -416,3 +416,12 @@ def test_dask_operator_subchart_is_off_by_default_and_on_by_value(helm_bin: Path
         str(CHART / "ci" / "dask-operator-values.yaml"),
     ).stdout
     assert "name: daskclusters.kubernetes.dask.org" in with_crds
+
+
+def test_versions_agree() -> None:
+    """The chart's appVersion (the default image tag) is the package's version, and so is the
+    Dockerfile's default VERSION label."""
+    version = importlib.metadata.version("flowrun-operator")
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == version
+    dockerfile = (CHART.parents[1] / "Dockerfile").read_text()
+    assert f"ARG VERSION={version}\n" in dockerfile
