@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import kr8s
 import kr8s.asyncio
 
 from flowrun.api import models
-from flowrun.controller.statuswriter import KubeStatusSink
+from flowrun.controller.statuswriter import KubeStatusSink, http_status
 
 GROUP_VERSION = f"{models.API_GROUP}/{models.API_VERSION}"
 PLURAL = "flowruns"
@@ -27,14 +28,24 @@ def status_sink(api: Any) -> KubeStatusSink:
 
 
 class KubeSecretReader:
-    """Reads Secret data (base64 values) in the FlowRun's namespace; None when absent."""
+    """Reads Secret data (base64 values) in the FlowRun's namespace; None when absent.
+
+    A plain GET by name: kr8s' get-by-name LISTs with a field selector, which would need `list`
+    on Secrets, and the operator must not be able to enumerate them (only `get`).
+    """
 
     def __init__(self, api: Any) -> None:
         self._api = api
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        found = [obj async for obj in self._api.async_get("secrets", name, namespace=namespace)]
-        if not found:
-            return None
-        data: Mapping[str, str] = found[0].raw.get("data") or {}
+        try:
+            async with self._api.call_api(
+                "GET", version="v1", namespace=namespace, url=f"secrets/{name}"
+            ) as response:
+                body: dict[str, Any] = response.json()
+        except (kr8s.ServerError, httpx.HTTPStatusError) as exc:
+            if http_status(exc) == 404:
+                return None
+            raise
+        data: Mapping[str, str] = body.get("data") or {}
         return data

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
+import kr8s
 
 from flowrun.controller import metrics as metrics_mod
 
@@ -195,10 +196,17 @@ class KubeStatusSink:
                 headers={"Content-Type": "application/merge-patch+json"},
             ):
                 pass
-        except httpx.HTTPStatusError as exc:
-            code = exc.response.status_code
+        except (kr8s.ServerError, httpx.HTTPStatusError) as exc:
+            code = http_status(exc)
             if code == 404:
                 raise StatusGone(name) from exc
             if code in (400, 422):
-                raise StatusRejected(exc.response.text[:500]) from exc
+                raise StatusRejected(str(exc)[:500]) from exc
             raise
+
+
+def http_status(exc: Exception) -> int | None:
+    """The HTTP status of an API error (kr8s wraps httpx's), None if there was no response."""
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    return code if isinstance(code, int) else None
