@@ -1,6 +1,6 @@
-"""kill -9 the operator in the middle of a run, start it again: the run finishes and no task
-that had finished runs again. Task results survive on an External Dask cluster (a scheduler
-and a worker this test starts as subprocesses), where the run published them by name."""
+"""Stop the operator (kill -9, or SIGTERM) in the middle of a run and start it again: the run
+finishes and no task that had finished runs again. Task results survive on an External Dask
+cluster (a scheduler and a worker this test starts as subprocesses), published by name."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ def external_dask(tmp_path: Path, tasks_dir: Path) -> Iterator[str]:
                     proc.wait(timeout=10)
 
 
-def test_kill_9_mid_run_then_restart_resumes_without_rerunning(
-    start_operator: Any, own_frs: FlowRuns, external_dask: str
+@pytest.mark.parametrize("how", ["kill-9", "sigterm"])
+def test_operator_stopped_mid_run_then_restarted_resumes_without_rerunning(
+    how: str, start_operator: Any, own_frs: FlowRuns, external_dask: str
 ) -> None:
     frs = own_frs
     ns = frs.namespace
@@ -78,7 +79,10 @@ def test_kill_9_mid_run_then_restart_resumes_without_rerunning(
         lambda: frs.status("resume").get("tasks", {}).get("a", {}).get("state") == "Success",
         what="a Success in status",
     )
-    first.kill()  # SIGKILL: no cleanup, no final status, the finalizer stays
+    if how == "kill-9":
+        first.kill()  # no cleanup, no final status, the finalizer stays
+    else:
+        first.stop()  # SIGTERM: the run is left Running for the next operator, not Cancelled
     assert frs.status("resume")["phase"] == "Running"
 
     start_operator("-n", ns)
