@@ -183,12 +183,13 @@ class Run:
         self.ctx.metrics.cluster_startup.labels(provider=self.provider.kind).observe(
             time.monotonic() - began
         )
-        verb = "reconnected to" if handle.reconnected else "created"
-        kopf.info(
-            self.body,
-            reason="ClusterReconnected" if handle.reconnected else "ClusterCreated",
-            message=f"Dask cluster {name} ({self.provider.kind}) {verb}.",
-        )
+        if self.provider.kind == "External":
+            reason, what = "ClusterConnected", f"Dask scheduler {handle.address} (External)"
+        elif handle.reconnected:
+            reason, what = "ClusterReconnected", f"Dask cluster {name} reconnected"
+        else:
+            reason, what = "ClusterCreated", f"Dask cluster {name} ({self.provider.kind}) created"
+        kopf.info(self.body, reason=reason, message=f"{what}.")
         self.writer.update(
             {"cluster": {"name": name, "scheduler": handle.address, "dashboard": handle.dashboard}}
         )
