@@ -257,13 +257,6 @@ def test_a_cancelled_flowrun_reads_suspended_in_argo_cd(end_to_end: EndToEnd) ->
     assert HealthCheck()(cancelled)["status"] == "Suspended"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flowrun.controller.kube.KubeSecretReader reads a Secret with kr8s get-by-name, "
-    "which LISTs secrets (fieldSelector metadata.name); the chart grants `get` only, so that "
-    "the operator cannot enumerate Secrets. Make the reader GET the Secret by name, then drop "
-    "this mark.",
-)
 def test_parameters_from_a_secret_need_only_get(
     kubectl: Any, sa_operator: Callable[..., Operator], namespaces: Callable[..., str]
 ) -> None:

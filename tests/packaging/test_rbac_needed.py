@@ -5,7 +5,7 @@ cluster-wide rules minus that one (verb, resource), and does its job on a FlowRu
 server refuses it; the refusal (in its log, or in the FlowRun's status) is the proof.
 test_install.py shows the complete set sufficient. Rules not listed here are only reached with a
 running Dask operator and kubelet (pods, services, pods/log, daskworkergroups; see
-docs/install.md), or, for secrets, once the operator reads them by name (test_install.py).
+docs/install.md).
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ from opkit import Operator, flowrun_manifest, local_spec, unique, wait_for
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 LOCAL = local_spec([{"name": "one", "fn": "operator:add", "args": [1, 2]}])
+WITH_SECRET = local_spec(
+    [{"name": "one", "fn": "builtins:len", "args": [{"parameter": "token"}]}],
+    flow={"parameters": [{"name": "token", "required": True}]},
+    parametersFrom=[{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
+)
 KUBERNETES = {
     "flowrun_spec": {
         "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
@@ -39,6 +44,7 @@ ABLATIONS = [
     (("flowrun.dev", "flowruns", "patch"), LOCAL, 'cannot patch resource "flowruns"'),
     (("flowrun.dev", "flowruns/status", "patch"), LOCAL, 'cannot patch resource "flowruns/status"'),
     (("", "events", "create"), LOCAL, 'cannot create resource "events"'),
+    (("", "secrets", "get"), WITH_SECRET, 'cannot get resource "secrets"'),
     (
         ("flowrun.dev", "flowruns/finalizers", "update"),
         KUBERNETES,
@@ -54,16 +60,10 @@ ABLATIONS = [
         KUBERNETES,
         'cannot list resource "daskclusters"',
     ),
-    pytest.param(
+    (
         ("kubernetes.dask.org", "daskclusters", "get"),
         KUBERNETES,
         'cannot get resource "daskclusters"',
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="without get on daskclusters the operator hangs in 'Waiting to start' instead "
-            "of failing the FlowRun with the API server's refusal (KubeCluster reads the cluster "
-            "by name while waiting for it); drop this mark when the Kubernetes provider says so",
-        ),
     ),
     (
         ("kubernetes.dask.org", "daskclusters", "delete"),
@@ -155,7 +155,9 @@ def test_without_the_rule_the_operator_is_denied(
 ) -> None:
     kubeconfig = account_without(removed)
     work = namespaces("fr-pkg-ablw")
-    args = ["--all-namespaces"] + (["--allow-in-process"] if spec is LOCAL else [])
+    in_process = spec["executor"]["dask"]["cluster"] == "Local"
+    args = ["--all-namespaces"] + (["--allow-in-process"] if in_process else [])
+    kubectl("create", "secret", "generic", "creds", "-n", work, "--from-literal=token=t0k3n")
     operator = Operator(kubeconfig, tmp_path, args).start()
     try:
         kubectl("apply", "-f", "-", input=flowrun_manifest("needs", work, spec))
@@ -170,10 +172,8 @@ def test_without_the_rule_the_operator_is_denied(
             return any(evidence in m for m in messages)
 
         try:
-            # Generous: some refusals only surface after the provider's own retries; the one
-            # known to hang (xfail) is given less, as its failure is expected.
-            timeout = 40 if removed == ("kubernetes.dask.org", "daskclusters", "get") else 90
-            wait_for(denied, timeout=timeout, what=f"the API server to refuse: {evidence}")
+            # Generous: some refusals only surface after the provider's own retries.
+            wait_for(denied, timeout=90, what=f"the API server to refuse: {evidence}")
         except AssertionError as exc:
             status = kubectl.json("get", "flowrun", "needs", "-n", work).get("status")
             raise AssertionError(
