@@ -43,7 +43,7 @@ def test_hundred_flowruns_at_once_all_finish_correctly(
         status = run["status"]
         assert status["phase"] == "Succeeded", (run["metadata"]["name"], status)
         assert status["results"] == {"a": i + 1}
-        assert status.get("progress") == "1/1", (run["metadata"]["name"], status)
+        assert status.get("progress") == "1/1", json.dumps(status)
     metrics = shared_operator.metrics()
     assert f'flowrun_flowruns{{phase="Succeeded"}} {N}.0' in metrics
     assert 'flowrun_task_state_changes_total{state="Success"}' in metrics

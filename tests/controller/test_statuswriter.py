@@ -117,3 +117,23 @@ def test_close_during_a_send_loses_nothing() -> None:
         "tasks": {"a": {"state": "Running"}},
         "phase": "Succeeded",
     }
+
+
+def test_a_requeued_patch_never_overrides_newer_source_values() -> None:
+    async def scenario() -> RecordingSink:
+        sink = SlowSink()
+        counts = {"n": 0}
+
+        def source() -> dict[str, Any]:
+            return {"progress": f"{counts['n']}/2"}
+
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=0.01) as writer:
+            writer.set_source(source)
+            writer.touch()
+            await asyncio.sleep(0.05)  # "0/2" is in flight when close() interrupts it
+            counts["n"] = 2
+            writer.touch()
+        return sink
+
+    sink = run(scenario())
+    assert sink.state["status"]["progress"] == "2/2"

@@ -56,6 +56,7 @@ def build_registry(
         api = await kube.connect()
         memo["ctx"] = daemon.Context(
             settings=operator_settings,
+            api=api,
             metrics=metrics,
             sink=kube.status_sink(api),
             secrets=kube.KubeSecretReader(api),
@@ -79,6 +80,16 @@ def build_registry(
         body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
     ) -> None:
         ctx: daemon.Context = memo["ctx"]
-        await daemon.Run(ctx, body=body, stopped=stopped).execute()
+        try:
+            await daemon.Run(ctx, body=body, stopped=stopped).execute()
+        finally:
+            if body.get("metadata", {}).get("deletionTimestamp"):
+                this = asyncio.current_task()
+                assert this is not None
+                meta = body["metadata"]
+                nudge = kube.nudge_when_done(ctx.api, this, meta["namespace"], meta["name"])
+                task = asyncio.create_task(nudge)
+                ctx.background.add(task)
+                task.add_done_callback(ctx.background.discard)
 
     return registry

@@ -43,11 +43,13 @@ class Context:
     """What every daemon shares: created once at operator start-up (kopf memo)."""
 
     settings: settings_mod.OperatorSettings
+    api: Any
     metrics: metrics_mod.Metrics
     sink: StatusSink
     secrets: SecretReader
     slots: asyncio.Semaphore
     phases: dict[str, str] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)  # keeps tasks referenced
 
     def set_phase(self, uid: str, phase: str | None) -> None:
         if phase is None:
@@ -113,6 +115,7 @@ class Run:
         async with self.writer:
             try:
                 results = await self._lifecycle()
+                self._settle_tasks(results)
                 outcome = self._outcome_of(results)
             except stopping.Stopped as stop:
                 outcome = self._stopped_outcome(stop.reason)
@@ -288,6 +291,15 @@ class Run:
             return
         self.tasks = TaskStatus(names, redact=self.plan.redact, sent=self.initial_status)
         self.writer.set_source(self.tasks.fragment)
+        self.writer.touch()
+
+    def _settle_tasks(self, result: RunResult) -> None:
+        """Fold each task's final state unless its live event already said the same."""
+        if self.tasks is None:
+            return
+        for event in result.final_events:
+            if self.tasks.builder.state_of(event.task) != event.state:
+                self.tasks.apply(event)
         self.writer.touch()
 
     def _on_event(self, event: TaskEvent) -> None:

@@ -5,6 +5,10 @@ kr8s, because dask-kubernetes already uses it: one HTTP client configuration for
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +18,8 @@ import kr8s.asyncio
 
 from flowrun.api import models
 from flowrun.controller.statuswriter import KubeStatusSink, http_status
+
+logger = logging.getLogger(__name__)
 
 GROUP_VERSION = f"{models.API_GROUP}/{models.API_VERSION}"
 PLURAL = "flowruns"
@@ -49,3 +55,29 @@ class KubeSecretReader:
             raise
         data: Mapping[str, str] = body.get("data") or {}
         return data
+
+
+async def nudge_when_done(api: Any, task: asyncio.Task[Any], namespace: str, name: str) -> None:
+    """After a deleted FlowRun's daemon has finished, touch the object once.
+
+    kopf releases its finalizer only when it processes the object again *after* the daemon is
+    done; without change handlers nothing else would wake it before its cancellation backoff
+    (minutes). One annotation patch is that wake-up; a gone object is fine.
+    """
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait({task})
+    patch = {"metadata": {"annotations": {f"{models.API_GROUP}/cleaned-up": "true"}}}
+    try:
+        async with api.call_api(
+            "PATCH",
+            version=GROUP_VERSION,
+            base="/apis",
+            namespace=namespace,
+            url=f"{PLURAL}/{name}",
+            content=json.dumps(patch),
+            headers={"Content-Type": "application/merge-patch+json"},
+        ):
+            pass
+    except (kr8s.ServerError, httpx.HTTPError) as exc:
+        if http_status(exc) != 404:  # gone already: nothing to wake
+            logger.warning("could not wake kopf for %s/%s: %s", namespace, name, exc)

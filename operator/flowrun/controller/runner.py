@@ -24,6 +24,7 @@ import distributed
 from flowrun import engine, executors
 from flowrun.api import validation
 from flowrun.controller.plan import RunPlan
+from flowrun.engine import events as events_mod
 from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
@@ -43,6 +44,9 @@ class RunResult:
     message: str | None
     results: dict[str, Any]
     results_omitted: tuple[str, ...] = ()
+    # Every task's final state, as events: the authority for the final status even when a
+    # live event from a worker arrived too late (or never).
+    final_events: tuple[TaskEvent, ...] = ()
 
 
 def _value(stored: Any) -> Any:
@@ -171,11 +175,17 @@ class Runner:
             cancel=self.cancel,
         )
         results, omitted = self._results(final, return_tasks)
+        finals = tuple(
+            events_mod.event_for(slug, None, st, 0)
+            for slug, st in (final.result or {}).items()
+            if isinstance(st, states.State) and st.is_finished()
+        )
         return RunResult(
             state=type(final).__name__,
             message=None if final.message is None else str(final.message),
             results=results,
             results_omitted=tuple(omitted),
+            final_events=finals,
         )
 
     def _results(self, final: Any, names: list[str]) -> tuple[dict[str, Any], list[str]]:

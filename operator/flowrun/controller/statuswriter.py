@@ -139,7 +139,9 @@ class StatusWriter:
     async def _send_once(self) -> bool:
         patch, self._pending = self._pending, {}
         if self._source is not None:
-            patch = deep_merge(self._source(), patch)
+            # The source is always the newest word on its keys: a patch that failed or was
+            # interrupted (merged back into pending) must never override it.
+            patch = deep_merge(patch, self._source())
         self._dirty.clear()
         if not patch:
             return True
