@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
 from engine_helpers import poll
 
@@ -157,3 +158,25 @@ def test_cancel_from_another_thread(dask_executor: DaskExecutor, tmp_path: Path)
     children = state.result[mapped].map_states  # type: ignore[attr-defined]
     assert children
     assert all(type(c) is s.Cancelled for c in children)
+
+
+def test_task_events_are_plain_values() -> None:
+    event = TaskEvent(
+        task="t",
+        map_index=None,
+        state="Running",
+        message=None,
+        run_count=1,
+        timestamp=1.0,
+        is_finished=False,
+    )
+    assert msgpack.unpackb(msgpack.packb(event.to_dict())) == event.to_dict()
+    assert TaskEvent.from_dict({**event.to_dict(), "key": "extra fields are ignored"}) == event
+
+
+def test_mapped_return_task_is_fetched_in_one_go(dask_executor: DaskExecutor) -> None:
+    with Flow("fetch-children") as flow:
+        m = inc.map(list(range(20)))
+    state = flow.run(executor=dask_executor)
+    assert state.result[m].result == list(range(1, 21))
+    assert [c.result for c in state.result[m].map_states] == list(range(1, 21))  # type: ignore[attr-defined]

@@ -298,8 +298,22 @@ class DaskSession:
     def resolve(self, record: states.State) -> states.State:
         """Fetch result values into the client (for return_tasks only)."""
         if isinstance(record, states.Mapped):
-            children = [self.resolve(c) for c in record.map_states]
-            return record.replace(map_states=tuple(children), result=[c.result for c in children])
+            # One gather for all children, not a round trip each.
+            kids = record.map_states
+            live = [
+                i
+                for i, c in enumerate(kids)
+                if isinstance(c.result, distributed.Future) and c.result.status == "finished"
+            ]
+            values = self.client.gather([kids[i].result for i in live])
+            fetched = dict(zip(live, values, strict=True))
+            children = tuple(
+                c.replace(result=calls.as_state(fetched[i]).result)
+                if i in fetched
+                else self.resolve(c)
+                for i, c in enumerate(kids)
+            )
+            return record.replace(map_states=children, result=[c.result for c in children])
         if isinstance(record.result, distributed.Future):
             if record.result.status in ("cancelled", "error", "lost"):
                 return record.replace(result=None)
