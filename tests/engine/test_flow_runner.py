@@ -305,3 +305,16 @@ def test_cancel_stops_the_run(executor_ld: Any, tmp_path: Any) -> None:
     assert type(state.result[a]) is s.Cancelled
     assert type(state.result[b]) is s.Cancelled
     poll(stopped.exists)  # the running task was really interrupted
+
+
+def test_task_contexts_reach_one_task(executor_ld: Any) -> None:
+    @task
+    def read() -> Any:
+        return context.get("special")
+
+    with Flow("task-ctx") as flow:
+        a = read()
+        b = read()
+    state = run_until_finished(flow, executor=executor_ld, task_contexts={a: {"special": 7}})
+    assert state.result[a].result == 7
+    assert state.result[b].result is None
