@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from flowrun.api import crd
+from flowrun.api import crd, reference
 
 HELP = "print the FlowRun CustomResourceDefinition"
 
@@ -23,10 +23,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="yaml",
         help="output format (default: yaml)",
     )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="print the field reference as Markdown instead (docs/flowrun-reference.md)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.output == "json":
+    if args.reference:
+        sys.stdout.write(reference.render())
+    elif args.output == "json":
         sys.stdout.write(json.dumps(crd.build(), indent=2) + "\n")
     else:
         sys.stdout.write(crd.to_yaml())
