@@ -1,0 +1,52 @@
+"""Operator settings come from flags, with defaults from FLOWRUN_* environment variables."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from flowrun.controller import settings
+
+
+def parse(argv: list[str], env: dict[str, str] | None = None) -> settings.OperatorSettings:
+    parser = argparse.ArgumentParser()
+    settings.configure(parser, env=env or {})
+    return settings.from_args(parser.parse_args(argv))
+
+
+def test_defaults_are_safe() -> None:
+    s = parse([])
+    assert s.clusterwide
+    assert s.allow_in_process is False
+    assert s.metrics_port is None
+    assert s.max_concurrent_runs == 16
+
+
+def test_flags() -> None:
+    s = parse(["-n", "a", "-n", "b", "--max-concurrent-runs", "4", "--allow-in-process",
+               "--default-image", "acme/etl:1", "--metrics-port", "9090"])  # fmt: skip
+    assert s.namespaces == ("a", "b")
+    assert not s.clusterwide
+    assert (s.max_concurrent_runs, s.allow_in_process) == (4, True)
+    assert (s.default_image, s.metrics_port) == ("acme/etl:1", 9090)
+
+
+def test_environment_provides_defaults_and_flags_win() -> None:
+    env = {
+        "FLOWRUN_NAMESPACES": "x,y",
+        "FLOWRUN_ALLOW_IN_PROCESS": "true",
+        "FLOWRUN_MAX_CONCURRENT_RUNS": "8",
+        "FLOWRUN_METRICS_PORT": "9100",
+    }
+    s = parse([], env)
+    assert s.namespaces == ("x", "y")
+    assert s.allow_in_process is True
+    assert (s.max_concurrent_runs, s.metrics_port) == (8, 9100)
+    assert parse(["-n", "z"], env).namespaces == ("z",)
+    assert parse(["-A"], env).clusterwide
+
+
+def test_concurrency_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        parse(["--max-concurrent-runs", "0"])
