@@ -91,6 +91,8 @@ def test_operator_stopped_mid_run_then_restarted_resumes_without_rerunning(
     status = frs.wait_phase("resume")
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"c": 1}
-    assert frs.runs(f"a-{ns}") == 1  # finished before the kill: not run again
-    assert frs.runs(f"c-{ns}") == 1
-    assert frs.runs(f"g-{ns}") >= 1  # g was running at the kill, so it may run again
+    assert frs.runs(f"a-{ns}") == 1  # finished before the stop: not run again
+    # g was running and c waiting at the stop: both run again. The scheduler may also still
+    # finish the old operator's submissions until it drops that client, so "at least once".
+    assert frs.runs(f"g-{ns}") >= 1
+    assert frs.runs(f"c-{ns}") >= 1

@@ -54,6 +54,11 @@ def _value(stored: Any) -> Any:
     return stored.result if isinstance(stored, states.State) else stored
 
 
+def _state_name(stored: Any) -> str:
+    """Runs on a worker: the kind of state a published result holds (a plain string)."""
+    return type(stored).__name__ if isinstance(stored, states.State) else "Success"
+
+
 def _json_text(stored: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
     """Runs where the result lives: JSON text if small and JSON-able, else None."""
     return _dumps(_value(stored), limit)
@@ -134,23 +139,45 @@ class Runner:
         return graph_mod.from_dict(json.loads(text))
 
     def _resumed(self, slugs: list[str]) -> dict[str, states.State]:
-        """Finished tasks from before a restart: status says so, or the cluster holds a result."""
-        out: dict[str, states.State] = {}
-        published: set[str] = set()
-        if self._client is not None:
-            names = set(self._client.list_datasets())
-            published = {s for s in slugs if self.publish_prefix + s in names}
+        """Finished tasks from before a restart: the cluster holds their result, or (for states
+        that need no value downstream) status says so."""
+        out = self._published(slugs)
         for slug in slugs:
             record = self.known_tasks.get(slug) or {}
             state_name = record.get("state")
-            if slug in published:
-                future = self._client.get_dataset(self.publish_prefix + slug)
-                cls = states.BY_NAME.get(state_name or "Success", states.Success)
-                if not issubclass(cls, states.Finished) or state_name == "Mapped":
-                    cls = states.Success
-                out[slug] = cls(message=record.get("message"), result=future)
-            elif state_name in RESUMABLE and state_name not in {"Success", "Cached"}:
+            if (
+                slug not in out
+                and state_name in RESUMABLE
+                and state_name not in {"Success", "Cached"}
+            ):
                 out[slug] = states.BY_NAME[state_name](message=record.get("message"))
+        return out
+
+    def _published(self, slugs: list[str]) -> dict[str, states.State]:
+        """Results published by name on a surviving cluster, with the state a worker reads
+        from each (a cancelled or failed future, e.g. from an operator that was stopping, does
+        not count as a finished task)."""
+        if self._client is None:
+            return {}
+        names = set(self._client.list_datasets())
+        found = {s: self._client.get_dataset(self.publish_prefix + s)
+                 for s in slugs if self.publish_prefix + s in names}  # fmt: skip
+        if not found:
+            return {}
+        probes = {s: self._client.submit(_state_name, f, pure=False) for s, f in found.items()}
+        kinds: dict[str, str] = {}
+        for slug, probe in probes.items():
+            try:
+                kinds[slug] = probe.result(timeout=30)
+            except Exception as exc:  # cancelled, lost or erred: that task has to run again
+                logger.info("published result of %s is not usable: %s", slug, exc)
+        out: dict[str, states.State] = {}
+        for slug, kind in kinds.items():
+            future = found[slug]
+            cls = states.BY_NAME.get(kind, states.Success)
+            if issubclass(cls, states.Finished) and kind not in {"Cancelled", "Mapped"}:
+                message = (self.known_tasks.get(slug) or {}).get("message")
+                out[slug] = cls(message=message, result=future)
         return out
 
     def _run(self) -> RunResult:
