@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -45,6 +46,10 @@ def test_hundred_flowruns_at_once_all_finish_correctly(
         assert status["results"] == {"a": i + 1}
         assert status.get("progress") == "1/1", json.dumps(status)
     metrics = shared_operator.metrics()
-    assert f'flowrun_flowruns{{phase="Succeeded"}} {N}.0' in metrics
+    # The operator also sees finished FlowRuns of earlier tests (their namespaces may still be
+    # terminating), so at least N.
+    succeeded = re.search(r'^flowrun_flowruns\{phase="Succeeded"\} (\S+)$', metrics, re.M)
+    assert succeeded is not None
+    assert float(succeeded.group(1)) >= N
     assert 'flowrun_task_state_changes_total{state="Success"}' in metrics
     assert "flowrun_runs_in_flight 0.0" in metrics
