@@ -245,12 +245,6 @@ def test_argo_cd_health_of_real_flowruns(end_to_end: EndToEnd) -> None:
     assert health(end_to_end.runs["running"])["status"] == "Progressing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after acting on spec.cancel (generation 2) the operator writes status and conditions "
-    "with observedGeneration 1, so the cancelled run looks stale: Progressing to Argo CD, "
-    "InProgress to kstatus/Flux. Drop this mark when it records the generation it acted on",
-)
 def test_a_cancelled_flowrun_reads_suspended_in_argo_cd(end_to_end: EndToEnd) -> None:
     cancelled = end_to_end.runs["cancelled"]
     assert cancelled["status"]["observedGeneration"] == cancelled["metadata"]["generation"]

@@ -38,6 +38,10 @@ def apply_kopf_settings(kopf_settings: Any, settings: settings_mod.OperatorSetti
     )
     kopf_settings.posting.level = logging.INFO
     kopf_settings.execution.default_backoff = 5
+    # Namespaced operators may not list namespaces; without this kopf retries that for about a
+    # minute before falling back to the given names. Globs still need the scan to expand them.
+    literal = not any(set(ns) & set("*?[]!") for ns in settings.namespaces)
+    kopf_settings.scanning.disabled = not settings.clusterwide and literal
 
 
 def build_registry(

@@ -71,7 +71,6 @@ class Run:
         self.namespace: str = meta["namespace"]
         self.name: str = meta["name"]
         self.uid: str = meta["uid"]
-        self.generation: int | None = meta.get("generation")
         status: Mapping[str, Any] = body.get("status") or {}
         self.initial_phase: str | None = status.get("phase")
         self.start_time: str | None = status.get("startTime")
@@ -92,6 +91,13 @@ class Run:
         self.provider: cluster.ClusterProvider | None = None
         self.frozen = False  # operator exiting: stop writing task states
         self.task_failure_events = 0
+
+    @property
+    def generation(self) -> int | None:
+        # kopf keeps `body` current: after `spec.cancel: true` (a new generation) the status must
+        # say it observed that generation, or GitOps tools read the run as stale forever.
+        generation: int | None = self.body["metadata"].get("generation")
+        return generation
 
     @property
     def owner(self) -> cluster.Owner:
