@@ -20,7 +20,10 @@ from flowrun.executors import DaskExecutor  # noqa: E402
 
 
 def _rebuild_on_worker_only() -> WorkerOnly:
-    distributed.get_worker()  # raises outside a worker: proves the client never loads it
+    # Raises outside a worker process: proves the client never loads it. (Not get_worker():
+    # that also fails where a worker unpickles data fetched from another worker.)
+    if not distributed.Worker._instances:
+        raise ValueError("No worker found")
     return WorkerOnly()
 
 

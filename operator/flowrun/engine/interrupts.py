@@ -76,3 +76,9 @@ def call_guarded(
             timer.cancel()
         with _lock:
             _active.pop(thread_id, None)
+
+
+def is_cancelled(scope: str | None) -> bool:
+    """Whether run `scope` was cancelled in this process (see `cancel_scope`)."""
+    with _lock:
+        return scope is not None and scope in _cancelled

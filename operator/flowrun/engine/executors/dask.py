@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import operator
 import threading
 import time
 import uuid
@@ -24,11 +25,14 @@ from dask._task_spec import Task, TaskRef, parse_input
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
-from flowrun.engine.executors import base
+from flowrun.engine.executors import base, fusion
 from flowrun.engine.graph import resolve
 
 # A finished future whose final event has not arrived after this long is asked directly.
 EVENT_GRACE = 10.0
+# Shortest chain worth fusing: a fused chain still takes two hops (the chain, then the
+# task that hands out each call's own result), so two calls would gain nothing.
+MIN_FUSED = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +103,53 @@ def _run_child_on_worker(
     return calls.run_task(call, state.value, _plain(upstream), _plain(reduced), state_result)
 
 
+def _run_segment(
+    members: Opaque, upstream: list[Any], reduced: list[Any], state_result: Any
+) -> list[states.State]:
+    """Run a fused linear chain of TaskCalls in order on this worker (see `fusion`).
+
+    Each call still sends its own events and final record. Every call after the first
+    takes the previous call's final state where its submission holds a `TaskRef`.
+    """
+    finals: list[states.State] = []
+    for i, (call, state, up, red, result) in enumerate(members.value):
+        if interrupts.is_cancelled(call.context.get("flow_run_id")):
+            final: states.State = states.Cancelled("Task was cancelled.")
+            if call.on_done is not None:
+                call.on_done(call, final, 0)
+        elif i == 0:
+            final = calls.run_task(call, state, _plain(upstream), _plain(reduced), state_result)
+        else:
+            previous = finals[-1]
+            inputs = [previous if isinstance(u, TaskRef) else _plain(u) for u in up]
+            final = calls.run_task(call, state, inputs, _plain(red), result)
+        finals.append(final)
+    return finals
+
+
+def _dependencies(upstream: Any, reduced: Any, state_result: Any) -> set[str]:
+    """Keys of the TaskRefs and futures a submission waits for."""
+    found: set[str] = set()
+    stack = [upstream, reduced, state_result]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Opaque):
+            item = item.value
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, TaskRef | distributed.Future):
+            found.add(str(item.key))
+    return found
+
+
+def _renamed(item: Any, alias: Mapping[str, str]) -> Any:
+    if isinstance(item, TaskRef) and item.key in alias:
+        return TaskRef(alias[str(item.key)])
+    if isinstance(item, list):
+        return [_renamed(i, alias) for i in item]
+    return item
+
+
 def _describe(final: states.State, key: str) -> dict[str, Any]:
     """Fallback record, computed on a worker, if a final event went missing."""
     return {**events.event_for("", None, final, 0).to_dict(), "key": key, "done": True}
@@ -142,7 +193,8 @@ class DaskSession:
         self.queue: collections.deque[events.TaskEvent] = collections.deque()
         self.finished_at: dict[str, float] = {}
         self.cancelled = False
-        self.unsent: dict[str, Any] = {}
+        self.unsent: dict[str, tuple[Any, ...]] = {}
+        self.fusable: set[str] = set()
         self.token = uuid.uuid4().hex[:12]
         self.counter = 0
         client.subscribe_topic(self.topic, self._on_message)
@@ -163,7 +215,9 @@ class DaskSession:
 
     # -- submitting -----------------------------------------------------------------------
     # Submissions of one sweep are collected as a Dask graph and sent in one message at
-    # `flush()`: one scheduler update for a thousand tasks instead of a thousand.
+    # `flush()`: one scheduler update for a thousand tasks instead of a thousand. A linear
+    # chain among them runs as one Dask task (`fusion`): one scheduler round trip, not one
+    # per task, while every call still sends its own events and has its own future.
     def _prepare(self, call: calls.TaskCall, state: Any) -> tuple[calls.TaskCall, Any, Any]:
         slug = call.task.slug or call.task.name
         suffix = "" if call.map_index is None else f"[{call.map_index}]"
@@ -198,15 +252,45 @@ class DaskSession:
         call, state, state_result = self._prepare(call, state)
         key = call.key or ""
         args = (Opaque(call), Opaque(state), self._arg(upstream), self._arg(reduced), state_result)
-        self.unsent[key] = Task(key, _run_on_worker, *(parse_input(a) for a in args))
+        self.unsent[key] = args
+        if not call.is_mapped_parent and call.map_index is None:
+            self.fusable.add(key)
         return Pending(key)
 
     def flush(self) -> None:
         if not self.unsent:
             return
         unsent, self.unsent = self.unsent, {}
-        for future in self.client.get(unsent, list(unsent), sync=False):
-            self.futures[future.key] = future
+        deps = {key: _dependencies(*args[2:]) for key, args in unsent.items()}
+        # A fused call's own key names an item of its segment's result. That item task is
+        # renamed, so the scheduler's duration estimates per task name stay those of real runs.
+        alias: dict[str, str] = {}
+        graph: dict[str, Task] = {}
+        for segment in fusion.linear_segments(deps, self.fusable):
+            if len(segment) < MIN_FUSED:
+                continue
+            self.counter += 1
+            fused = f"fused-{self.token}-{self.counter}"
+            for i, key in enumerate(segment):
+                alias[key] = f"fused-{key}"
+                graph[alias[key]] = Task(alias[key], operator.getitem, TaskRef(fused), i)
+            # The head's inputs go to Dask as arguments; the others' only name the previous key.
+            head = unsent[segment[0]]
+            members = [(head[0].value, head[1].value, None, None, None)]
+            for key in segment[1:]:
+                call, state, upstream, reduced, state_result = unsent[key]
+                members.append((call.value, state.value, upstream, reduced, state_result))
+            inputs = (parse_input(_renamed(a, alias)) for a in head[2:])
+            graph[fused] = Task(fused, _run_segment, Opaque(members), *inputs)
+        for key, args in unsent.items():
+            if key not in alias:
+                inputs = (parse_input(_renamed(a, alias)) for a in args)
+                graph[key] = Task(key, _run_on_worker, *inputs)
+        self.fusable.difference_update(unsent)
+        keys = list(unsent)
+        futures = self.client.get(graph, [alias.get(k, k) for k in keys], sync=False)
+        for key, future in zip(keys, futures, strict=True):
+            self.futures[key] = future
 
     def submit_children(
         self,

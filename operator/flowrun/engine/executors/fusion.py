@@ -1,0 +1,45 @@
+"""Linear-chain fusion: which submissions of one batch can run as one Dask task.
+
+A chain of tasks where each has the previous one as its only dependency, and is that
+task's only dependent in the batch, has no parallelism: running it as one Dask task on
+one worker saves a scheduler round trip per task (Dask's own optimizer fuses such
+chains too). This module only computes the segments; the Dask session builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+
+
+def linear_segments(
+    deps: Mapping[str, Set[str]], fusable: Set[str] = frozenset()
+) -> list[list[str]]:
+    """Split the keys of `deps` (in its order) into segments, chains of fusable keys.
+
+    `deps[k]` is every dependency of `k`; those that are keys of `deps` are in the batch.
+    A key may follow the previous one in a segment only when both are in `fusable`, its
+    one dependency is the previous key, and it is that key's only dependent in the batch.
+    Every key is in exactly one segment; segments are in dependency order.
+    """
+    dependents: dict[str, list[str]] = {k: [] for k in deps}
+    for key, needs in deps.items():
+        for need in needs:
+            if need in dependents:
+                dependents[need].append(key)
+    follows: dict[str, str] = {}
+    for key, needs in deps.items():
+        if key not in fusable or len(needs) != 1:
+            continue
+        [prev] = needs
+        if prev in fusable and dependents.get(prev) == [key]:
+            follows[key] = prev
+    led = {prev: key for key, prev in follows.items()}
+    segments: list[list[str]] = []
+    for key in deps:
+        if key in follows:
+            continue
+        segment = [key]
+        while segment[-1] in led:
+            segment.append(led[segment[-1]])
+        segments.append(segment)
+    return segments
