@@ -61,7 +61,7 @@ class Tool:
 @pytest.fixture(scope="session")
 def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
     bins = build.ensure_built()
-    plane = ControlPlane(tmp_path_factory.mktemp("controlplane"), bin_dir=bins)
+    plane = ControlPlane(tmp_path_factory.mktemp("controlplane"), bin_dir=bins, tie_to_parent=True)
     plane.start()
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(plane.kubeconfig)

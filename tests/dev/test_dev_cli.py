@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,28 @@ def test_up_kubectl_down_from_a_shell(tmp_path: Path) -> None:
     assert not state.exists()
     assert [name for name, pid in pids.items() if pid_alive(pid)] == []
     assert flowrun("dev", "status", env=env).returncode == 1
+
+
+def test_a_test_run_killed_hard_leaves_no_plane_behind(tmp_path: Path) -> None:
+    """The fixture's plane is tied to its parent: SIGKILL of the parent ends etcd and the rest."""
+    bins = build.ensure_built()
+    script = (
+        "import sys, json, time\n"
+        "from pathlib import Path\n"
+        "from flowrun.dev.controlplane import ControlPlane\n"
+        f"p = ControlPlane(Path({str(tmp_path / 'cp')!r}), bin_dir=Path({str(bins)!r}),"
+        " tie_to_parent=True)\n"
+        "p.start()\n"
+        "print(json.dumps(p.state.pids), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pids = json.loads(parent.stdout.readline())
+    assert all(pid_alive(pid) for pid in pids.values())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids.values()):
+        time.sleep(0.2)
+    assert [name for name, pid in pids.items() if pid_alive(pid)] == []

@@ -82,9 +82,11 @@ class ControlPlane:
         plane.stop()
     """
 
-    def __init__(self, state_dir: Path, *, bin_dir: Path) -> None:
+    def __init__(self, state_dir: Path, *, bin_dir: Path, tie_to_parent: bool = False) -> None:
         self.state_dir = state_dir
         self.bin_dir = bin_dir
+        # Tests set this: a test run killed hard (timeout, SIGKILL) must not leave a plane behind.
+        self.tie_to_parent = tie_to_parent
         self.pki = pki.Pki(state_dir / "pki")
         self.state = PlaneState(bin_dir=str(bin_dir))
         self._children: dict[str, subprocess.Popen[bytes]] = {}
@@ -210,8 +212,12 @@ class ControlPlane:
     def _spawn(self, name: str, args: list[str]) -> None:
         binary = self.bin_dir / name
         log = (self.state_dir / "logs" / f"{name}.log").open("ab")
+        # setpriv (util-linux) sets the parent-death signal and execs the binary under the same PID;
+        # a preexec_fn would do the same but is unsafe once the parent has threads.
+        setpriv = shutil.which("setpriv") if self.tie_to_parent else None
+        prefix = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
         proc = subprocess.Popen(
-            [str(binary), *args],
+            [*prefix, str(binary), *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
