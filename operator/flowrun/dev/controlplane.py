@@ -76,7 +76,7 @@ class ControlPlane:
     """A local control plane rooted in `state_dir`.
 
     Example:
-        plane = ControlPlane(Path("/tmp/cp"), bin_dir=build.ensure_built())
+        plane = ControlPlane(Path("plane-state"), bin_dir=build.ensure_built())
         plane.start()
         ...  # KUBECONFIG=plane.kubeconfig
         plane.stop()
