@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -31,33 +30,16 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from flowrun.dev import build
-from flowrun.dev.controlplane import ControlPlane
+from flowrun.dev.controlplane import ControlPlane, free_port
+from flowrun.dev.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NS = "bench"
 FN = "flowrun.examples.etl:hello"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], Any], timeout: float, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s")
 
 
 class Bench:
@@ -90,7 +72,7 @@ class Bench:
             except (urllib.error.URLError, OSError):
                 return False
 
-        wait_for(ready, 60, 0.2)
+        wait_for(ready, timeout=60, interval=0.2)
 
     def stop_operator(self) -> None:
         if self.operator is not None and self.operator.poll() is None:
@@ -158,7 +140,7 @@ def latency(bench: Bench, runs: int = 20) -> tuple[float, float]:
         name = f"lat-{i}"
         started = time.monotonic()
         bench.apply([flowrun(name, 1)])
-        wait_for(lambda name=name: bench.phase(name) == "Succeeded", 60, 0.02)  # type: ignore[misc]
+        wait_for(lambda name=name: bench.phase(name) == "Succeeded", timeout=60, interval=0.02)  # type: ignore[misc]
         seconds.append(time.monotonic() - started)
     bench.delete_all()
     seconds.sort()
@@ -186,7 +168,7 @@ def concurrent(bench: Bench, n: int = 100) -> tuple[float, float, float]:
         ok = [r for r in runs if (r.get("status") or {}).get("phase") == "Succeeded"]
         return len(ok) == n
 
-    wait_for(done, 600, 0.25)
+    wait_for(done, timeout=600, interval=0.25)
     took = time.monotonic() - started
     stop.set()
     sampler.join()
@@ -200,7 +182,7 @@ def requests_per_run(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, in
         name = f"req-{size}"
         before = bench.requests()
         bench.apply([flowrun(name, size)])
-        wait_for(lambda name=name: bench.phase(name) == "Succeeded", 600, 0.5)  # type: ignore[misc]
+        wait_for(lambda name=name: bench.phase(name) == "Succeeded", timeout=600, interval=0.5)  # type: ignore[misc]
         time.sleep(1.0)  # let the last Events be posted before counting (not an assertion)
         after = bench.requests()
         diff = {k: after.get(k, 0) - before.get(k, 0) for k in after}
@@ -217,7 +199,7 @@ def status_bytes(bench: Bench, sizes: tuple[int, ...]) -> list[tuple[int, int, i
         name = f"size-{size}"
         started = time.monotonic()
         bench.apply([flowrun(name, size, executor={"type": "Local"})])
-        wait_for(lambda name=name: bench.phase(name) == "Succeeded", 900, 0.5)  # type: ignore[misc]
+        wait_for(lambda name=name: bench.phase(name) == "Succeeded", timeout=900, interval=0.5)  # type: ignore[misc]
         took = time.monotonic() - started
         run = json.loads(bench.kubectl("get", "flowrun", name, "-n", NS, "-o", "json"))
         status = run["status"]
@@ -260,7 +242,8 @@ def main() -> int:
                     "get", "crd", "flowruns.flowrun.dev", "-o",
                     "jsonpath={range .status.conditions[*]}{.type}={.status} {end}",
                 ),
-                60,
+                timeout=60,
+                interval=0.05,
             )  # fmt: skip
             bench.kubectl("create", "namespace", NS)
             bench.start_operator()

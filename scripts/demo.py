@@ -11,40 +11,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flowrun.dev import build
-from flowrun.dev.controlplane import ControlPlane
+from flowrun.dev.controlplane import ControlPlane, free_port
+from flowrun.dev.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = "demo"
 TERMINAL = {"Succeeded", "Failed", "Cancelled"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.5)
-    raise SystemExit(f"demo: timed out after {timeout:g}s waiting for {what}")
 
 
 class Kubectl:
@@ -75,7 +56,7 @@ def start_operator(kubeconfig: Path, log: Path) -> tuple[subprocess.Popen[bytes]
         except (urllib.error.URLError, OSError):
             return False
 
-    wait_for(ready, 60, "the operator to be ready")
+    wait_for(ready, timeout=60, interval=0.5, what="the operator to be ready")
     return proc, port
 
 
@@ -105,8 +86,9 @@ def run_demo(plane: ControlPlane, tmp: Path) -> int:
             "jsonpath={range .status.conditions[*]}{.type}={.status} {end}",
             capture=True, check=False,
         ),
-        60,
-        "the CRD to be established",
+        timeout=60,
+        interval=0.5,
+        what="the CRD to be established",
     )  # fmt: skip
     kubectl("create", "namespace", NAMESPACE)
 
@@ -123,7 +105,7 @@ def run_demo(plane: ControlPlane, tmp: Path) -> int:
             seen = phases(kubectl)
             return seen if len(seen) == len(examples) and set(seen.values()) <= TERMINAL else None
 
-        final = wait_for(all_done, 300, "the FlowRuns to finish")
+        final = wait_for(all_done, timeout=300, interval=0.5, what="the FlowRuns to finish")
         print(f"\nall {len(final)} FlowRuns finished in {time.monotonic() - started:.1f} s\n")
         kubectl("get", "flowruns", "-n", NAMESPACE)
         print("\n== kubectl get flowrun etl -o yaml (status)")
@@ -152,6 +134,8 @@ def main() -> int:
         print(f"control plane up at {plane.server} in {time.monotonic() - started:.1f} s")
         try:
             return run_demo(plane, Path(tmp))
+        except TimeoutError as err:
+            raise SystemExit(f"demo: {err}") from None
         finally:
             plane.stop()
             print("control plane stopped")

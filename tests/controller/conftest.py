@@ -11,10 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -24,32 +22,14 @@ from typing import Any
 
 import pytest
 
+from flowrun.dev.controlplane import free_port
+from flowrun.dev.waiting import wait_for
+
 HERE = Path(__file__).parent
 ROOT = HERE.parent.parent
 FLOWS = HERE / "flows"
 NS_PREFIX = "fr-op-"  # watched by the shared operator
 OWN_PREFIX = "fr-own-"  # for tests that run an operator of their own
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(
-    check: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.25, what: str = ""
-) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}: {last!r}")
 
 
 class OperatorProcess:

@@ -9,39 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flowrun.dev.controlplane import free_port
+from flowrun.dev.waiting import wait_for
+
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(
-    check: Callable[[], Any], *, timeout: float = 60.0, interval: float = 0.25, what: str = ""
-) -> Any:
-    """Poll `check` until it returns something truthy; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or check}: {last!r}")
 
 
 class Operator:
@@ -194,6 +173,6 @@ def finished(
         result: dict[str, Any] = wait_for(
             lambda: terminal(kubectl, name, ns), timeout=timeout, what=f"FlowRun {name} to finish"
         )
-    except AssertionError as exc:
+    except TimeoutError as exc:
         raise AssertionError(f"{exc}\noperator log:\n{operator.log_text()[-4000:]}") from None
     return result

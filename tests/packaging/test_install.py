@@ -346,7 +346,7 @@ def test_kubernetes_provider_under_the_charts_service_account(
 
     try:
         cluster = wait_for(owned_cluster, timeout=60, what="the FlowRun's DaskCluster")
-    except AssertionError as exc:
+    except TimeoutError as exc:
         raise AssertionError(f"{exc}\noperator log:\n{operator.log_text()[-4000:]}") from None
     [ref] = cluster["metadata"]["ownerReferences"]
     assert ref["blockOwnerDeletion"] is True

@@ -180,7 +180,7 @@ def test_without_the_rule_the_operator_is_denied(
         try:
             # Generous: some refusals only surface after the provider's own retries.
             wait_for(denied, timeout=90, what=f"the API server to refuse: {evidence}")
-        except AssertionError as exc:
+        except TimeoutError as exc:
             status = kubectl.json("get", "flowrun", "needs", "-n", work).get("status")
             raise AssertionError(
                 f"{exc}\nstatus: {json.dumps(status)}\noperator log:\n{operator.log_text()[-3000:]}"
