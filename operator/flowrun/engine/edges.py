@@ -3,21 +3,62 @@
 from __future__ import annotations
 
 import dataclasses
+import keyword
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flowrun.engine.task import Task
 
 
-@dataclasses.dataclass(frozen=True)
 class Edge:
-    """`upstream` feeds `downstream`: as argument `key` (None: ordering only)."""
+    """`upstream_task` feeds `downstream_task`: as argument `key` (None: ordering only).
 
-    upstream: Task
-    downstream: Task
-    key: str | None = None
-    mapped: bool = False
-    flattened: bool = False
+    Equal edges (same tasks, key and options) are one edge; `upstream` and `downstream`
+    are short names for the two tasks.
+    """
+
+    __slots__ = ("downstream_task", "flattened", "key", "mapped", "upstream_task")
+
+    def __init__(
+        self,
+        upstream_task: Task,
+        downstream_task: Task,
+        key: str | None = None,
+        mapped: bool | None = None,
+        flattened: bool | None = None,
+    ) -> None:
+        if upstream_task is downstream_task:
+            raise ValueError("Edges can not connect a task to itself.")
+        if key is not None and not (
+            isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key)
+        ):
+            raise ValueError(f'Key must be a valid identifier (received "{key}")')
+        self.upstream_task = upstream_task
+        self.downstream_task = downstream_task
+        self.key = key
+        self.mapped = bool(mapped)
+        self.flattened = bool(flattened)
+
+    @property
+    def upstream(self) -> Task:
+        return self.upstream_task
+
+    @property
+    def downstream(self) -> Task:
+        return self.downstream_task
+
+    def _identity(self) -> tuple[Any, ...]:
+        return (self.upstream_task, self.downstream_task, self.key, self.mapped, self.flattened)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Edge) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash((id(self.upstream_task), id(self.downstream_task), self.key))
+
+    def __repr__(self) -> str:
+        key = f"(key={self.key})" if self.key else ""
+        return f"<Edge{key}: {self.upstream_task.name} to {self.downstream_task.name}>"
 
 
 @dataclasses.dataclass(frozen=True)

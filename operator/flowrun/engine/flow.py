@@ -230,7 +230,8 @@ class Flow:
         return {t for t in self._tasks if isinstance(t, Parameter)}
 
     def reference_tasks(self) -> set[Task]:
-        return set(self._reference) if self._reference is not None else self.terminal_tasks()
+        # An empty choice falls back to the terminal tasks, as in Prefect.
+        return set(self._reference) if self._reference else self.terminal_tasks()
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         chosen = list(tasks)

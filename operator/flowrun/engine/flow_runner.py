@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from flowrun.engine import caching, events, graph, signals
+from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Executor, Session
 from flowrun.engine.executors.local import LocalExecutor
@@ -22,6 +23,7 @@ from flowrun.engine.flow import Flow
 from flowrun.engine.flow_pass import FlowPass
 from flowrun.engine.taskstates import TaskStates, slug_of
 
+ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 RunnerStateHandler = Callable[["FlowRunner", states.State, states.State], "states.State | None"]
 
 
@@ -115,10 +117,21 @@ class FlowRunner:
 
     # -- flow state -----------------------------------------------------------------------
     def _change(self, old: states.State, new: states.State) -> states.State:
-        for handler in self.flow.state_handlers:
-            new = handler(self.flow, old, new) or new
-        for runner_handler in self.state_handlers:
-            new = runner_handler(self, old, new) or new
+        """Call the flow's then the runner's state handlers; a handler that raises ends
+        the flow in the state its signal stands for, or Failed (as in Prefect)."""
+        try:
+            for handler in self.flow.state_handlers:
+                given = new.thaw()
+                new = (handler(self.flow, old, given) or given).seal()
+            for runner_handler in self.state_handlers:
+                given = new.thaw()
+                new = (runner_handler(self, old, given) or given).seal()
+        except (signals.ENDRUN, signals.StateSignal) as sig:
+            return sig.state
+        except Exception as exc:
+            return states.Failed(
+                f"Unexpected error while calling state handlers: {exc!r}", result=exc
+            )
         return new
 
     def _begin(self, state: states.State) -> states.State:
@@ -182,17 +195,16 @@ class FlowRunner:
             p.name: p.default for p in self.flow.parameters() if not p.required
         }
         values.update(parameters or {})
+        # The caller's `with flowrun.context(...)` values reach the tasks, as in Prefect;
+        # the date keys are defaults that a caller's context may set.
+        base: dict[str, Any] = {**contexts.context.to_dict(), **(extra or {})}
+        base["flow_name"] = self.flow.name
         now = states.now()
-        base: dict[str, Any] = {
-            "flow_name": self.flow.name,
-            "flow_run_id": run_id,
-            "scheduled_start_time": now,
-            "date": now,
-            "today": now.strftime("%Y-%m-%d"),
-            "yesterday": (now - dt.timedelta(days=1)).strftime("%Y-%m-%d"),
-            "tomorrow": (now + dt.timedelta(days=1)).strftime("%Y-%m-%d"),
-        }
-        base.update(extra or {})
+        base.setdefault("scheduled_start_time", now)
+        for key, value in _date_keys(now).items():
+            base.setdefault(key, value)
+        if isinstance(base["date"], str):
+            base["date"] = dt.datetime.fromisoformat(base["date"])
         base["parameters"] = values
         base["flow_run_id"] = run_id
         return base
@@ -218,6 +230,16 @@ class FlowRunner:
         if self.flow.terminal_state_handler is not None:
             final = self.flow.terminal_state_handler(self.flow, final, key_states) or final
         return final
+
+
+def _date_keys(now: dt.datetime) -> dict[str, Any]:
+    days = {"today": now, "yesterday": now - dt.timedelta(days=1)}
+    days["tomorrow"] = now + dt.timedelta(days=1)
+    keys: dict[str, Any] = {"date": now}
+    for name, day in days.items():
+        keys[name] = day.strftime("%Y-%m-%d")
+        keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
+    return keys
 
 
 def cancel_watcher(cancel: threading.Event | None, session: Session) -> AbstractContextManager[Any]:

@@ -38,6 +38,8 @@ class StateSignal(FlowrunSignal):
 
     def __init__(self, message: str | None = None, *args: Any, **state_kwargs: Any) -> None:
         super().__init__(message, *args)
+        # As in Prefect, the state's result is the signal itself unless one is given.
+        state_kwargs.setdefault("result", self)
         self.state = self.state_class(message, **state_kwargs)
 
 
@@ -75,3 +77,22 @@ class LOOP(StateSignal):
     """Finish this iteration with `result` and run the task again with it in the context."""
 
     state_class = states.Looped
+
+
+# Prefect 1.x's names.
+PrefectSignal = FlowrunSignal
+PrefectStateSignal = StateSignal
+
+
+def signal_from_state(state: states.State) -> type[StateSignal]:
+    """The signal class that stands for `state`'s class (ValueError if there is none)."""
+    todo = set(StateSignal.__subclasses__())
+    found: dict[type[states.State], type[StateSignal]] = {}
+    while todo:
+        sig = todo.pop()
+        found[sig.state_class] = sig
+        todo |= set(sig.__subclasses__())
+    try:
+        return found[type(state)]
+    except KeyError:
+        raise ValueError(f"No signal matches the provided state: {state}") from None

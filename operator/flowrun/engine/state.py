@@ -8,8 +8,10 @@ is failed and a `Mapped` is successful, exactly as in Prefect 1.x.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
+import pickle
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -20,12 +22,57 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class State:
-    """The base state. `message` is for people and does not take part in equality."""
+    """The base state. `message` is for people and does not take part in equality.
+
+    A state is sealed (immutable) once made. A state handler receives an unsealed copy
+    (`thaw()`) that it may change in place, as Prefect's handler idioms do
+    (`new_state.message = ...`); the runner seals what the handler gives back.
+    """
 
     message: str | None = dataclasses.field(default=None, compare=False)
     result: Any = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sealed", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_sealed", False):
+            raise dataclasses.FrozenInstanceError(
+                f"cannot assign to field {name!r}: a recorded state is immutable "
+                "(a state handler may change the state it receives; elsewhere use replace())"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get("_sealed", False):
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        object.__delattr__(self, name)
+
+    def thaw(self: S) -> S:
+        """An unsealed copy, for a state handler to change in place."""
+        new = copy.copy(self)
+        object.__setattr__(new, "_sealed", False)
+        return new
+
+    def seal(self: S) -> S:
+        object.__setattr__(self, "_sealed", True)
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # As in Prefect: an exception result that cannot be pickled travels as its repr.
+        data = dict(self.__dict__)
+        result = data.get("result")
+        if isinstance(result, Exception):
+            try:
+                pickle.dumps(result)
+            except Exception:
+                data["result"] = repr(result)
+        return data
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
 
     def __repr__(self) -> str:
         if self.message:
@@ -75,62 +122,71 @@ class State:
     def is_cancelled(self) -> bool:
         return isinstance(self, Cancelled)
 
+    def is_meta_state(self) -> bool:
+        return isinstance(self, _MetaState)
 
-@dataclasses.dataclass(frozen=True, repr=False)
+    def is_submitted(self) -> bool:
+        return isinstance(self, Submitted)
+
+    def is_queued(self) -> bool:
+        return isinstance(self, Queued)
+
+
+@dataclasses.dataclass(repr=False)
 class Pending(State):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Scheduled(Pending):
     """Waiting for `start_time` (timezone-aware UTC); `None` waits for someone to resume it."""
 
     start_time: dt.datetime | None = dataclasses.field(default_factory=now)
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Paused(Scheduled):
     start_time: dt.datetime | None = None
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Resume(Scheduled):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Retrying(Scheduled):
     """`run_count` is how many runs have happened so far."""
 
     run_count: int = 0
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Running(State):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Cancelling(Running):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Finished(State):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Looped(Finished):
     loop_count: int = 1
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Success(Finished):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Cached(Success):
     """A reusable success: validators compare its inputs, parameters and expiration."""
 
@@ -140,7 +196,7 @@ class Cached(Success):
     cached_result_expiration: dt.datetime | None = None
 
 
-@dataclasses.dataclass(frozen=True, repr=False, kw_only=True)
+@dataclasses.dataclass(repr=False, kw_only=True)
 class Mapped(Success):
     """A mapped parent. It is successful even when children failed: look at `map_states`."""
 
@@ -148,38 +204,61 @@ class Mapped(Success):
     n_map_states: int = -1
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.n_map_states < 0:
             object.__setattr__(self, "n_map_states", len(self.map_states))
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Skipped(Success):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Cancelled(Finished):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class Failed(Finished):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class TimedOut(Failed):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class TriggerFailed(Failed):
     pass
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
+@dataclasses.dataclass(repr=False)
 class ValidationFailed(Failed):
     pass
+
+
+@dataclasses.dataclass(repr=False, kw_only=True)
+class _MetaState(State):
+    """Wraps another state (Prefect's backend meta states; the local engine unwraps them)."""
+
+    state: State | None = None
+
+
+@dataclasses.dataclass(repr=False, kw_only=True)
+class ClientFailed(_MetaState):
+    pass
+
+
+@dataclasses.dataclass(repr=False, kw_only=True)
+class Submitted(_MetaState):
+    pass
+
+
+@dataclasses.dataclass(repr=False, kw_only=True)
+class Queued(_MetaState):
+    start_time: dt.datetime | None = dataclasses.field(default_factory=now)
 
 
 _ALL: tuple[type[State], ...] = (
@@ -202,7 +281,14 @@ _ALL: tuple[type[State], ...] = (
     TimedOut,
     TriggerFailed,
     ValidationFailed,
+    _MetaState,
+    ClientFailed,
+    Submitted,
+    Queued,
 )
+for _cls in _ALL:
+    # Identity hash, as Prefect's states: equal by value, but results need not be hashable.
+    _cls.__hash__ = object.__hash__  # type: ignore[method-assign]
 BY_NAME: Mapping[str, type[State]] = {cls.__name__: cls for cls in _ALL}
 
 

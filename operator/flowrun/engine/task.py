@@ -16,6 +16,7 @@ from flowrun.engine import cache_validators, signals, triggers
 from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated
+from flowrun.engine.task_operators import TaskOperators
 
 if TYPE_CHECKING:
     from flowrun.engine.flow import Flow
@@ -36,7 +37,7 @@ def _delta(value: float | dt.timedelta | None) -> dt.timedelta | None:
     return dt.timedelta(seconds=value)
 
 
-class Task:
+class Task(TaskOperators):
     """A unit of work. Subclass and define `run(self, ...)`, or use `@task`.
 
     >>> class Add(Task):

@@ -15,6 +15,7 @@ from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.task import Task
 
+ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 SKIPPED_UPSTREAM = (
     "Upstream task was skipped; if this was not the intended behavior, "
     "consider changing `skip_on_upstream_skip=False` for this task."
@@ -87,13 +88,23 @@ class TaskRunner:
                     state = self._pipeline(state, upstream, is_mapped_parent, is_start_task)
                 except signals.ENDRUN as end:
                     return end.state
+                except signals.PAUSE as pause:
+                    # A state handler paused the task (as Prefect allows): end Paused.
+                    return self._paused(state, pause)
             if not isinstance(state, states.Looped):
                 return state
-            ctx["task_loop_count"] = ctx.get("task_loop_count", 1) + 1
+            # The next iteration starts afresh from Pending, as in Prefect: handlers do not
+            # see that transition and the run count restarts.
+            ctx["task_loop_count"] = state.loop_count + 1
             ctx["task_loop_result"] = state.result
-            state = self._change(
-                state, states.Pending(f"Looping task (on loop index {ctx['task_loop_count']})")
-            )
+            ctx["task_run_count"] = self.run_count = 1
+            state = states.Pending(f"Looping task (on loop index {state.loop_count})")
+
+    def _paused(self, state: states.State, pause: signals.PAUSE) -> states.State:
+        try:
+            return self._change(state, pause.state)
+        except (signals.ENDRUN, signals.PAUSE) as again:
+            return again.state
 
     def _pipeline(
         self,
@@ -125,9 +136,11 @@ class TaskRunner:
             return new
         try:
             for handler in self.task.state_handlers:
-                new = handler(self.task, old, new) or new
+                given = new.thaw()
+                new = (handler(self.task, old, given) or given).seal()
             for runner_handler in self.state_handlers:
-                new = runner_handler(self, old, new) or new
+                given = new.thaw()
+                new = (runner_handler(self, old, given) or given).seal()
         except (signals.ENDRUN, signals.PAUSE):
             raise
         except signals.StateSignal as sig:
@@ -268,8 +281,8 @@ class TaskRunner:
             value = interrupts.call_guarded(
                 task.run_with, inputs, timeout=task.timeout, scope=self.context.get("flow_run_id")
             )
-        except signals.TaskTimeout:
-            new = states.TimedOut("Task timed out during execution.")
+        except signals.TaskTimeout as timeout:
+            new = states.TimedOut("Task timed out during execution.", result=timeout)
         except signals.TaskCancelled:
             new = states.Cancelled("Task was cancelled.")
         except signals.LOOP as loop:
@@ -279,7 +292,8 @@ class TaskRunner:
                 loop_count=self.context.get("task_loop_count", 1),
             )
         except signals.RETRY as retry:
-            new = states.Retrying(retry.state.message, run_count=self.run_count)
+            # Keeps the signal's start_time (RETRY(start_time=...) waits until then).
+            new = retry.state.replace(run_count=self.run_count)
         except signals.ENDRUN:
             raise
         except signals.StateSignal as sig:

@@ -1,0 +1,5 @@
+"""`flowrun.executors.local`, as `prefect.executors.local`."""
+
+from flowrun.engine.executors.local import LocalExecutor
+
+__all__ = ["LocalExecutor"]

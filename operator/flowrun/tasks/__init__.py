@@ -1,0 +1,1 @@
+"""`flowrun.tasks`: the task library parts of `prefect.tasks` that are not integrations."""

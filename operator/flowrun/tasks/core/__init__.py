@@ -1,0 +1,1 @@
+"""`flowrun.tasks.core`, as `prefect.tasks.core`."""

@@ -1,0 +1,43 @@
+"""`flowrun.tasks.core.operators`, as `prefect.tasks.core.operators`."""
+
+from flowrun.engine.operators import (
+    Add,
+    And,
+    Div,
+    Equal,
+    FloorDiv,
+    GetAttr,
+    GetItem,
+    GreaterThan,
+    GreaterThanOrEqual,
+    LessThan,
+    LessThanOrEqual,
+    Mod,
+    Mul,
+    Not,
+    NotEqual,
+    Or,
+    Pow,
+    Sub,
+)
+
+__all__ = [
+    "Add",
+    "And",
+    "Div",
+    "Equal",
+    "FloorDiv",
+    "GetAttr",
+    "GetItem",
+    "GreaterThan",
+    "GreaterThanOrEqual",
+    "LessThan",
+    "LessThanOrEqual",
+    "Mod",
+    "Mul",
+    "Not",
+    "NotEqual",
+    "Or",
+    "Pow",
+    "Sub",
+]

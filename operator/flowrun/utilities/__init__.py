@@ -1,0 +1,1 @@
+"""`flowrun.utilities`, the parts of `prefect.utilities` a flow uses."""

@@ -1,0 +1,238 @@
+"""Prefect 1.x behaviours a ported flow relies on, written from Prefect's documentation.
+
+Each test names the documented behaviour; they run on the real executors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+import threading
+from typing import Any
+
+import pytest
+
+import flowrun
+from flowrun import Flow, Task, context, task
+from flowrun.core import Edge
+from flowrun.engine import signals
+from flowrun.engine import state as states
+from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.task_runner import TaskRunner
+
+
+@task
+def one() -> int:
+    return 1
+
+
+@task
+def boom() -> None:
+    raise ValueError("boom")
+
+
+def test_empty_reference_tasks_fall_back_to_terminal_tasks() -> None:
+    with Flow("f") as flow:
+        boom()
+    flow.set_reference_tasks([])
+    assert flow.run().is_failed()
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [(signals.FAIL("no"), states.Failed), (RuntimeError("bad handler"), states.Failed)],
+)
+def test_a_raising_flow_state_handler_gives_a_failed_flow_state(
+    raised: BaseException, expected: type[states.State]
+) -> None:
+    def handler(flow: Any, old: states.State, new: states.State) -> None:
+        if new.is_finished():
+            raise raised
+
+    with Flow("f", state_handlers=[handler]) as flow:
+        one()
+    final = flow.run()
+    assert isinstance(final, expected)
+    assert str(raised) in (final.message or "")
+
+
+def test_pause_raised_in_a_task_state_handler_pauses_the_task() -> None:
+    def handler(t: Any, old: states.State, new: states.State) -> None:
+        if new.is_running():
+            raise signals.PAUSE("wait for me")
+
+    final = TaskRunner(task(lambda: 1, state_handlers=[handler])).run()
+    assert isinstance(final, states.Paused)
+
+
+def test_state_handlers_may_change_the_state_they_receive(executor_ld: Any) -> None:
+    def annotate(t: Any, old: states.State, new: states.State) -> states.State:
+        if new.is_successful():
+            new.message = "annotated"
+        return new
+
+    def annotate_without_return(t: Any, old: states.State, new: states.State) -> None:
+        if new.is_successful():
+            new.message += "!"
+
+    @task(state_handlers=[annotate, annotate_without_return])
+    def two() -> int:
+        return 2
+
+    with Flow("f") as flow:
+        t = two()
+    final = flow.run(executor=executor_ld).result[t]
+    assert final.is_successful()
+    assert final.message == "annotated!"
+    with pytest.raises(AttributeError):
+        final.message = "recorded states stay immutable"
+
+
+def test_flow_state_handler_may_change_the_flow_state() -> None:
+    def handler(flow: Any, old: states.State, new: states.State) -> None:
+        if new.is_finished():
+            new.message = "done here"
+
+    with Flow("f", state_handlers=[handler]) as flow:
+        one()
+    assert flow.run().message == "done here"
+
+
+def test_context_around_a_run_and_context_argument_reach_tasks(executor_ld: Any) -> None:
+    @task
+    def read() -> tuple[Any, Any]:
+        return context.get("outer"), context.get("given")
+
+    with Flow("f") as flow:
+        t = read()
+    with flowrun.context(outer="o"):
+        final = flow.run(executor=executor_ld, context={"given": "g"})
+    assert final.result[t].result == ("o", "g")
+
+
+def test_date_keys_are_in_the_context_and_a_given_date_is_kept() -> None:
+    @task
+    def read() -> tuple[Any, ...]:
+        return tuple(context.get(k) for k in ("today_nodash", "yesterday_nodash", "date"))
+
+    with Flow("f") as flow:
+        t = read()
+    when = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
+    got = FlowRunner(flow).run(return_tasks=[t], context={"date": when}).result[t].result
+    today = dt.datetime.now(dt.UTC)
+    assert got[0] == today.strftime("%Y%m%d")
+    assert got[1] == (today - dt.timedelta(days=1)).strftime("%Y%m%d")
+    assert got[2] == when
+
+
+def test_retry_signal_start_time_is_honoured() -> None:
+    later = states.now() + dt.timedelta(hours=1)
+
+    @task
+    def again() -> None:
+        raise signals.RETRY("later", start_time=later)
+
+    final = TaskRunner(again).run()
+    assert isinstance(final, states.Retrying)
+    assert final.start_time == later
+
+
+def test_a_signal_state_carries_the_signal_as_result() -> None:
+    @task
+    def skip() -> None:
+        raise signals.SKIP("not today")
+
+    final = TaskRunner(skip).run()
+    assert isinstance(final, states.Skipped)
+    assert isinstance(final.result, signals.SKIP)
+
+
+def test_a_timed_out_state_carries_the_timeout_as_result() -> None:
+    never = threading.Event()
+
+    @task(timeout=0.2)
+    def slow() -> None:
+        never.wait(5)
+
+    final = TaskRunner(slow).run()
+    assert isinstance(final, states.TimedOut)
+    assert isinstance(final.result, BaseException)
+
+
+def test_loop_restarts_run_count_and_handlers_see_no_pending() -> None:
+    seen: list[str] = []
+    counts: list[int] = []
+
+    def handler(t: Any, old: states.State, new: states.State) -> None:
+        seen.append(type(new).__name__)
+
+    @task(max_retries=1, retry_delay=0, state_handlers=[handler])
+    def looper() -> int:
+        counts.append(context.task_run_count)
+        n = context.get("task_loop_count", 1)
+        if n == 1 and context.task_run_count == 1:
+            raise ValueError("first attempt fails")
+        if n < 3:
+            raise signals.LOOP(result=n)
+        return n
+
+    runner = TaskRunner(looper)
+    first = runner.run()
+    assert isinstance(first, states.Retrying)
+    final = TaskRunner(looper).run(first.replace(start_time=states.now()))
+    assert final.is_successful()
+    assert final.result == 3
+    assert counts == [1, 2, 1, 1]
+    assert "Pending" not in seen
+
+
+class Unpicklable(Exception):
+    def __init__(self) -> None:
+        super().__init__("has a lock")
+        self.lock = threading.Lock()
+
+
+def test_failed_state_with_unpicklable_exception_pickles_with_its_repr() -> None:
+    got = pickle.loads(pickle.dumps(states.Failed("f", result=Unpicklable())))
+    assert isinstance(got, states.Failed)
+    assert "Unpicklable" in got.result
+
+
+def test_edge_takes_prefect_keyword_names() -> None:
+    a, b = Task(), Task()
+    edge = Edge(upstream_task=a, downstream_task=b, key="x")
+    assert (edge.upstream_task, edge.downstream_task, edge.upstream) == (a, b, a)
+    with pytest.raises(ValueError, match="identifier"):
+        Edge(a, b, key="not valid")
+
+
+def test_task_operators_build_tasks(executor_ld: Any) -> None:
+    with Flow("ops") as flow:
+        x = one()
+        made = {
+            "add": x + 2,
+            "radd": 10 - x,
+            "cmp": (x * 3) > 2,
+            "eq": x.is_equal(1),
+            "not": x.not_(),
+            "pow": x**3,
+            "item": flowrun.task(lambda: {"k": 5})()["k"],
+        }
+    final = flow.run(executor=executor_ld)
+    got = {k: final.result[t].result for k, t in made.items()}
+    assert got == {
+        "add": 3,
+        "radd": 9,
+        "cmp": True,
+        "eq": True,
+        "not": False,
+        "pow": 1,
+        "item": 5,
+    }
+
+
+def test_bar_makes_a_dependency_not_an_or() -> None:
+    a, b = Task(name="a"), Task(name="b")
+    with Flow("f") as flow:
+        a | b
+    assert flow.upstream_tasks(b) == {a}
