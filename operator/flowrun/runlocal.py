@@ -37,6 +37,8 @@ from flowrun.api.validation import SpecError
 from flowrun.engine import events, run_until_finished
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Executor
+from flowrun.runs.results import strict
+from flowrun.runs.secrets import Masker
 
 HELP = "run a FlowRun manifest locally, without a cluster"
 EXECUTORS = {"local": "Local", "sync": "Synchronous", "dask": "Dask"}
@@ -223,18 +225,6 @@ def _supervise(
     return why[0] if why else None
 
 
-def masker(secrets: Sequence[str]) -> Callable[[str], str]:
-    """Replace secret values in a text (a task may echo its inputs in an error message)."""
-    longest_first = sorted(secrets, key=len, reverse=True)
-
-    def mask(text: str) -> str:
-        for secret in longest_first:
-            text = text.replace(secret, "***")
-        return text
-
-    return mask
-
-
 def execute(
     run: models.FlowRun,
     *,
@@ -246,9 +236,9 @@ def execute(
     spec = run.spec
     resolved = flows.resolve(spec)
     executor, label = make_executor(spec, choice)
-    mask = masker(secrets)
-    builder = StatusBuilder(resolved.tasks, redact=mask)
-    view = LiveView(builder, console, quiet=quiet, mask=mask)
+    masker = Masker(secrets)
+    builder = StatusBuilder(resolved.tasks, redact=masker.text)
+    view = LiveView(builder, console, quiet=quiet, mask=masker.text)
     name = run.metadata.name or resolved.flow.name
     console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
     cancel = threading.Event()
@@ -287,7 +277,7 @@ def execute(
             final = dict(flow_state.result or {})
             view.finish(final)
             phase, message = phase_of(flow_state), flow_state.message
-            results = flows.results_of(final, spec.return_tasks or [])
+            results = strict(flows.results_of(final, spec.return_tasks or []))[0]
     view.finish({})
     finished = time.time()
     if reason == "DeadlineExceeded":
@@ -309,7 +299,8 @@ def execute(
         completion_time=finished,
         results=results,
     )
-    sys.stdout.write(yaml.safe_dump({"status": status}, sort_keys=False, width=100))
+    shown = {"status": masker.value(status)}
+    sys.stdout.write(yaml.safe_dump(shown, sort_keys=False, width=100))
     return 0 if phase == "Succeeded" else 1
 
 

@@ -72,6 +72,10 @@ KIND = "FlowRun"
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 FN_PATTERN = rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$"
 MAX_TASKS = 10_000
+# Kubernetes object names (Secrets): anything else could change the path of the request.
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+DNS1123_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
+SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
 
 
 def _set(description: str) -> Any:
@@ -208,8 +212,19 @@ class Flow(Model):
 
 
 class SecretKeySelector(Model):
-    name: str = Field(min_length=1, description="Secret name, in the FlowRun's namespace.")
-    key: str = Field(min_length=1, description="Key within the Secret.")
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS1123_SUBDOMAIN,
+        description="Secret name, in the FlowRun's namespace (a DNS-1123 subdomain: lower-case "
+        "letters, digits, '-' and '.').",
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=SECRET_KEY,
+        description="Key within the Secret (letters, digits, '-', '_' and '.').",
+    )
 
 
 class ParameterFrom(Model):

@@ -149,6 +149,7 @@ class Run:
             settings=self.ctx.settings,
             secrets=self.ctx.secrets,
         )
+        self.writer.set_masker(self.plan.masker)
         self._arm_deadline()
         await self.stop.race(self.ctx.slots.acquire())
         self.ctx.metrics.runs_in_flight.inc()
@@ -156,10 +157,10 @@ class Run:
             address = await self._start_cluster()
             if self.initial_phase != "Running":
                 self._phase("Running", "Running", "The flow is running.")
-                kopf.info(self.body, reason="Running", message="The flow is running.")
+                self._event("Normal", "Running", "The flow is running.")
             else:
                 self.ctx.set_phase(self.uid, "Running")
-                kopf.info(self.body, reason="Resumed", message="Resumed after an operator restart.")
+                self._event("Normal", "Resumed", "Resumed after an operator restart.")
             return await self._run_flow(address)
         finally:
             self.ctx.slots.release()
@@ -198,7 +199,7 @@ class Run:
             reason, what = "ClusterReconnected", f"Dask cluster {name} reconnected"
         else:
             reason, what = "ClusterCreated", f"Dask cluster {name} ({self.provider.kind}) created"
-        kopf.info(self.body, reason=reason, message=f"{what}.")
+        self._event("Normal", reason, f"{what}.")
         self.writer.update(
             {"cluster": {"name": name, "scheduler": handle.address, "dashboard": handle.dashboard}}
         )
@@ -228,10 +229,10 @@ class Run:
             await provider.close()
         except Exception as exc:  # cleanup must not mask the run's outcome; say it loudly
             logger.exception("closing the Dask cluster of %s/%s failed", self.namespace, self.name)
-            kopf.warn(self.body, reason="ClusterDeleteFailed", message=errors.truncate(str(exc)))
+            self._event("Warning", "ClusterDeleteFailed", str(exc))
             return
         if provider.kind != "External":
-            kopf.info(self.body, reason="ClusterDeleted", message="Dask cluster deleted.")
+            self._event("Normal", "ClusterDeleted", "Dask cluster deleted.")
 
     # -- the runner thread --------------------------------------------------------------------
 
@@ -322,11 +323,7 @@ class Run:
         ):
             self.task_failure_events += 1
             message = self.plan.redact(event.message) or event.state
-            kopf.warn(
-                self.body,
-                reason="TaskFailed",
-                message=errors.truncate(f"Task {event.task} {event.state}: {message}"),
-            )
+            self._event("Warning", "TaskFailed", f"Task {event.task} {event.state}: {message}")
 
     # -- outcomes -----------------------------------------------------------------------------
 
@@ -349,6 +346,13 @@ class Run:
     def _exiting(outcome: errors.Outcome) -> bool:
         return outcome.reason in {stopping.OPERATOR_EXITING, "OperatorStopped"}
 
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        """Every Event of a run: secret values masked (as in status), then truncated."""
+        masker = self.plan.masker if self.plan is not None else None
+        text = errors.truncate(masker.text(message) if masker else message)
+        post = kopf.info if kind == "Normal" else kopf.warn
+        post(self.body, reason=reason, message=text)
+
     def _phase(self, phase: str, reason: str, message: str) -> None:
         fragment = phases.phase_status(
             phase,
@@ -366,7 +370,7 @@ class Run:
 
     def _finish(self, outcome: errors.Outcome, result: RunResult | None) -> None:
         if outcome.retry:
-            kopf.warn(self.body, reason=outcome.reason, message=outcome.message)
+            self._event("Warning", outcome.reason, outcome.message)
             return
         if result is not None and (result.results or result.results_omitted):
             self.writer.update(
@@ -379,9 +383,9 @@ class Run:
                 max(0.0, time.time() - started.timestamp())
             )
         if outcome.phase == "Succeeded":
-            kopf.info(self.body, reason="Succeeded", message=outcome.message)
+            self._event("Normal", "Succeeded", outcome.message)
         else:
-            kopf.warn(self.body, reason=outcome.reason, message=outcome.message)
+            self._event("Warning", outcome.reason, outcome.message)
 
 
 def _settle(

@@ -9,6 +9,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,15 +40,22 @@ class KubeSecretReader:
 
     A plain GET by name: kr8s' get-by-name LISTs with a field selector, which would need `list`
     on Secrets, and the operator must not be able to enumerate them (only `get`).
+
+    The name never shapes the path: it must be a DNS-1123 subdomain (the CRD says so too, but
+    this reader may be handed anything) and is percent-encoded as one path segment, so no
+    `../../<namespace>/secrets/<name>` can reach outside the FlowRun's namespace.
     """
 
     def __init__(self, api: Any) -> None:
         self._api = api
 
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        if len(name) > 253 or not re.fullmatch(models.DNS1123_SUBDOMAIN, name):
+            raise ValueError(f"Secret name {name!r} is not a DNS-1123 subdomain")
+        segment = urllib.parse.quote(name, safe="")
         try:
             async with self._api.call_api(
-                "GET", version="v1", namespace=namespace, url=f"secrets/{name}"
+                "GET", version="v1", namespace=namespace, url=f"secrets/{segment}"
             ) as response:
                 body: dict[str, Any] = response.json()
         except (kr8s.ServerError, httpx.HTTPStatusError) as exc:

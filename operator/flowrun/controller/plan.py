@@ -5,8 +5,8 @@ semantic ones (unknown task names, missing parameters, unreadable Secrets, in-pr
 the operator does not allow). Each becomes a `FlowRunError` with a reason and a message that
 names the field, so the daemon fails the FlowRun instead of crashing.
 
-Secret values live only in `RunPlan.parameters` (handed to the runner) and `RunPlan.secrets`
-(used to redact messages); they are never logged, put in status, or in Events.
+Secret values live only in `RunPlan.parameters` (handed to the runner) and `RunPlan.masker`
+(which masks them in every status patch and Event); they are never logged.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from flowrun import cluster
 from flowrun.api import models, validation
 from flowrun.controller import settings as settings_mod
 from flowrun.controller.errors import FlowRunError
+from flowrun.runs.secrets import Masker
 
 IN_PROCESS_REFUSED = (
     "{what} runs the flow's code inside the operator process; this operator does not allow "
@@ -38,23 +39,14 @@ class RunPlan:
     spec: models.FlowRunSpec
     flow: dict[str, Any]  # the inline flow dict, or {"ref": ...}
     parameters: dict[str, Any]
-    secrets: tuple[str, ...] = ()
+    masker: Masker = field(default_factory=Masker)
     executor: str = "Dask"
     cluster_kind: str | None = "Kubernetes"
     cluster_options: cluster.ClusterOptions = field(default_factory=cluster.ClusterOptions)
 
-    @property
-    def in_process(self) -> bool:
-        return self.executor != "Dask" or self.cluster_kind == "Local"
-
     def redact(self, text: str | None) -> str | None:
-        """Replace any secret parameter value in a message (a task may echo its inputs)."""
-        if text is None:
-            return None
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """Mask any secret parameter value in a message (a task may echo its inputs)."""
+        return self.masker.optional(text)
 
 
 async def resolve_secrets(
@@ -64,7 +56,10 @@ async def resolve_secrets(
     for i, item in enumerate(spec.parameters_from or []):
         ref = item.secret_key_ref
         where = f"spec.parametersFrom[{i}] ({item.name})"
-        data = await reader.read_secret(namespace, ref.name)
+        try:
+            data = await reader.read_secret(namespace, ref.name)
+        except ValueError as exc:  # a name no Secret can have: never sent to the server
+            raise FlowRunError("InvalidSpec", f"{where}: {exc}") from exc
         if data is None:
             raise FlowRunError("SecretNotFound", f"{where}: Secret {ref.name!r} not found")
         if ref.key not in data:
@@ -120,7 +115,7 @@ async def build_plan(
         spec=spec,
         flow=flow,
         parameters=parameters,
-        secrets=tuple(sorted(secret_values.values(), key=len, reverse=True)),
+        masker=Masker(secret_values.values()),
         executor=executor,
         cluster_kind=cluster_kind,
         cluster_options=options,

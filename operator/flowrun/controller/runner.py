@@ -29,10 +29,11 @@ from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
 from flowrun.engine.executors.dask import DaskExecutor
+from flowrun.runs import results as results_mod
 
 logger = logging.getLogger(__name__)
 
-MAX_RESULT_BYTES = 16 * 1024
+MAX_RESULT_BYTES = results_mod.MAX_RESULT_BYTES
 # Finished states a restarted operator can trust from status without the result: the task must
 # not run again and nothing downstream needs its value (Cancelled tasks are rerun on resume).
 RESUMABLE = frozenset({"Success", "Cached", "Skipped", "Failed", "TimedOut", "TriggerFailed"})
@@ -70,11 +71,7 @@ def _json_list_text(*children: Any, limit: int = MAX_RESULT_BYTES) -> str | None
 
 
 def _dumps(value: Any, limit: int) -> str | None:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError):
-        return None
-    return text if len(text) <= limit else None
+    return results_mod.json_text(value, limit)
 
 
 def _graph_dict(ref: str) -> str:

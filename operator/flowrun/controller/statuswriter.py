@@ -7,6 +7,10 @@ wait for the next one. A failed patch is merged back *under* newer updates and r
 backoff, so nothing is lost and nothing old overwrites something new. The daemon calls `close`
 at the end of a run, which flushes the final phase before the daemon returns.
 
+Every patch passes the run's `Masker` on its way out (secret values never reach the server), and
+a patch the API server refuses (400/422) is sent again field by field: the phase, message and
+conditions always land, so a run is never left without its end because of one bad field.
+
 Only the daemon's event loop touches a writer; the runner thread hands events over with
 `loop.call_soon_threadsafe(writer.update, fragment)`.
 """
@@ -24,10 +28,14 @@ import httpx
 import kr8s
 
 from flowrun.controller import metrics as metrics_mod
+from flowrun.runs.secrets import Masker
 
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+# What a run's end needs: sent together first when a whole patch was refused.
+CORE_FIELDS = ("phase", "reason", "message", "conditions", "observedGeneration", "startTime",
+               "completionTime")  # fmt: skip
 
 
 class StatusGone(Exception):
@@ -80,6 +88,7 @@ class StatusWriter:
         self._task: asyncio.Task[None] | None = None
         self._gone = False
         self._source: Callable[[], Mapping[str, Any]] | None = None
+        self._mask = Masker()
         self.patches_sent = 0
         self.bytes_sent = 0
 
@@ -93,6 +102,10 @@ class StatusWriter:
     def set_source(self, source: Callable[[], Mapping[str, Any]]) -> None:
         """A fragment computed at send time (rendering once per patch, not once per event)."""
         self._source = source
+
+    def set_masker(self, masker: Masker) -> None:
+        """The run's secret values, known once its plan is built: masked in every patch."""
+        self._mask = masker
 
     def touch(self) -> None:
         """The source has something new: send it with the next patch."""
@@ -145,6 +158,7 @@ class StatusWriter:
         self._dirty.clear()
         if not patch:
             return True
+        patch = self._mask.value(patch)
         try:
             await self._sink.patch_status(self._namespace, self._name, {"status": patch})
         except asyncio.CancelledError:
@@ -157,10 +171,10 @@ class StatusWriter:
             self._pending = {}
             return True
         except StatusRejected as exc:
-            # Our own bug (a patch the schema refuses): say so, drop it, keep the run going.
+            # A patch the server refuses: say so, and save what can be saved field by field.
             logger.error("status patch of %s/%s rejected: %s", self._namespace, self._name, exc)
             self._count_failure()
-            return True
+            return await self._salvage(patch)
         except Exception as exc:  # any API trouble is retried; newer updates win
             logger.warning("status patch of %s/%s failed: %s", self._namespace, self._name, exc)
             self._count_failure()
@@ -172,6 +186,45 @@ class StatusWriter:
         if self._metrics is not None:
             self._metrics.status_patches.inc()
         return True
+
+    async def _salvage(self, patch: Mapping[str, Any]) -> bool:
+        """Send a refused patch again in parts (the run's end first); drop only what is refused.
+
+        False (retry later) only when the server could not be reached for the end itself.
+        """
+        core = {k: patch[k] for k in CORE_FIELDS if k in patch}
+        parts = [core] if core else []
+        parts += [{k: v} for k, v in patch.items() if k not in CORE_FIELDS]
+        refused: list[str] = []
+        for part in parts:
+            try:
+                await self._sink.patch_status(self._namespace, self._name, {"status": part})
+            except StatusGone:
+                self._gone = True
+                return True
+            except StatusRejected:
+                refused += list(part)
+            except Exception:  # unreachable now: keep the rest for the next attempt
+                self._pending = deep_merge(part, self._pending)
+                self._dirty.set()
+            else:
+                self.patches_sent += 1
+        if "phase" in refused:  # cannot happen with our own fields; never leave a run endless
+            await self._send_minimal(patch)
+        if refused:
+            logger.error("status of %s/%s: dropped refused fields %s", self._namespace,
+                         self._name, sorted(refused))  # fmt: skip
+        return True
+
+    async def _send_minimal(self, patch: Mapping[str, Any]) -> None:
+        minimal = {
+            "phase": patch["phase"],
+            "message": "The full status of this run could not be written (the API server "
+            "refused it); see the operator's log.",
+            "conditions": patch.get("conditions"),
+        }
+        with contextlib.suppress(Exception):
+            await self._sink.patch_status(self._namespace, self._name, {"status": minimal})
 
     def _count_failure(self) -> None:
         if self._metrics is not None:
@@ -194,7 +247,7 @@ class KubeStatusSink:
                 base="/apis",
                 namespace=namespace,
                 url=f"{self._plural}/{name}/status",
-                content=json.dumps(patch),
+                content=_strict_json(patch),
                 headers={"Content-Type": "application/merge-patch+json"},
             ):
                 pass
@@ -205,6 +258,14 @@ class KubeStatusSink:
             if code in (400, 422):
                 raise StatusRejected(str(exc)[:500]) from exc
             raise
+
+
+def _strict_json(patch: Mapping[str, Any]) -> str:
+    """The patch as JSON the API server accepts; one it would refuse is refused here."""
+    try:
+        return json.dumps(patch, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StatusRejected(f"not strict JSON: {exc}") from exc
 
 
 def http_status(exc: Exception) -> int | None:

@@ -79,3 +79,13 @@ def gate(key: str, value: object = None, timeout: float = 120.0) -> object:
             raise TimeoutError(f"gate {key} never opened")
         time.sleep(0.05)
     return mark(key, value)
+
+
+def tail(value: str, skip: int) -> str:
+    """A slice of its input: a secret without its first characters is still a secret."""
+    return value[skip:]
+
+
+def leak_repr(token: str) -> None:
+    """Echoes its secret input in a repr (escaped quotes and backslashes)."""
+    raise ValueError(f"bad inputs: {[token]!r}")

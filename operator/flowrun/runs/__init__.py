@@ -1,0 +1,6 @@
+"""The run service both front ends share (the operator and `flowrun run`): no kopf, no kr8s.
+
+Each decision about a run lives here once: how secret values are masked (`secrets`), how a
+result becomes strict JSON within its caps (`results`). The front ends only carry a run's
+decisions to their medium (Kubernetes status and Events, or a terminal).
+"""
