@@ -183,3 +183,22 @@ def test_mapped_return_task_is_fetched_in_one_go(dask_executor: DaskExecutor) ->
     state = flow.run(executor=dask_executor)
     assert state.result[m].result == list(range(1, 21))
     assert [c.result for c in state.result[m].map_states] == list(range(1, 21))  # type: ignore[attr-defined]
+
+
+def test_a_given_client_is_used_and_left_open(dask_cluster: Any) -> None:
+    with distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        with Flow("given") as flow:
+            t = inc(1)
+        executor = DaskExecutor(client=client, publish_prefix="given/")
+        state = flow.run(executor=executor)
+        assert state.result[t].result == 2
+        # Submitted through this very client: its futures were published through it.
+        assert "given/inc-1" in client.list_datasets()
+        assert client.status == "running"
+        assert client.submit(lambda: 42).result() == 42
+        client.unpublish_dataset("given/inc-1")
+
+
+def test_a_given_client_excludes_where_to_connect(dask_cluster: Any) -> None:
+    with pytest.raises(ValueError, match="client="):
+        DaskExecutor(client=object(), address=dask_cluster.scheduler_address)

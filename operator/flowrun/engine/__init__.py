@@ -4,7 +4,13 @@ Pure Python with no Kubernetes in sight; `distributed` is imported only by the D
 executor. Public names mirror Prefect Core 1.x.
 """
 
-from flowrun.engine import cache_validators, signals, state, triggers
+from flowrun.engine import (
+    cache_validators,
+    operators,  # noqa: F401 - registers `t + 1` & co. on every Task
+    signals,
+    state,
+    triggers,
+)
 from flowrun.engine.flow_runner import FlowRunner
 from flowrun.engine.looping import run_until_finished
 from flowrun.engine.task_runner import TaskRunner

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flowrun.engine import state as states
+from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.task import Task
-
-if TYPE_CHECKING:
-    from flowrun.engine.flow import Flow
 
 
 class CacheStore:
@@ -35,7 +33,7 @@ class CacheStore:
             self._states[key] = alive
         return tuple(reversed(alive))
 
-    def remember(self, flow: Flow, records: Mapping[str, states.State], session: Any) -> None:
+    def remember(self, flow: FlowBase, records: Mapping[str, states.State], session: Any) -> None:
         for task in flow.sorted_tasks():
             if task.cache_for is None:
                 continue

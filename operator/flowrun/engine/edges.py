@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import keyword
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from flowrun.engine.task import Task
+# The node type: a Task (generic so that this module need not import tasks, which use it).
+T = TypeVar("T")
 
 
-class Edge:
+class Edge(Generic[T]):
     """`upstream_task` feeds `downstream_task`: as argument `key` (None: ordering only).
 
     Equal edges (same tasks, key and options) are one edge; `upstream` and `downstream`
@@ -21,8 +21,8 @@ class Edge:
 
     def __init__(
         self,
-        upstream_task: Task,
-        downstream_task: Task,
+        upstream_task: T,
+        downstream_task: T,
         key: str | None = None,
         mapped: bool | None = None,
         flattened: bool | None = None,
@@ -40,11 +40,11 @@ class Edge:
         self.flattened = bool(flattened)
 
     @property
-    def upstream(self) -> Task:
+    def upstream(self) -> T:
         return self.upstream_task
 
     @property
-    def downstream(self) -> Task:
+    def downstream(self) -> T:
         return self.downstream_task
 
     def _identity(self) -> tuple[Any, ...]:
@@ -58,7 +58,8 @@ class Edge:
 
     def __repr__(self) -> str:
         key = f"(key={self.key})" if self.key else ""
-        return f"<Edge{key}: {self.upstream_task.name} to {self.downstream_task.name}>"
+        up, down = (getattr(t, "name", t) for t in (self.upstream_task, self.downstream_task))
+        return f"<Edge{key}: {up} to {down}>"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,36 +1,23 @@
-"""Flow: a graph of tasks, built with the functional (`with Flow(...)`) or imperative API.
+"""Flow: a graph of tasks that can run itself and be written as data.
 
-Graph queries are linear-time (adjacency lists, Kahn's sort, a cached order), so a
-10,000-task flow builds and sorts in well under a second.
+The structure and building API are `flow_base.FlowBase`; this module adds what needs the
+runners and the graph format above it, so nothing below imports back up.
 """
 
 from __future__ import annotations
 
-import collections
-import itertools
-from collections.abc import Callable, Iterable, Mapping
-from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
+from flowrun.engine import flow_context, graph_build, looping
 from flowrun.engine import state as states
-from flowrun.engine.edges import Annotated, Edge
-from flowrun.engine.task import Constant, Parameter, Task, as_task, contains_task
+from flowrun.engine.flow_base import FlowBase
+from flowrun.engine.graph_model import FlowGraph
 
-if TYPE_CHECKING:
-    from flowrun.engine.graph import FlowGraph
-
-FlowStateHandler = Callable[["Flow", states.State, states.State], "states.State | None"]
-TerminalStateHandler = Callable[["Flow", states.State, list[states.State]], "states.State | None"]
-
-_CURRENT: ContextVar[Flow | None] = ContextVar("flowrun_flow", default=None)
+__all__ = ["Flow"]
 
 
-def current_flow() -> Flow | None:
-    """The flow of the enclosing `with Flow(...)` block, if any."""
-    return _CURRENT.get()
-
-
-class Flow:
+class Flow(FlowBase):
     """A named graph of tasks.
 
     >>> from flowrun import Flow, task
@@ -43,225 +30,6 @@ class Flow:
     3
     """
 
-    def __init__(  # noqa: PLR0917 - Prefect 1.x's signature
-        self,
-        name: str = "flow",
-        tasks: Iterable[Task] | None = None,
-        edges: Iterable[Edge] | None = None,
-        reference_tasks: Iterable[Task] | None = None,
-        state_handlers: Iterable[FlowStateHandler] | None = None,
-        on_failure: Callable[[Flow, states.State], None] | None = None,
-        executor: Any = None,
-        terminal_state_handler: TerminalStateHandler | None = None,
-    ) -> None:
-        self.name = name
-        self.executor = executor
-        self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())
-        if on_failure is not None:
-            self.state_handlers.append(_failure_callback(on_failure))
-        self.terminal_state_handler = terminal_state_handler
-        self.constants: dict[Task, dict[str, Any]] = collections.defaultdict(dict)
-        self._tasks: dict[Task, None] = {}
-        self._slugs: dict[str, Task] = {}
-        self._up: dict[Task, list[Edge]] = {}
-        self._down: dict[Task, list[Edge]] = {}
-        self._name_counts: collections.Counter[str] = collections.Counter()
-        self._reference: list[Task] | None = None
-        self._sorted: tuple[Task, ...] | None = None
-        self._tokens: list[Token[Flow | None]] = []
-        for t in tasks or ():
-            self.add_task(t)
-        for e in edges or ():
-            self.add_edge(
-                e.upstream, e.downstream, key=e.key, mapped=e.mapped, flattened=e.flattened
-            )
-        if reference_tasks is not None:
-            self.set_reference_tasks(reference_tasks)
-
-    def __repr__(self) -> str:
-        return f"<Flow: {self.name}>"
-
-    def __enter__(self) -> Flow:
-        self._tokens.append(_CURRENT.set(self))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        _CURRENT.reset(self._tokens.pop())
-
-    # -- structure ------------------------------------------------------------------------
-    @property
-    def tasks(self) -> set[Task]:
-        return set(self._tasks)
-
-    @property
-    def edges(self) -> set[Edge]:
-        return {e for es in self._up.values() for e in es}
-
-    def add_task(self, task: Task) -> Task:
-        if not isinstance(task, Task):
-            raise TypeError(f"Tasks must be Task instances (got {task!r}).")
-        if task in self._tasks:
-            return task
-        if task.slug is None:
-            self._name_counts[task.name] += 1
-            slug = f"{task.name}-{self._name_counts[task.name]}"
-            while slug in self._slugs:
-                self._name_counts[task.name] += 1
-                slug = f"{task.name}-{self._name_counts[task.name]}"
-            task.slug = slug
-            task._auto_slug = True  # type: ignore[attr-defined]
-        if task.slug in self._slugs:
-            raise ValueError(f'A task with the slug "{task.slug}" already exists in this flow.')
-        self._tasks[task] = None
-        self._slugs[task.slug] = task
-        self._up[task] = []
-        self._down[task] = []
-        self._sorted = None
-        return task
-
-    def add_edge(  # noqa: PLR0917 - Prefect 1.x's signature
-        self,
-        upstream_task: Task,
-        downstream_task: Task,
-        key: str | None = None,
-        mapped: bool = False,
-        flattened: bool = False,
-        validate: bool | None = None,
-    ) -> Edge:
-        if isinstance(downstream_task, Parameter):
-            raise ValueError(
-                "Parameters must be root tasks and can not have upstream dependencies."
-            )
-        self.add_task(upstream_task)
-        self.add_task(downstream_task)
-        if key is not None:
-            self._check_key(downstream_task, key)
-        if upstream_task is downstream_task or self._reaches(downstream_task, upstream_task):
-            raise ValueError(
-                f"Adding the edge {upstream_task.slug} -> {downstream_task.slug} "
-                "would create a cycle."
-            )
-        edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened)
-        if edge not in self._up[downstream_task]:
-            self._up[downstream_task].append(edge)
-            self._down[upstream_task].append(edge)
-            self._sorted = None
-        return edge
-
-    def _check_key(self, task: Task, key: str) -> None:
-        if any(e.key == key for e in self._up[task]) or key in self.constants.get(task, {}):
-            raise ValueError(
-                f"Argument {key!r} of task {task.slug!r} already has an upstream value."
-            )
-        params = task.signature().parameters
-        if key not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            raise ValueError(f"Task {task.slug!r} has no argument {key!r}.")
-
-    def _reaches(self, start: Task, goal: Task) -> bool:
-        seen = {start}
-        stack = [start]
-        while stack:
-            for edge in self._down[stack.pop()]:
-                if edge.downstream is goal:
-                    return True
-                if edge.downstream not in seen:
-                    seen.add(edge.downstream)
-                    stack.append(edge.downstream)
-        return False
-
-    def set_dependencies(  # noqa: PLR0917 - Prefect 1.x's signature
-        self,
-        task: Task,
-        upstream_tasks: Iterable[Any] | None = None,
-        downstream_tasks: Iterable[Any] | None = None,
-        keyword_tasks: Mapping[str, Any] | None = None,
-        mapped: bool = False,
-        validate: bool | None = None,
-    ) -> None:
-        self.add_task(task)
-        for value in upstream_tasks or ():
-            inner, edge_mapped, flat = _unwrap(value, mapped)
-            self.add_edge(as_task(inner, self), task, mapped=edge_mapped, flattened=flat)
-        for value in downstream_tasks or ():
-            self.add_edge(task, as_task(value, self))
-        for key, value in (keyword_tasks or {}).items():
-            inner, edge_mapped, flat = _unwrap(value, mapped)
-            if contains_task(inner) or edge_mapped or flat:
-                self.add_edge(
-                    as_task(inner, self), task, key=key, mapped=edge_mapped, flattened=flat
-                )
-            else:
-                self._check_key(task, key)
-                self.constants[task][key] = inner
-
-    def chain(self, *tasks: Task) -> None:
-        for up, down in itertools.pairwise(tasks):
-            self.add_edge(up, down)
-
-    def get_tasks(self, name: str | None = None, slug: str | None = None) -> list[Task]:
-        return [
-            t
-            for t in self._tasks
-            if (name is None or t.name == name) and (slug is None or t.slug == slug)
-        ]
-
-    def task_by_slug(self, slug: str) -> Task:
-        return self._slugs[slug]
-
-    def edges_to(self, task: Task) -> list[Edge]:
-        return list(self._up[task])
-
-    def edges_from(self, task: Task) -> list[Edge]:
-        return list(self._down[task])
-
-    def upstream_tasks(self, task: Task) -> set[Task]:
-        return {e.upstream for e in self._up[task]}
-
-    def downstream_tasks(self, task: Task) -> set[Task]:
-        return {e.downstream for e in self._down[task]}
-
-    def root_tasks(self) -> set[Task]:
-        return {t for t in self._tasks if not self._up[t]}
-
-    def terminal_tasks(self) -> set[Task]:
-        return {t for t in self._tasks if not self._down[t]}
-
-    def parameters(self) -> set[Parameter]:
-        return {t for t in self._tasks if isinstance(t, Parameter)}
-
-    def reference_tasks(self) -> set[Task]:
-        # An empty choice falls back to the terminal tasks, as in Prefect.
-        return set(self._reference) if self._reference else self.terminal_tasks()
-
-    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
-        chosen = list(tasks)
-        missing = [t for t in chosen if t not in self._tasks]
-        if missing:
-            raise ValueError(f"Reference tasks are not in the flow: {missing!r}")
-        self._reference = chosen
-
-    def sorted_tasks(self) -> tuple[Task, ...]:
-        """Tasks in a topological order, in O(V + E); ties keep insertion order."""
-        if self._sorted is None:
-            indegree = {t: len(self._up[t]) for t in self._tasks}
-            ready = collections.deque(t for t, n in indegree.items() if n == 0)
-            order: list[Task] = []
-            while ready:
-                t = ready.popleft()
-                order.append(t)
-                for edge in self._down[t]:
-                    indegree[edge.downstream] -= 1
-                    if indegree[edge.downstream] == 0:
-                        ready.append(edge.downstream)
-            if len(order) != len(self._tasks):
-                raise ValueError("Flows must be acyclic.")
-            self._sorted = tuple(order)
-        return self._sorted
-
-    def is_constant(self, task: Task) -> bool:
-        return type(task) is Constant
-
-    # -- running --------------------------------------------------------------------------
     def run(
         self, parameters: Mapping[str, Any] | None = None, executor: Any = None, **kwargs: Any
     ) -> states.State:
@@ -269,7 +37,7 @@ class Flow:
 
         Parameter values can be given as `parameters=` or as keyword arguments.
         """
-        if current_flow() is self:
+        if flow_context.current_flow() is self:
             raise RuntimeError(
                 "Flow.run() can not be called inside its own `with Flow(...)` block."
             )
@@ -288,28 +56,9 @@ class Flow:
             raise ValueError(
                 f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
             )
-        from flowrun.engine import looping  # noqa: PLC0415 - looping imports this module
-
         return looping.run_until_finished(
             self, parameters=given, executor=executor or self.executor, **kwargs
         )
 
     def to_graph(self) -> FlowGraph:
-        from flowrun.engine import graph  # noqa: PLC0415 - graph imports this module
-
-        return graph.from_flow(self)
-
-
-def _unwrap(value: Any, mapped: bool) -> tuple[Any, bool, bool]:
-    if isinstance(value, Annotated):
-        return value.value, mapped if value.mapped is None else value.mapped, value.flattened
-    return value, mapped, False
-
-
-def _failure_callback(fn: Callable[[Flow, states.State], None]) -> FlowStateHandler:
-    def on_failure(flow: Flow, old: states.State, new: states.State) -> states.State | None:
-        if new.is_failed():
-            fn(flow, new)
-        return None
-
-    return on_failure
+        return graph_build.from_flow(self)

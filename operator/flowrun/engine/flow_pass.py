@@ -8,15 +8,15 @@ keep going and a map of a map is pipelined child by child.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from flowrun.engine import caching, calls
+from flowrun.engine import calls
 from flowrun.engine import state as states
 from flowrun.engine.edges import EdgeRef
 from flowrun.engine.executors.base import Session
-from flowrun.engine.flow import Flow
+from flowrun.engine.flow_base import FlowBase
+from flowrun.engine.run_inputs import RunInputs
 from flowrun.engine.task import Constant, Task
 
 WAIT_STEP = 0.05  # seconds between looks at the cancel event while waiting for records
@@ -32,26 +32,20 @@ class _Mapped:
 class FlowPass:
     def __init__(
         self,
-        flow: Flow,
+        flow: FlowBase,
         session: Session,
-        *,
-        task_states: Mapping[str, states.State],
+        inputs: RunInputs,
         context: Mapping[str, Any],
-        task_contexts: Mapping[str, Mapping[str, Any]],
-        start_tasks: Iterable[str] | None,
-        cancel: threading.Event | None,
-        cache_store: caching.CacheStore,
     ) -> None:
         self.flow = flow
         self.session = session
-        self.given = task_states
+        self.given = inputs.task_states
         self.context = context
-        self.task_contexts = task_contexts
-        self.start = set(start_tasks or ())
+        self.task_contexts = inputs.task_contexts
+        self.start = set(inputs.start_tasks)
         self.run_set = _downstream_closure(flow, self.start) if self.start else None
-        self.cancel = cancel
-        self.cache_store = cache_store
-        self.cancelled = False
+        self.cancel = inputs.cancel
+        self.cache_store = inputs.cache_store
         self.kept: dict[str, states.State] = {}
         self.submitted: dict[str, Any] = {}
         self.handles: dict[str, Any] = {}
@@ -77,10 +71,7 @@ class FlowPass:
                 self.session.drain_events()
 
     def _check_cancel(self) -> bool:
-        if not self.cancelled and self.cancel is not None and self.cancel.is_set():
-            self.cancelled = True
-            self.session.cancel()
-        return self.cancelled
+        return self.cancel.check(self.session)
 
     def _keep(self, slug: str, st: states.State) -> bool:
         self.kept[slug] = st
@@ -251,7 +242,7 @@ class FlowPass:
             return self.kept[slug]
         if slug in self.submitted:
             return self.session.record(self.submitted[slug]) or states.Pending()
-        if self.cancelled:
+        if self.cancel.is_set():
             return states.Cancelled("Flow run was cancelled before this task started.")
         return self.given.get(slug) or states.Pending("Task not run.")
 
@@ -260,7 +251,7 @@ def _edge_ref(edge: Any) -> EdgeRef:
     return EdgeRef(edge.upstream.slug, key=edge.key, mapped=edge.mapped, flattened=edge.flattened)
 
 
-def _downstream_closure(flow: Flow, slugs: set[str]) -> set[str]:
+def _downstream_closure(flow: FlowBase, slugs: set[str]) -> set[str]:
     missing = slugs - {t.slug for t in flow.sorted_tasks()}
     if missing:
         raise ValueError(f"start_tasks are not in the flow: {sorted(missing)}")

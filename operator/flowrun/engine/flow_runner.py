@@ -9,33 +9,34 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-from flowrun.engine import caching, events, graph, signals
+from flowrun.engine import caching, events, graph_build, signals
 from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Executor, Session
 from flowrun.engine.executors.local import LocalExecutor
-from flowrun.engine.flow import Flow
+from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.flow_pass import FlowPass
+from flowrun.engine.graph_model import FlowGraph
+from flowrun.engine.run_inputs import RunInputs
 from flowrun.engine.taskstates import TaskStates, slug_of
 
 ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 RunnerStateHandler = Callable[["FlowRunner", states.State, states.State], "states.State | None"]
 
 
-def as_flow(flow: Any) -> Flow:
-    if isinstance(flow, Flow):
+def as_flow(flow: Any) -> FlowBase:
+    if isinstance(flow, FlowBase):
         return flow
-    if isinstance(flow, graph.FlowGraph):
-        return graph.to_flow(flow)
+    if isinstance(flow, FlowGraph):
+        return graph_build.build(flow, FlowBase)
     raise TypeError(f"FlowRunner needs a Flow or a FlowGraph, got {type(flow).__name__}")
 
 
-def default_executor(flow: Flow, executor: Executor | None) -> Executor:
+def default_executor(flow: FlowBase, executor: Executor | None) -> Executor:
     if executor is not None:
         return executor
     if flow.executor is not None:
@@ -75,39 +76,38 @@ class FlowRunner:
         cancel: threading.Event | None = None,
         cache_store: caching.CacheStore | None = None,
     ) -> states.State:
-        run_executor = default_executor(self.flow, executor)
-        wanted = self._slugs(return_tasks)
-        run_id = uuid.uuid4().hex
-        with (
-            run_executor.start(),
-            self.session(run_executor, on_task_state=on_task_state, run_id=run_id) as session,
-            cancel_watcher(cancel, session),
-        ):
-            final, records = self.run_pass(
-                session,
-                state=state,
-                task_states=task_states,
-                parameters=parameters,
-                start_tasks=start_tasks,
-                context=context,
-                task_contexts=task_contexts,
-                cancel=cancel,
-                cache_store=cache_store,
-                run_id=run_id,
-            )
+        inputs = RunInputs.of(
+            parameters=parameters,
+            task_states=task_states,
+            start_tasks=start_tasks,
+            context=context,
+            task_contexts=task_contexts,
+            cancel=cancel,
+            cache_store=cache_store,
+        )
+        wanted = self.slugs(return_tasks)
+        with self.open(executor, inputs, on_task_state) as session:
+            final, records = self.run_pass(session, inputs, state)
             returned = {s: session.resolve(records[s]) for s in wanted if s in records}
         return final.replace(result=TaskStates(returned))
 
-    def session(
+    @contextmanager
+    def open(
         self,
-        executor: Executor,
-        *,
+        executor: Executor | None,
+        inputs: RunInputs,
         on_task_state: events.OnTaskState | None,
-        run_id: str | None = None,
-    ) -> AbstractContextManager[Session]:
-        return executor.session(run_id=run_id or uuid.uuid4().hex, on_task_state=on_task_state)
+    ) -> Iterator[Session]:
+        """The executor started, a session for this run, and its cancel watched."""
+        run_executor = default_executor(self.flow, executor)
+        with (
+            run_executor.start(),
+            run_executor.session(run_id=inputs.run_id, on_task_state=on_task_state) as session,
+            inputs.cancel.watching(session),
+        ):
+            yield session
 
-    def _slugs(self, tasks: Iterable[Any] | None) -> list[str]:
+    def slugs(self, tasks: Iterable[Any] | None) -> list[str]:
         known = {t.slug for t in self.flow.sorted_tasks()}
         slugs = [slug_of(t) for t in tasks or ()]
         unknown = [s for s in slugs if s not in known]
@@ -150,54 +150,31 @@ class FlowRunner:
         return self._change(state, states.Running("Running flow."))
 
     def run_pass(
-        self,
-        session: Session,
-        *,
-        state: states.State | None = None,
-        task_states: Mapping[Any, states.State] | None = None,
-        parameters: Mapping[str, Any] | None = None,
-        start_tasks: Iterable[Any] | None = None,
-        context: Mapping[str, Any] | None = None,
-        task_contexts: Mapping[Any, Mapping[str, Any]] | None = None,
-        cancel: threading.Event | None = None,
-        cache_store: caching.CacheStore | None = None,
-        run_id: str | None = None,
+        self, session: Session, inputs: RunInputs, state: states.State | None = None
     ) -> tuple[states.State, dict[str, states.State]]:
         """One pass inside an open session: (flow state, record of every task)."""
-        given = {slug_of(k): v for k, v in (task_states or {}).items()}
         state = state or states.Pending()
         try:
             running = self._begin(state)
         except signals.ENDRUN as end:
-            return end.state, dict(given)
-        flow_pass = FlowPass(
-            self.flow,
-            session,
-            task_states=given,
-            context=self._context(parameters, context, run_id or uuid.uuid4().hex),
-            task_contexts={slug_of(k): v for k, v in (task_contexts or {}).items()},
-            start_tasks=[slug_of(t) for t in start_tasks or ()],
-            cancel=cancel,
-            cache_store=cache_store or caching.PROCESS_CACHE,
-        )
+            return end.state, dict(inputs.task_states)
+        flow_pass = FlowPass(self.flow, session, inputs, self._context(inputs))
         flow_pass.submit_all()
         records = flow_pass.collect()
-        if flow_pass.cancelled or (cancel is not None and cancel.is_set()):
+        if inputs.cancel.is_set():
             final: states.State = states.Cancelled("Flow run was cancelled.")
         else:
             final = self.determine_final_state(records, flow_pass.run_set)
         return self._change(running, final), records
 
-    def _context(
-        self, parameters: Mapping[str, Any] | None, extra: Mapping[str, Any] | None, run_id: str
-    ) -> dict[str, Any]:
+    def _context(self, inputs: RunInputs) -> dict[str, Any]:
         values: dict[str, Any] = {
             p.name: p.default for p in self.flow.parameters() if not p.required
         }
-        values.update(parameters or {})
+        values.update(inputs.parameters)
         # The caller's `with flowrun.context(...)` values reach the tasks, as in Prefect;
         # the date keys are defaults that a caller's context may set.
-        base: dict[str, Any] = {**contexts.context.to_dict(), **(extra or {})}
+        base: dict[str, Any] = {**contexts.context.to_dict(), **inputs.context}
         base["flow_name"] = self.flow.name
         now = states.now()
         base.setdefault("scheduled_start_time", now)
@@ -206,7 +183,7 @@ class FlowRunner:
         if isinstance(base["date"], str):
             base["date"] = dt.datetime.fromisoformat(base["date"])
         base["parameters"] = values
-        base["flow_run_id"] = run_id
+        base["flow_run_id"] = inputs.run_id
         return base
 
     def determine_final_state(
@@ -240,36 +217,3 @@ def _date_keys(now: dt.datetime) -> dict[str, Any]:
         keys[name] = day.strftime("%Y-%m-%d")
         keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
     return keys
-
-
-def cancel_watcher(cancel: threading.Event | None, session: Session) -> AbstractContextManager[Any]:
-    """While a block runs, cancel the session's running tasks as soon as `cancel` is set.
-
-    In-process executors run tasks in the runner's own thread, so someone else must
-    interrupt them.
-    """
-    if cancel is None:
-        return nullcontext()
-    return _Watcher(cancel, session)
-
-
-class _Watcher:
-    def __init__(self, cancel: threading.Event, session: Session) -> None:
-        self.cancel = cancel
-        self.session = session
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._watch, name="flowrun-cancel", daemon=True)
-
-    def _watch(self) -> None:
-        while not self.done.is_set():
-            if self.cancel.wait(0.05):
-                self.session.cancel()
-                return
-
-    def __enter__(self) -> _Watcher:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()

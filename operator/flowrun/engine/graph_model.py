@@ -1,10 +1,21 @@
-"""The FlowGraph value types and their dict (camelCase) form."""
+"""The FlowGraph value types and their dict (camelCase) form, both ways.
+
+Parsing names the bad field's path in its error:
+
+>>> parse({"tasks": [{"name": "a", "fn": "m:f", "kwargs": {"x": {"task": "b"}}}]})
+Traceback (most recent call last):
+...
+flowrun.engine.graph_model.FlowGraphError: tasks[0].kwargs.x: unknown task 'b'
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from typing import Any
+
+from flowrun.engine import cache_validators, triggers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,8 +77,6 @@ class FlowGraph:
 
     @classmethod
     def from_dict(cls, data: Any) -> FlowGraph:
-        from flowrun.engine.graph_dict import parse  # noqa: PLC0415 - it imports this module
-
         return parse(data)
 
 
@@ -119,3 +128,222 @@ def _task_dict(t: TaskSpec) -> dict[str, Any]:
     if t.tags:
         out["tags"] = list(t.tags)
     return out
+
+
+# -- parsing the dict form ------------------------------------------------------------------
+FN_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+FLOW_KEYS = {"name", "parameters", "referenceTasks", "tasks"}
+PARAM_KEYS = {"name", "required", "default"}
+TASK_KEYS = {
+    "name", "fn", "args", "kwargs", "upstream", "maxRetries", "retryDelaySeconds", "timeoutSeconds",
+    "trigger", "skipOnUpstreamSkip", "cacheForSeconds", "cacheValidator", "tags",
+}  # fmt: skip
+
+
+class FlowGraphError(ValueError):
+    """An inline flow dict is wrong; the message starts with the path of the bad field."""
+
+
+def _fail(path: str, message: str) -> FlowGraphError:
+    return FlowGraphError(f"{path}: {message}" if path else message)
+
+
+def _mapping(value: Any, path: str, allowed: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise _fail(path, f"must be a mapping, got {type(value).__name__}")
+    for key in value:
+        if key not in allowed:
+            raise _fail(f"{path}.{key}" if path else str(key), "unknown field")
+    return value
+
+
+def _list(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise _fail(path, f"must be a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _fail(path, "must be a non-empty string")
+    return value
+
+
+def _bool(value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(path, "must be true or false")
+    return value
+
+
+def _number(value: Any, path: str, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _fail(path, "must be a number")
+    if value < 0 or (positive and value == 0):
+        raise _fail(path, "must be greater than 0" if positive else "must not be negative")
+    return float(value)
+
+
+def _int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(path, "must be a non-negative integer")
+    return value
+
+
+def _arg(value: Any, path: str, tasks: set[str], params: set[str]) -> Arg:
+    if not isinstance(value, Mapping) or not ({"task", "parameter", "value"} & set(value)):
+        return Literal(value)
+    if "value" in value:
+        _mapping(value, path, {"value"})
+        return Literal(value["value"])
+    kind = "task" if "task" in value else "parameter"
+    _mapping(value, path, {kind, "map", "flatten"})
+    name = _str(value[kind], f"{path}.{kind}")
+    known = tasks if kind == "task" else params
+    if name not in known:
+        raise _fail(path, f"unknown {kind} {name!r}")
+    return Ref(
+        kind,
+        name,
+        map=_bool(value.get("map", False), f"{path}.map"),
+        flatten=_bool(value.get("flatten", False), f"{path}.flatten"),
+    )
+
+
+def _parameter(value: Any, path: str) -> ParameterSpec:
+    body = _mapping(value, path, PARAM_KEYS)
+    if "name" not in body:
+        raise _fail(f"{path}.name", "is required")
+    required = _bool(body.get("required", "default" not in body), f"{path}.required")
+    return ParameterSpec(
+        _str(body["name"], f"{path}.name"), required=required, default=body.get("default")
+    )
+
+
+def _trigger_and_validator(body: Mapping[str, Any], path: str) -> tuple[str, str | None]:
+    trigger = _str(body.get("trigger", "all_successful"), f"{path}.trigger")
+    if trigger not in triggers.BY_NAME:
+        raise _fail(
+            f"{path}.trigger",
+            f"unknown trigger {trigger!r} (one of {', '.join(sorted(triggers.BY_NAME))})",
+        )
+    validator = body.get("cacheValidator")
+    if validator is not None and validator not in cache_validators.BY_NAME:
+        choices = ", ".join(sorted(cache_validators.BY_NAME))
+        raise _fail(
+            f"{path}.cacheValidator", f"unknown cache validator {validator!r} (one of {choices})"
+        )
+    return trigger, validator
+
+
+def _task(value: Any, path: str, tasks: set[str], params: set[str]) -> TaskSpec:
+    body = _mapping(value, path, TASK_KEYS)
+    for required in ("name", "fn"):
+        if required not in body:
+            raise _fail(f"{path}.{required}", "is required")
+    fn = _str(body["fn"], f"{path}.fn")
+    if not FN_PATTERN.match(fn):
+        raise _fail(f"{path}.fn", f"{fn!r} is not of the form 'package.module:function'")
+    args = tuple(
+        _arg(a, f"{path}.args[{i}]", tasks, params)
+        for i, a in enumerate(_list(body.get("args", []), f"{path}.args"))
+    )
+    raw_kwargs = body.get("kwargs", {})
+    if not isinstance(raw_kwargs, Mapping):
+        raise _fail(f"{path}.kwargs", "must be a mapping")
+    kwargs = {
+        _str(k, f"{path}.kwargs"): _arg(v, f"{path}.kwargs.{k}", tasks, params)
+        for k, v in raw_kwargs.items()
+    }
+    upstream = []
+    for i, name in enumerate(_list(body.get("upstream", []), f"{path}.upstream")):
+        if _str(name, f"{path}.upstream[{i}]") not in tasks:
+            raise _fail(f"{path}.upstream[{i}]", f"unknown task {name!r}")
+        upstream.append(name)
+    trigger, validator = _trigger_and_validator(body, path)
+    tags = tuple(
+        _str(t, f"{path}.tags[{i}]")
+        for i, t in enumerate(_list(body.get("tags", []), f"{path}.tags"))
+    )
+
+    def optional(key: str, *, positive: bool = False) -> float | None:
+        return (
+            None
+            if body.get(key) is None
+            else _number(body[key], f"{path}.{key}", positive=positive)
+        )
+
+    return TaskSpec(
+        name=body["name"],
+        fn=fn,
+        args=args,
+        kwargs=kwargs,
+        upstream=tuple(upstream),
+        max_retries=_int(body.get("maxRetries", 0), f"{path}.maxRetries"),
+        retry_delay_seconds=optional("retryDelaySeconds"),
+        timeout_seconds=optional("timeoutSeconds", positive=True),
+        trigger=trigger,
+        skip_on_upstream_skip=_bool(
+            body.get("skipOnUpstreamSkip", True), f"{path}.skipOnUpstreamSkip"
+        ),
+        cache_for_seconds=optional("cacheForSeconds", positive=True),
+        cache_validator=validator,
+        tags=tags,
+    )
+
+
+def parse(data: Any) -> FlowGraph:
+    body = _mapping(data, "", FLOW_KEYS)
+    name = _str(body.get("name", "flow"), "name")
+    params = [
+        _parameter(p, f"parameters[{i}]")
+        for i, p in enumerate(_list(body.get("parameters", []), "parameters"))
+    ]
+    param_names: set[str] = set()
+    for i, p in enumerate(params):
+        if p.name in param_names:
+            raise _fail(f"parameters[{i}].name", f"duplicate parameter {p.name!r}")
+        param_names.add(p.name)
+    raw_tasks = _list(body.get("tasks", []), "tasks")
+    task_names: set[str] = set()
+    for i, raw in enumerate(raw_tasks):
+        task_name = _str(_mapping(raw, f"tasks[{i}]", TASK_KEYS).get("name"), f"tasks[{i}].name")
+        if task_name in task_names or task_name in param_names:
+            raise _fail(f"tasks[{i}].name", f"duplicate name {task_name!r}")
+        task_names.add(task_name)
+    specs = tuple(
+        _task(raw, f"tasks[{i}]", task_names, param_names) for i, raw in enumerate(raw_tasks)
+    )
+    reference = []
+    for i, ref in enumerate(_list(body.get("referenceTasks", []), "referenceTasks")):
+        if _str(ref, f"referenceTasks[{i}]") not in task_names:
+            raise _fail(f"referenceTasks[{i}]", f"unknown task {ref!r}")
+        reference.append(ref)
+    _check_acyclic(specs)
+    return FlowGraph(
+        name=name, parameters=tuple(params), tasks=specs, reference_tasks=tuple(reference)
+    )
+
+
+def _check_acyclic(specs: tuple[TaskSpec, ...]) -> None:
+    ups: dict[str, set[str]] = {s.name: set(s.upstream) for s in specs}
+    for s in specs:
+        for a in (*s.args, *s.kwargs.values()):
+            if isinstance(a, Ref) and a.kind == "task":
+                ups[s.name].add(a.name)
+    indegree = {n: len(u) for n, u in ups.items()}
+    down: dict[str, list[str]] = {n: [] for n in ups}
+    for n, u in ups.items():
+        for m in u:
+            down[m].append(n)
+    ready = [n for n, d in indegree.items() if d == 0]
+    seen = 0
+    while ready:
+        n = ready.pop()
+        seen += 1
+        for m in down[n]:
+            indegree[m] -= 1
+            if indegree[m] == 0:
+                ready.append(m)
+    if seen != len(ups):
+        stuck = sorted(n for n, d in indegree.items() if d > 0)
+        raise _fail("tasks", f"the tasks form a cycle (involving {', '.join(stuck)})")

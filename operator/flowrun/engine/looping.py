@@ -8,14 +8,14 @@ Cancelled when `cancel` is set.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flowrun.engine import caching, events
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Executor
-from flowrun.engine.flow_runner import FlowRunner, cancel_watcher, default_executor
+from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.run_inputs import RunInputs
 from flowrun.engine.taskstates import TaskStates
 
 
@@ -42,41 +42,32 @@ def run_until_finished(
     runner = flow if isinstance(flow, FlowRunner) else FlowRunner(flow)
     graph = runner.flow
     wanted = (
-        runner._slugs(return_tasks)
+        runner.slugs(return_tasks)
         if return_tasks is not None
         else sorted({t.slug or "" for t in graph.terminal_tasks() | graph.reference_tasks()})
     )
-    run_executor = default_executor(graph, executor)
-    run_id = uuid.uuid4().hex
-    waiter = cancel or threading.Event()
-    current: dict[Any, states.State] = dict(task_states or {})
+    inputs = RunInputs.of(
+        parameters=parameters,
+        task_states=task_states,
+        start_tasks=start_tasks,
+        context=context,
+        task_contexts=task_contexts,
+        cancel=cancel,
+        cache_store=cache_store,
+    )
     flow_state = state
-    with (
-        run_executor.start(),
-        runner.session(run_executor, on_task_state=on_task_state, run_id=run_id) as session,
-        cancel_watcher(cancel, session),
-    ):
+    with runner.open(executor, inputs, on_task_state) as session:
         while True:
-            flow_state, records = runner.run_pass(
-                session,
-                state=flow_state,
-                task_states=current,
-                parameters=parameters,
-                start_tasks=start_tasks,
-                context=context,
-                task_contexts=task_contexts,
-                cancel=cancel,
-                cache_store=cache_store,
-                run_id=run_id,
-            )
-            current = dict(records)
+            flow_state, records = runner.run_pass(session, inputs, flow_state)
+            inputs = inputs.with_task_states(records)
             if flow_state.is_finished():
                 break
             delay = _next_start_delay(records.values(), flow_state)
-            if delay is None or waiter.wait(delay):
-                if waiter.is_set() and cancel is not None:
+            if delay is None or inputs.cancel.wait(delay):
+                if inputs.cancel.is_set():
                     continue  # one more pass turns pending tasks into Cancelled
                 break
+        current = inputs.task_states
         returned = {s: session.resolve(r) if s in wanted else r for s, r in current.items()}
     return flow_state.replace(result=TaskStates(returned))
 

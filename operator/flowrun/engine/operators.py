@@ -10,6 +10,7 @@ import operator
 from typing import Any
 
 from flowrun.engine.task import GetItem, Task
+from flowrun.engine.task_operators import OPERATOR_TASKS
 
 _NO_DEFAULT: Any = object()
 
@@ -125,3 +126,5 @@ __all__ = [
     "Pow",
     "Sub",
 ]
+
+OPERATOR_TASKS.update({name: globals()[name] for name in __all__})

@@ -10,16 +10,14 @@ import copy
 import datetime as dt
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flowrun.engine import cache_validators, signals, triggers
+from flowrun.engine import cache_validators, flow_context, signals, triggers
 from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated
+from flowrun.engine.flow_context import FlowBuilder
 from flowrun.engine.task_operators import TaskOperators
-
-if TYPE_CHECKING:
-    from flowrun.engine.flow import Flow
 
 StateHandler = Callable[["Task", states.State, states.State], "states.State | None"]
 RESERVED = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
@@ -135,7 +133,7 @@ class Task(TaskOperators):
         mapped: bool = False,
         task_args: Mapping[str, Any] | None = None,
         upstream_tasks: Iterable[Any] | None = None,
-        flow: Flow | None = None,
+        flow: FlowBuilder | None = None,
         **kwargs: Any,
     ) -> Task:
         new = self.copy(**(task_args or {}))
@@ -146,12 +144,10 @@ class Task(TaskOperators):
         *args: Any,
         mapped: bool = False,
         upstream_tasks: Iterable[Any] | None = None,
-        flow: Flow | None = None,
+        flow: FlowBuilder | None = None,
         **kwargs: Any,
     ) -> Task:
-        from flowrun.engine import flow as flows  # noqa: PLC0415 - flow imports this module
-
-        target = flow or flows.current_flow()
+        target = flow or flow_context.current_flow()
         if target is None:
             raise ValueError(f"Could not infer an active Flow context while binding {self!r}.")
         bound = self.signature().bind(*args, **kwargs).arguments
@@ -167,7 +163,7 @@ class Task(TaskOperators):
         self,
         *args: Any,
         upstream_tasks: Iterable[Any] | None = None,
-        flow: Flow | None = None,
+        flow: FlowBuilder | None = None,
         task_args: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Task:
@@ -176,7 +172,11 @@ class Task(TaskOperators):
         return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 
     def set_upstream(
-        self, task: Any, key: str | None = None, mapped: bool = False, flow: Flow | None = None
+        self,
+        task: Any,
+        key: str | None = None,
+        mapped: bool = False,
+        flow: FlowBuilder | None = None,
     ) -> Task:
         self._flow(flow).set_dependencies(
             self, upstream_tasks=[task], mapped=mapped
@@ -186,15 +186,17 @@ class Task(TaskOperators):
         return self
 
     def set_downstream(
-        self, task: Task, key: str | None = None, mapped: bool = False, flow: Flow | None = None
+        self,
+        task: Task,
+        key: str | None = None,
+        mapped: bool = False,
+        flow: FlowBuilder | None = None,
     ) -> Task:
         task.set_upstream(self, key=key, mapped=mapped, flow=flow)
         return self
 
-    def _flow(self, flow: Flow | None) -> Flow:
-        from flowrun.engine import flow as flows  # noqa: PLC0415 - flow imports this module
-
-        found = flow or flows.current_flow()
+    def _flow(self, flow: FlowBuilder | None) -> FlowBuilder:
+        found: FlowBuilder | None = flow or flow_context.current_flow()
         if found is None:
             raise ValueError("Could not infer an active Flow context.")
         return found
@@ -320,7 +322,7 @@ def contains_task(value: Any) -> bool:
     return False
 
 
-def as_task(value: Any, flow: Flow) -> Task:
+def as_task(value: Any, flow: FlowBuilder) -> Task:
     """A Task standing for `value`: itself, a collection task, or a Constant."""
     if isinstance(value, Task):
         return value

@@ -6,16 +6,18 @@ not "or": `a | b` makes `b` run after `a` (Prefect's meaning); `t.or_(u)` is "or
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from flowrun.engine.task import Task
+# The operator task classes by name. `operators` subclasses Task, which has these methods,
+# so this module can not import it: it registers its classes here when imported, and the
+# engine package imports it (`flowrun/engine/__init__.py`). Methods return a Task, typed
+# here as `Task` (an alias of this mixin, as `task` can not be imported either).
+OPERATOR_TASKS: dict[str, Callable[[], Any]] = {}
 
 
 def _op(name: str, *args: Any) -> Task:
-    from flowrun.engine import operators  # noqa: PLC0415 - operators subclass Task
-
-    made: Task = getattr(operators, name)().bind(*args)
+    made: Task = OPERATOR_TASKS[name]().bind(*args)
     return made
 
 
@@ -46,7 +48,7 @@ class TaskOperators:
 
     def __ror__(self, other: object) -> Task:
         self._flow(None).set_dependencies(self, upstream_tasks=[other])  # type: ignore[attr-defined]
-        return self  # type: ignore[return-value]
+        return self
 
     def __add__(self, other: object) -> Task:
         return _op("Add", self, other)
@@ -107,3 +109,6 @@ class TaskOperators:
 
     def __le__(self, other: object) -> Task:
         return _op("LessThanOrEqual", self, other)
+
+
+Task = TaskOperators

@@ -16,10 +16,6 @@ from flowrun.engine import state as states
 from flowrun.engine.task import Task
 
 ENDRUN = signals.ENDRUN  # Prefect exports it from here too
-SKIPPED_UPSTREAM = (
-    "Upstream task was skipped; if this was not the intended behavior, "
-    "consider changing `skip_on_upstream_skip=False` for this task."
-)
 RunnerStateHandler = Callable[["TaskRunner", states.State, states.State], "states.State | None"]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
@@ -49,7 +48,10 @@ class Session(Protocol):
         """What to pass downstream for a state given in task_states."""
         ...
 
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Start nothing more and interrupt what runs. Called once, by the run's
+        `run_inputs.Cancellation` (a second interrupt could land in a task's cleanup)."""
+        ...
 
     def flush(self) -> None:
         """Send what was submitted so far (an executor may batch submissions)."""
@@ -91,13 +93,15 @@ class InProcessSession:
     """A session whose TaskCalls finish at submit (Local and Synchronous executors)."""
 
     def __init__(
-        self, run: Callable[..., states.State], on_task_state: events.OnTaskState | None
+        self,
+        run: Callable[..., states.State],
+        *,
+        run_id: str,
+        on_task_state: events.OnTaskState | None,
     ) -> None:
         self._run = run
         self._on_event = safe_callback(on_task_state)
-        self._scope: str | None = None
-        self._cancel_lock = threading.Lock()
-        self._cancelled = False
+        self._run_id = run_id
 
     def _with_sinks(self, call: calls.TaskCall) -> calls.TaskCall:
         if self._on_event is None:
@@ -133,12 +137,7 @@ class InProcessSession:
         return given
 
     def cancel(self) -> None:
-        # Once only: a second interrupt could land in the task's own cleanup code.
-        with self._cancel_lock:
-            if self._cancelled or self._scope is None:
-                return
-            self._cancelled = True
-        interrupts.cancel_scope(self._scope)
+        interrupts.cancel_scope(self._run_id)
 
     def drain_events(self) -> None:
         return None
@@ -150,6 +149,4 @@ class InProcessSession:
 def in_process_session(
     run: Callable[..., states.State], *, run_id: str, on_task_state: events.OnTaskState | None
 ) -> Iterator[Session]:
-    session = InProcessSession(run, on_task_state)
-    session._scope = run_id
-    yield session
+    yield InProcessSession(run, run_id=run_id, on_task_state=on_task_state)
