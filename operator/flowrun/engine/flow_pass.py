@@ -242,9 +242,12 @@ class FlowPass:
             return self.kept[slug]
         if slug in self.submitted:
             return self.session.record(self.submitted[slug]) or states.Pending()
+        given = self.given.get(slug)
+        if given is not None and given.is_finished():
+            return given
         if self.cancel.is_set():
             return states.Cancelled("Flow run was cancelled before this task started.")
-        return self.given.get(slug) or states.Pending("Task not run.")
+        return given or states.Pending("Task not run.")
 
 
 def _edge_ref(edge: Any) -> EdgeRef:

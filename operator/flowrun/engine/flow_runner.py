@@ -16,7 +16,7 @@ from typing import Any
 from flowrun.engine import caching, events, graph_build, signals
 from flowrun.engine import context as contexts
 from flowrun.engine import state as states
-from flowrun.engine.executors.base import Executor, Session
+from flowrun.engine.executors.base import Executor, Session, safe_callback
 from flowrun.engine.executors.local import LocalExecutor
 from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.flow_pass import FlowPass
@@ -84,25 +84,22 @@ class FlowRunner:
             task_contexts=task_contexts,
             cancel=cancel,
             cache_store=cache_store,
+            on_task_state=on_task_state,
         )
         wanted = self.slugs(return_tasks)
-        with self.open(executor, inputs, on_task_state) as session:
+        with self.open(executor, inputs) as session:
             final, records = self.run_pass(session, inputs, state)
             returned = {s: session.resolve(records[s]) for s in wanted if s in records}
         return final.replace(result=TaskStates(returned))
 
     @contextmanager
-    def open(
-        self,
-        executor: Executor | None,
-        inputs: RunInputs,
-        on_task_state: events.OnTaskState | None,
-    ) -> Iterator[Session]:
+    def open(self, executor: Executor | None, inputs: RunInputs) -> Iterator[Session]:
         """The executor started, a session for this run, and its cancel watched."""
         run_executor = default_executor(self.flow, executor)
+        callback = inputs.on_task_state
         with (
             run_executor.start(),
-            run_executor.session(run_id=inputs.run_id, on_task_state=on_task_state) as session,
+            run_executor.session(run_id=inputs.run_id, on_task_state=callback) as session,
             inputs.cancel.watching(session),
         ):
             yield session
@@ -162,6 +159,7 @@ class FlowRunner:
         flow_pass.submit_all()
         records = flow_pass.collect()
         if inputs.cancel.is_set():
+            records = cancel_unfinished(records, safe_callback(inputs.on_task_state))
             final: states.State = states.Cancelled("Flow run was cancelled.")
         else:
             final = self.determine_final_state(records, flow_pass.run_set)
@@ -217,3 +215,27 @@ def _date_keys(now: dt.datetime) -> dict[str, Any]:
         keys[name] = day.strftime("%Y-%m-%d")
         keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
     return keys
+
+
+def cancel_unfinished(
+    records: Mapping[str, states.State], on_task_state: events.OnTaskState | None
+) -> dict[str, states.State]:
+    """After a cancel, every task and mapped child not finished (Running, Retrying, ...)
+    ends Cancelled; the callback hears of every Cancelled one, since a task stopped from
+    the client side (a Dask future) may have reported only that it was Running."""
+
+    def end(slug: str, index: int | None, st: states.State) -> states.State:
+        if not st.is_finished():
+            st = states.Cancelled(f"Flow run was cancelled while the task was {type(st).__name__}.")
+        if on_task_state is not None and isinstance(st, states.Cancelled):
+            on_task_state(events.event_for(slug, index, st, 0))
+        return st
+
+    ended: dict[str, states.State] = {}
+    for slug, st in records.items():
+        if isinstance(st, states.Mapped) and st.map_states:
+            kids = tuple(end(slug, i, c) for i, c in enumerate(st.map_states))
+            ended[slug] = st.replace(map_states=kids, result=[k.result for k in kids])
+        else:
+            ended[slug] = end(slug, None, st)
+    return ended

@@ -54,9 +54,10 @@ def run_until_finished(
         task_contexts=task_contexts,
         cancel=cancel,
         cache_store=cache_store,
+        on_task_state=on_task_state,
     )
     flow_state = state
-    with runner.open(executor, inputs, on_task_state) as session:
+    with runner.open(executor, inputs) as session:
         while True:
             flow_state, records = runner.run_pass(session, inputs, flow_state)
             inputs = inputs.with_task_states(records)

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from flowrun.engine import caching
+from flowrun.engine import caching, events
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Session
 from flowrun.engine.taskstates import slug_of
@@ -88,6 +88,7 @@ class RunInputs:
     task_contexts: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     cache_store: caching.CacheStore = caching.PROCESS_CACHE
     cancel: Cancellation = dataclasses.field(default_factory=Cancellation)
+    on_task_state: events.OnTaskState | None = None
     run_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
@@ -101,6 +102,7 @@ class RunInputs:
         task_contexts: Mapping[Any, Mapping[str, Any]] | None = None,
         cancel: threading.Event | None = None,
         cache_store: caching.CacheStore | None = None,
+        on_task_state: events.OnTaskState | None = None,
     ) -> RunInputs:
         """From the public keyword arguments (tasks given as Task objects or slugs)."""
         return cls(
@@ -111,6 +113,7 @@ class RunInputs:
             task_contexts={slug_of(k): v for k, v in (task_contexts or {}).items()},
             cache_store=cache_store or caching.PROCESS_CACHE,
             cancel=Cancellation(cancel),
+            on_task_state=on_task_state,
         )
 
     def with_task_states(self, found: Mapping[str, states.State]) -> RunInputs:

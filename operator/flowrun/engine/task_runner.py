@@ -275,7 +275,11 @@ class TaskRunner:
         new: states.State
         try:
             value = interrupts.call_guarded(
-                task.run_with, inputs, timeout=task.timeout, scope=self.context.get("flow_run_id")
+                task.run_with,
+                inputs,
+                timeout=task.timeout,
+                scope=self.context.get("flow_run_id"),
+                label=str(self.context.get("task_full_name", task.name)),
             )
         except signals.TaskTimeout as timeout:
             new = states.TimedOut("Task timed out during execution.", result=timeout)
@@ -296,6 +300,12 @@ class TaskRunner:
             new = sig.state
         except Exception as exc:
             new = states.Failed(f"Error during execution of task: {exc!r}", result=exc)
+        except BaseException as exc:
+            # sys.exit(), KeyboardInterrupt, ...: they end this task, never the process.
+            new = states.Failed(
+                f"Task raised {type(exc).__name__}({_args(exc)}), which ends the task only.",
+                result=exc,
+            )
         else:
             new = states.Success("Task run succeeded.", result=value)
         return self._change(state, new)
@@ -325,6 +335,10 @@ class TaskRunner:
             run_count=self.run_count,
         )
         return self._change(state, retry)
+
+
+def _args(exc: BaseException) -> str:
+    return ", ".join(repr(a) for a in exc.args)
 
 
 def flatten_result(value: Any) -> list[Any]:

@@ -32,6 +32,13 @@ class DaskExecutor:
     published futures to resume from, which must belong to the client that submits) and
     leaves it open: its owner closes it.
 
+    A task that times out or is cancelled while stuck in a blocking call (`time.sleep`, a
+    socket read) ends TimedOut or Cancelled at once; its thread is abandoned and keeps
+    running on the worker until the call returns. With `restart_stuck_workers=True`, the
+    executor then restarts that worker process (through its nanny) to free it. Other tasks
+    running on that worker are lost with it and Dask runs them again elsewhere, as after
+    any worker failure, so use it where tasks may run twice.
+
     With `publish_prefix="run-1/"`, each finished task's result future is published as the
     dataset `run-1/<slug>`, so a later client can resume from it.
     """
@@ -46,6 +53,7 @@ class DaskExecutor:
         publish_prefix: str | None = None,
         *,
         client: Any | None = None,
+        restart_stuck_workers: bool = False,
     ) -> None:
         if address is not None and (cluster_class is not None or cluster_kwargs):
             raise ValueError("Give either an address or a cluster_class/cluster_kwargs, not both.")
@@ -57,6 +65,7 @@ class DaskExecutor:
                 "(address, cluster_class, cluster_kwargs, client_kwargs), not both."
             )
         self.given_client = client
+        self.restart_stuck_workers = restart_stuck_workers
         self.address = address
         self.cluster_class = cluster_class
         self.cluster_kwargs = dict(cluster_kwargs or {})
@@ -120,6 +129,7 @@ class DaskExecutor:
             run_id=run_id,
             on_task_state=on_task_state,
             publish_prefix=self.publish_prefix,
+            restart_stuck_workers=self.restart_stuck_workers,
         )
         try:
             yield session

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
+import logging
 import operator
 import threading
 import time
@@ -33,6 +34,8 @@ from flowrun.engine.executors.dask_worker import (
     run_on_worker,
     run_segment,
 )
+
+log = logging.getLogger("flowrun.engine")
 
 # A finished future whose final event has not arrived after this long is asked directly.
 EVENT_GRACE = 10.0
@@ -95,8 +98,10 @@ class DaskSession:
         run_id: str,
         on_task_state: events.OnTaskState | None,
         publish_prefix: str | None,
+        restart_stuck_workers: bool = False,
     ) -> None:
         self.client = client
+        self.restart_stuck_workers = restart_stuck_workers
         self.run_id = run_id
         self.topic = f"flowrun-{run_id}"
         self.callback = base.safe_callback(on_task_state)
@@ -120,7 +125,9 @@ class DaskSession:
 
     def _on_message(self, event: tuple[float, Any]) -> None:
         message = event[1]
-        if message.get("done"):
+        if message.get("abandoned"):
+            self._on_abandoned(message)
+        elif message.get("done"):
             with self.cond:
                 self.done[message["key"]] = message
                 self.cond.notify_all()
@@ -128,6 +135,24 @@ class DaskSession:
             self.queue.append(events.TaskEvent.from_dict(message))
             with self.cond:
                 self.cond.notify_all()
+
+    def _on_abandoned(self, message: Mapping[str, Any]) -> None:
+        """A worker gave up on a task thread stuck in a blocking call (see `interrupts`)."""
+        interrupts.count_abandoned_elsewhere()
+        worker = message.get("worker")
+        if not self.restart_stuck_workers or not worker:
+            return
+        log.warning(
+            "restarting Dask worker %s: task %s left a thread stuck", worker, message.get("task")
+        )
+        # Not from this callback: it runs on the client's event loop, which the call needs.
+        threading.Thread(
+            target=self.client.restart_workers,
+            args=([worker],),
+            kwargs={"raise_for_error": False},
+            name="flowrun-restart-worker",
+            daemon=True,
+        ).start()
 
     # -- submitting -----------------------------------------------------------------------
     # Submissions of one sweep are collected as a Dask graph and sent in one message at

@@ -7,10 +7,14 @@ client as plain dicts on the run's topic (`Worker.log_event`), never as pickled 
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import distributed
 from dask._task_spec import TaskRef
+from distributed.threadpoolexecutor import thread_state
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
@@ -104,3 +108,49 @@ def run_segment(
 def describe(final: states.State, key: str) -> dict[str, Any]:
     """Fallback record, computed on a worker, if a final event went missing."""
     return {**events.event_for("", None, final, 0).to_dict(), "key": key, "done": True}
+
+
+def _carry_dask_task() -> AbstractContextManager[Any] | None:
+    """Task code runs in an `interrupts` task thread: give it the Dask task of the worker
+    thread that waits for it, so `get_worker().get_current_task()` and the like work."""
+    try:
+        worker = distributed.get_worker()
+    except ValueError:
+        return None  # not on a worker
+    key = worker.active_threads.get(threading.get_ident())
+    if key is None:
+        return None
+    state = dict(vars(thread_state))
+    return _as_task(worker, key, state)
+
+
+@contextmanager
+def _as_task(worker: Any, key: Any, state: dict[str, Any]) -> Iterator[None]:
+    ident = threading.get_ident()
+    with worker.active_threads_lock:
+        worker.active_threads[ident] = key
+    vars(thread_state).update(state)
+    try:
+        yield
+    finally:
+        vars(thread_state).clear()
+        with worker.active_threads_lock:
+            worker.active_threads.pop(ident, None)
+
+
+interrupts.thread_carriers.append(_carry_dask_task)
+
+
+def _report_abandoned(label: str, scope: str | None) -> None:
+    """Tell the run's client that this worker abandoned a stuck task thread."""
+    if scope is None:
+        return
+    try:
+        worker = distributed.get_worker()
+    except ValueError:
+        return
+    message = {"abandoned": True, "task": label, "worker": worker.address}
+    worker.log_event(f"flowrun-{scope}", message)
+
+
+interrupts.abandon_hooks.append(_report_abandoned)
