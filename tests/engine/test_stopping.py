@@ -60,6 +60,27 @@ def test_a_task_ending_the_process_only_fails(executor: Any, kind: str) -> None:
     assert state.result[a].result == "still here"
 
 
+@pytest.mark.parametrize("kind", ["exit", "interrupt"])
+def test_a_handler_ending_the_process_only_fails(executor: Any, kind: str) -> None:
+    def handler(task: Any, old: s.State, new: s.State) -> None:
+        if new.is_running():
+            _raise(kind)
+
+    def flow_handler(flow: Any, old: s.State, new: s.State) -> None:
+        if new.is_finished():
+            _raise(kind)
+
+    @task(state_handlers=[handler])
+    def work() -> int:
+        return 1
+
+    with Flow("handlers", state_handlers=[flow_handler]) as flow:
+        t = work()
+    state = flow.run(executor=executor)
+    assert type(state) is s.Failed
+    assert type(state.result[t]) is s.Failed
+
+
 def _stuck(marker: Path) -> None:
     try:
         time.sleep(STUCK_SECONDS)

@@ -125,7 +125,7 @@ class FlowRunner:
                 new = (runner_handler(self, old, given) or given).seal()
         except (signals.ENDRUN, signals.StateSignal) as sig:
             return sig.state
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in a handler ends the flow, not the process
             return states.Failed(
                 f"Unexpected error while calling state handlers: {exc!r}", result=exc
             )

@@ -141,7 +141,7 @@ class TaskRunner:
             raise
         except signals.StateSignal as sig:
             new = sig.state
-        except Exception as exc:
+        except BaseException as exc:  # sys.exit() in a handler too ends this task only
             failed = states.Failed(
                 f"Unexpected error while calling state handlers: {exc!r}", result=exc
             )
@@ -258,7 +258,7 @@ class TaskRunner:
                 raise signals.TRIGGERFAIL("Trigger failed.")
         except signals.StateSignal as sig:
             raise self._end(state, sig.state) from None
-        except Exception as exc:
+        except BaseException as exc:
             failed = states.TriggerFailed(
                 f"Unexpected error while checking task trigger: {exc!r}", result=exc
             )
