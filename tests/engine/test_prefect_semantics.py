@@ -18,6 +18,7 @@ from flowrun.core import Edge
 from flowrun.engine import signals
 from flowrun.engine import state as states
 from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.result import NoResult, Result
 from flowrun.engine.task_runner import TaskRunner
 
 
@@ -236,3 +237,32 @@ def test_bar_makes_a_dependency_not_an_or() -> None:
     with Flow("f") as flow:
         a | b
     assert flow.upstream_tasks(b) == {a}
+
+
+def test_states_take_prefect_constructor_arguments() -> None:
+    made = states.Pending("m", 1, {"k": "v"}, {"x": 1})
+    assert (made.message, made.result, made.context, made.cached_inputs) == (
+        "m",
+        1,
+        {"k": "v"},
+        {"x": 1},
+    )
+    assert states.Success()._result == NoResult
+    hydrated = states.Success(result=Result(value=10, location="here"))
+    assert hydrated.result == 10
+    assert hydrated._result.location == "here"
+    assert repr(states.Success("a message")) == '<Success: "a message">'
+
+
+def test_retry_and_loop_counts_default_to_the_run_context() -> None:
+    with context(task_run_count=5, task_loop_count=3):
+        assert states.Retrying().run_count == 5
+        assert states.Looped().loop_count == 3
+        assert states.Scheduled().context["task_run_count"] == 5
+    assert states.Retrying().run_count == 1
+
+
+def test_meta_states_unwrap_nested_meta_states() -> None:
+    inner = states.Pending()
+    assert states.Queued(state=states.Submitted(state=inner)).state is inner
+    assert states.Queued().is_scheduled()

@@ -11,9 +11,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
-import pickle
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+
+import cloudpickle
+
+from flowrun.engine.context import context as _context
+from flowrun.engine.result.base import Result
+from flowrun.engine.state_results import StateResults
 
 S = TypeVar("S", bound="State")
 
@@ -22,19 +27,34 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _ambient(key: str) -> Any:
+    """A value of the run context where the state is made (Prefect's states read it)."""
+    return _context.get(key)
+
+
 @dataclasses.dataclass(repr=False)
-class State:
-    """The base state. `message` is for people and does not take part in equality.
+class State(StateResults):
+    """The base state. `message` is for people and, like `context`, not part of equality.
 
     A state is sealed (immutable) once made. A state handler receives an unsealed copy
     (`thaw()`) that it may change in place, as Prefect's handler idioms do
     (`new_state.message = ...`); the runner seals what the handler gives back.
+    A `Result` given as `result` is unwrapped: `result` is its value, `_result` the Result.
     """
 
-    message: str | None = dataclasses.field(default=None, compare=False)
+    message: Any = dataclasses.field(default=None, compare=False)
     result: Any = None
+    context: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    cached_inputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    color: ClassVar[str] = "#696969"
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "_sealed", False)
+        self.context = dict(self.context or {})
+        self.cached_inputs = dict(self.cached_inputs or {})
+        tags = _ambient("task_tags")
+        if tags is not None:
+            self.context.setdefault("tags", list(tags))
         object.__setattr__(self, "_sealed", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -43,6 +63,10 @@ class State:
                 f"cannot assign to field {name!r}: a recorded state is immutable "
                 "(a state handler may change the state it receives; elsewhere use replace())"
             )
+        if name == "result":
+            given = value if isinstance(value, Result) else None
+            object.__setattr__(self, "_given_result", given)
+            value = value.value if given is not None else value
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
@@ -61,26 +85,32 @@ class State:
         return self
 
     def __getstate__(self) -> dict[str, Any]:
-        # As in Prefect: an exception result that cannot be pickled travels as its repr.
+        # As in Prefect: an exception result that cannot be pickled travels as text.
         data = dict(self.__dict__)
         result = data.get("result")
         if isinstance(result, Exception):
             try:
-                pickle.dumps(result)
-            except Exception:
-                data["result"] = repr(result)
+                cloudpickle.dumps(result)
+            except Exception as exc:
+                data["result"] = (
+                    f"The following exception could not be pickled due to {exc!r}: {result!r}"
+                )
+                data["_given_result"] = None
         return data
 
     def __setstate__(self, data: dict[str, Any]) -> None:
         self.__dict__.update(data)
 
     def __repr__(self) -> str:
-        if self.message:
-            return f"<{type(self).__name__}: {self.message!r}>"
+        if self.message is not None:
+            return f'<{type(self).__name__}: "{self.message}">'
         return f"<{type(self).__name__}>"
 
     def replace(self: S, **changes: Any) -> S:
         """A copy with some fields changed (states are never mutated)."""
+        given = self.__dict__.get("_given_result")
+        if "result" not in changes and given is not None:
+            changes["result"] = given
         return dataclasses.replace(self, **changes)
 
     def is_pending(self) -> bool:
@@ -143,6 +173,13 @@ class Scheduled(Pending):
 
     start_time: dt.datetime | None = dataclasses.field(default_factory=now)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # The run count travels in a scheduled state's context, as in Prefect.
+        count = _ambient("task_run_count")
+        if count is not None:
+            self.context.setdefault("task_run_count", count)
+
 
 @dataclasses.dataclass(repr=False, kw_only=True)
 class Paused(Scheduled):
@@ -159,6 +196,11 @@ class Retrying(Scheduled):
     """`run_count` is how many runs have happened so far."""
 
     run_count: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.run_count <= 0:  # not given: this run's count, as in Prefect
+            object.__setattr__(self, "run_count", _ambient("task_run_count") or 1)
 
 
 @dataclasses.dataclass(repr=False)
@@ -178,7 +220,12 @@ class Finished(State):
 
 @dataclasses.dataclass(repr=False, kw_only=True)
 class Looped(Finished):
-    loop_count: int = 1
+    loop_count: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loop_count <= 0:  # not given: this run's loop count, as in Prefect
+            object.__setattr__(self, "loop_count", _ambient("task_loop_count") or 1)
 
 
 @dataclasses.dataclass(repr=False)
@@ -190,7 +237,6 @@ class Success(Finished):
 class Cached(Success):
     """A reusable success: validators compare its inputs, parameters and expiration."""
 
-    cached_inputs: Mapping[str, Any] | None = None
     hashed_inputs: Mapping[str, str] | None = None
     cached_parameters: Mapping[str, Any] | None = None
     cached_result_expiration: dt.datetime | None = None
@@ -245,6 +291,13 @@ class _MetaState(State):
 
     state: State | None = None
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        inner = self.state
+        while isinstance(inner, _MetaState):  # meta states never nest
+            inner = inner.state
+        object.__setattr__(self, "state", inner)
+
 
 @dataclasses.dataclass(repr=False, kw_only=True)
 class ClientFailed(_MetaState):
@@ -259,6 +312,9 @@ class Submitted(_MetaState):
 @dataclasses.dataclass(repr=False, kw_only=True)
 class Queued(_MetaState):
     start_time: dt.datetime | None = dataclasses.field(default_factory=now)
+
+    def is_scheduled(self) -> bool:
+        return True
 
 
 _ALL: tuple[type[State], ...] = (
@@ -286,6 +342,34 @@ _ALL: tuple[type[State], ...] = (
     Submitted,
     Queued,
 )
+# Prefect's UI colours, part of its state API.
+_COLORS = {
+    "State": "#696969",
+    "Pending": "#7ebdff",
+    "Scheduled": "#ffab00",
+    "Paused": "#99a8e8",
+    "ClientFailed": "#eb0000",
+    "Submitted": "#ffdf5d",
+    "Queued": "#ffea7f",
+    "Resume": "#f58c0c",
+    "Retrying": "#f66a0a",
+    "Running": "#3d67ff",
+    "Cancelling": "#E8E8E8",
+    "Finished": "#003ccb",
+    "Looped": "#003ccb",
+    "Success": "#28a745",
+    "Cached": "#34d058",
+    "Mapped": "#003ccb",
+    "Cancelled": "#bdbdbd",
+    "Failed": "#eb0000",
+    "TimedOut": "#ff4e33",
+    "TriggerFailed": "#ff5131",
+    "ValidationFailed": "#ff5131",
+    "Skipped": "#62757f",
+    "_MetaState": "#696969",
+}
+for _cls in _ALL:
+    _cls.color = _COLORS[_cls.__name__]
 for _cls in _ALL:
     # Identity hash, as Prefect's states: equal by value, but results need not be hashable.
     _cls.__hash__ = object.__hash__  # type: ignore[method-assign]

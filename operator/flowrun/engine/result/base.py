@@ -7,12 +7,12 @@ context when the result is written, or a callable taking those values.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from flowrun.engine.serializers import PickleSerializer, Serializer
-from flowrun.engine.state import now
 
 
 class ResultNotImplementedError(NotImplementedError):
@@ -57,7 +57,7 @@ class Result:
 
     @property
     def default_location(self) -> str:
-        return f"{now():%Y/%m/%d}/{uuid.uuid4()}.flowrun_result"
+        return f"{dt.datetime.now(dt.UTC):%Y/%m/%d}/{uuid.uuid4()}.flowrun_result"
 
     def format(self, **kwargs: Any) -> Result:
         """A copy whose location is rendered from the template (or the default)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import posixpath
 from typing import Any
@@ -9,7 +10,6 @@ from typing import Any
 import fsspec
 
 from flowrun.engine.result.base import Result
-from flowrun.engine.state import now
 
 
 class FSSpecResult(Result):
@@ -32,7 +32,7 @@ class FSSpecResult(Result):
 
     @property
     def default_location(self) -> str:
-        return f"flowrun-result-{now():%Y-%m-%dT%H-%M-%S-%f}"
+        return f"flowrun-result-{dt.datetime.now(dt.UTC):%Y-%m-%dT%H-%M-%S-%f}"
 
     def read(self, location: str) -> Result:
         new = self.copy()
