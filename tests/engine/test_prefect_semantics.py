@@ -20,6 +20,7 @@ from flowrun.engine import state as states
 from flowrun.engine.flow_runner import FlowRunner
 from flowrun.engine.result import NoResult, Result
 from flowrun.engine.task_runner import TaskRunner
+from flowrun.utilities.debug import raise_on_exception
 
 
 @task
@@ -266,3 +267,32 @@ def test_meta_states_unwrap_nested_meta_states() -> None:
     inner = states.Pending()
     assert states.Queued(state=states.Submitted(state=inner)).state is inner
     assert states.Queued().is_scheduled()
+
+
+def test_raise_on_exception_raises_the_task_error_out_of_flow_run() -> None:
+    with Flow("f") as flow:
+        boom()
+    with raise_on_exception(), pytest.raises(ValueError, match="boom"):
+        flow.run()
+    assert flow.run().is_failed()
+
+
+def test_context_takes_a_dict_and_can_be_changed_inside_its_block() -> None:
+    with context({"a": 1}):
+        assert context.a == 1
+        assert context.setdefault("b", 2) == 2
+        assert context.setdefault("b", 3) == 2
+        context.a = 5
+        context.update(c=3)
+        assert (context.a, context.c) == (5, 3)
+    assert "a" not in context
+    assert "b" not in context
+    assert pickle.loads(pickle.dumps(context)) is context
+
+
+def test_mapped_children_are_a_list() -> None:
+    with Flow("f") as flow:
+        t = task(lambda x: x + 1).map([1, 2])
+    final = flow.run().result[t]
+    assert isinstance(final.map_states, list)
+    assert final.result == [2, 3]

@@ -57,7 +57,7 @@ def upstream_states(
     for i, edge in enumerate(call.edges):
         children = reduced[i] if reduced else None
         if children is not None:
-            kids = tuple(as_state(c) for c in children)
+            kids = [as_state(c) for c in children]
             up: states.State = states.Mapped(map_states=kids, result=[k.result for k in kids])
         else:
             up = as_state(upstream[i])

@@ -1,4 +1,4 @@
-"""`flowrun.context`: read-only values of the current run, held in a context variable.
+"""`flowrun.context`: values of the current run, held in a context variable.
 
 The runners set it around each task run (flow name, parameters, task slug, map index, run
 count, ...). It carries run facts only, never settings: functions get what they need as
@@ -43,9 +43,37 @@ class Context:
     def to_dict(self) -> dict[str, Any]:
         return dict(_CURRENT.get())
 
+    def setdefault(self, name: str, default: Any = None) -> Any:
+        """The value of `name`, set to `default` first if missing (until the block ends)."""
+        current = _CURRENT.get()
+        if name not in current:
+            self.update({name: default})
+            return default
+        return current[name]
+
+    def update(self, *mappings: Mapping[str, Any], **values: Any) -> None:
+        """Change values for the rest of the enclosing `with context(...)` block."""
+        merged = dict(_CURRENT.get())
+        for mapping in mappings:
+            merged.update(mapping)
+        merged.update(values)
+        _CURRENT.set(MappingProxyType(merged))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __reduce__(self) -> str:
+        # By reference: a task function shipped to a Dask worker reads the worker's context.
+        return "context"
+
     @contextmanager
-    def __call__(self, **values: Any) -> Iterator[None]:
-        token = _CURRENT.set(MappingProxyType({**_CURRENT.get(), **values}))
+    def __call__(self, *mappings: Mapping[str, Any], **values: Any) -> Iterator[None]:
+        """A block with these values added: `with context(a=1)` or `with context({"a": 1})`."""
+        merged = dict(_CURRENT.get())
+        for mapping in mappings:
+            merged.update(mapping)
+        merged.update(values)
+        token = _CURRENT.set(MappingProxyType(merged))
         try:
             yield
         finally:

@@ -11,7 +11,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from flowrun.engine import caching, events, graph_build, signals
 from flowrun.engine import context as contexts
@@ -25,6 +25,18 @@ from flowrun.engine.run_inputs import RunInputs
 from flowrun.engine.taskstates import TaskStates, slug_of
 
 ENDRUN = signals.ENDRUN  # Prefect exports it from here too
+
+
+class FlowRunnerInitializeResult(NamedTuple):
+    """Prefect's name for what its `initialize_run` step returns; kept for code that
+    imports it. flowrun's FlowRunner has no such step (it builds its context per pass)."""
+
+    state: states.State
+    task_states: dict[Any, states.State]
+    context: dict[str, Any]
+    task_contexts: dict[Any, dict[str, Any]]
+
+
 RunnerStateHandler = Callable[["FlowRunner", states.State, states.State], "states.State | None"]
 
 

@@ -246,10 +246,11 @@ class Cached(Success):
 class Mapped(Success):
     """A mapped parent. It is successful even when children failed: look at `map_states`."""
 
-    map_states: tuple[State, ...] = ()
+    map_states: list[State] = dataclasses.field(default_factory=list)
     n_map_states: int = -1
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "map_states", list(self.map_states))  # a list, as in Prefect
         super().__post_init__()
         if self.n_map_states < 0:
             object.__setattr__(self, "n_map_states", len(self.map_states))

@@ -37,7 +37,7 @@ class StateResults:
         children = getattr(self, "map_states", None)
         if children is not None:
             loaded = [c.load_result(result) if c is not None else None for c in children]
-            return self.replace(map_states=tuple(loaded), result=[_value(c) for c in loaded])
+            return self.replace(map_states=list(loaded), result=[_value(c) for c in loaded])
         known = self._result
         reader = result or known
         if known.value is None and known.location is not None:

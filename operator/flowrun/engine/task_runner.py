@@ -282,6 +282,7 @@ class TaskRunner:
                 label=str(self.context.get("task_full_name", task.name)),
             )
         except signals.TaskTimeout as timeout:
+            self._debug_reraise()
             new = states.TimedOut("Task timed out during execution.", result=timeout)
         except signals.TaskCancelled:
             new = states.Cancelled("Task was cancelled.")
@@ -292,13 +293,17 @@ class TaskRunner:
                 loop_count=self.context.get("task_loop_count", 1),
             )
         except signals.RETRY as retry:
+            self._debug_reraise()
             # Keeps the signal's start_time (RETRY(start_time=...) waits until then).
             new = retry.state.replace(run_count=self.run_count)
         except signals.ENDRUN:
             raise
         except signals.StateSignal as sig:
+            if not isinstance(sig, signals.SUCCESS):
+                self._debug_reraise()
             new = sig.state
         except Exception as exc:
+            self._debug_reraise()
             new = states.Failed(f"Error during execution of task: {exc!r}", result=exc)
         except BaseException as exc:
             # sys.exit(), KeyboardInterrupt, ...: they end this task, never the process.
@@ -309,6 +314,12 @@ class TaskRunner:
         else:
             new = states.Success("Task run succeeded.", result=value)
         return self._change(state, new)
+
+    def _debug_reraise(self) -> None:
+        """Inside an `except` block: re-raise what the task raised when the run context has
+        `raise_on_exception` (`flowrun.utilities.debug.raise_on_exception()`)."""
+        if self.context.get("raise_on_exception"):
+            raise  # noqa: PLE0704 - called only from except blocks
 
     def cache_result(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
         task = self.task
