@@ -6,7 +6,8 @@ Workloads (as in the shared Prefect peer benchmark, every task a no-op):
   fanout-N  root = inc(0); N x inc(root); total(children)  (N + 3 task runs)
   map-N     inc.map(range(N)); total(mapped)               (N + 2 task runs)
 
-flowrun runs `flow.run(executor=...)` on LocalExecutor, SynchronousExecutor and
+flowrun runs `run_until_finished(flow, executor=..., return_tasks=[final])` (the
+operator's path: only the final result reaches the client) on LocalExecutor, SynchronousExecutor and
 DaskExecutor (a LocalCluster of 2 worker processes x 1 thread, started once; each run
 connects its own Client, as Prefect's DaskExecutor does). "raw" submits the same graphs
 with `Client.submit` / `Client.map` (dist) and `dask.compute` (sync) on the same cluster.
@@ -46,6 +47,7 @@ from dask import delayed
 from distributed import Client, LocalCluster
 
 from flowrun import Flow, task, unmapped
+from flowrun.engine import run_until_finished
 from flowrun.executors import DaskExecutor, LocalExecutor, SynchronousExecutor
 
 
@@ -131,7 +133,7 @@ def timing_table(args: argparse.Namespace) -> None:
             flow, final, expected = build(workload, args.n)
 
             def run_flow(executor: Any, flow: Flow = flow, final: Any = final) -> int:
-                state = flow.run(executor=executor)
+                state = run_until_finished(flow, executor=executor, return_tasks=[final])
                 return int(state.result[final].result)
 
             local = best_of(args.repeat, lambda: run_flow(LocalExecutor()), expected)
@@ -250,7 +252,9 @@ def big_map(args: argparse.Namespace, address: str) -> None:
         final = total_task(inc_task.map(list(range(n))))
     t0 = time.perf_counter()
     with PeakRSS() as rss:
-        state = flow.run(executor=DaskExecutor(address=address))
+        state = run_until_finished(
+            flow, executor=DaskExecutor(address=address), return_tasks=[final]
+        )
     elapsed = time.perf_counter() - t0
     assert state.result[final].result == sum(range(n)) + n, state
     print(f"map-{n:,} on DaskExecutor: {state!r} in {elapsed:.1f}s; {rss}")
@@ -262,7 +266,9 @@ def big_data(args: argparse.Namespace, address: str) -> None:
     with Flow("big-data") as flow:
         moved = total_task(size.map(blob.map(list(range(parts)), mib=unmapped(mib))))
     with PeakRSS() as rss:
-        state = flow.run(executor=DaskExecutor(address=address))
+        state = run_until_finished(
+            flow, executor=DaskExecutor(address=address), return_tasks=[moved]
+        )
     print(
         f"{parts} x {mib} MiB ({state.result[moved].result / 2**30:.2f} GiB) passed between "
         f"tasks: {state!r}; {rss}"

@@ -53,13 +53,26 @@ def dask_executor(dask_cluster: Any) -> DaskExecutor:
 
 
 def test_intermediate_results_never_reach_the_client(dask_executor: DaskExecutor) -> None:
+    # The operator's path: only the return tasks' results are fetched.
     with Flow("stays") as flow:
         obj = make()
         name = describe(obj)
-    state = flow.run(executor=dask_executor)
+    state = run_until_finished(flow, executor=dask_executor, return_tasks=[name])
     assert state.is_successful()
     assert state.result[name].result == "WorkerOnly"
     assert type(state.result[obj]) is s.Success  # its record, without its value
+
+
+def test_flow_run_fetches_every_result_as_prefect_does(dask_executor: DaskExecutor) -> None:
+    with Flow("all") as flow:
+        one = inc(0)
+        two = inc(one)
+        many = inc.map([one, two])
+    state = flow.run(executor=dask_executor)
+    assert state.result[one].result == 1
+    assert state.result[two].result == 2
+    assert state.result[many].result == [2, 3]
+    assert not any(isinstance(st.result, distributed.Future) for st in state.result.values())
 
 
 def test_mapped_children_receive_upstream_futures(dask_executor: DaskExecutor) -> None:
@@ -69,7 +82,7 @@ def test_mapped_children_receive_upstream_futures(dask_executor: DaskExecutor) -
 
     with Flow("stays-mapped") as flow:
         names = describe.map(make_list(2))  # each child takes its element on the worker
-    state = flow.run(executor=dask_executor)
+    state = run_until_finished(flow, executor=dask_executor, return_tasks=[names])
     assert state.result[names].result == ["WorkerOnly", "WorkerOnly"]
 
 

@@ -44,7 +44,7 @@ def test_results_flow_downstream(executor: Any) -> None:
     assert state.is_successful()
     assert state.message == "All reference tasks succeeded."
     assert state.result[c].result == 4
-    assert set(state.result) == {"inc-1", "inc-2", "inc-3"}
+    assert {t.slug for t in state.result} == {"inc-1", "inc-2", "inc-3"}  # {task: state}
     assert state.result["inc-3"] is state.result[c]
 
 

@@ -66,7 +66,7 @@ def dask_executor(dask_cluster: Any) -> DaskExecutor:
 
 
 def _finals(state: s.State) -> dict[str, str]:
-    return {str(slug): type(st).__name__ for slug, st in state.result.items()}
+    return {getattr(t, "slug", t): type(st).__name__ for t, st in state.result.items()}
 
 
 def test_a_fused_chain_sends_every_tasks_events(dask_executor: DaskExecutor) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flowrun.engine import flow_context, graph_build, looping
+from flowrun.engine import flow_context, graph_build, running
 from flowrun.engine import state as states
 from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.graph_model import FlowGraph
@@ -30,35 +30,25 @@ class Flow(FlowBase):
     3
     """
 
+    def __init__(self, *args: Any, schedule: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schedule = schedule
+
     def run(
         self, parameters: Mapping[str, Any] | None = None, executor: Any = None, **kwargs: Any
     ) -> states.State:
-        """Run to the end (retries included) and return the flow state with all task states.
+        """Run to the end (retries included); the flow state's result is `{task: state}`
+        for every task, results fetched. With a `schedule`, run once per scheduled time
+        (`run_on_schedule=False`: once, now).
 
-        Parameter values can be given as `parameters=` or as keyword arguments.
+        Parameter values can be given as `parameters=` or as keyword arguments; also
+        `executor=`, `context=`, `task_states=`, `runner_cls=`, `flow_run_name=`.
         """
         if flow_context.current_flow() is self:
             raise RuntimeError(
                 "Flow.run() can not be called inside its own `with Flow(...)` block."
             )
-        if "return_tasks" in kwargs:
-            raise ValueError("Flow.run() returns every task state; return_tasks is not accepted.")
-        names = {p.name for p in self.parameters()}
-        given = dict(parameters or {})
-        given.update({k: kwargs.pop(k) for k in list(kwargs) if k in names})
-        unknown = sorted(set(given) - names)
-        if unknown:
-            raise ValueError(
-                f"Flow.run received the following unexpected parameters: {', '.join(unknown)}"
-            )
-        missing = sorted(p.name for p in self.parameters() if p.required and p.name not in given)
-        if missing:
-            raise ValueError(
-                f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
-            )
-        return looping.run_until_finished(
-            self, parameters=given, executor=executor or self.executor, **kwargs
-        )
+        return running.run_flow(self, parameters, executor, **kwargs)
 
     def to_graph(self) -> FlowGraph:
         return graph_build.from_flow(self)

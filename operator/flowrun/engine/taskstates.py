@@ -47,3 +47,32 @@ class TaskStates(Mapping[str, states.State]):
         return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
 
     __hash__ = None  # type: ignore[assignment]
+
+
+class TaskStateDict(dict[Any, states.State]):
+    """`{task: state}`, as Prefect's `flow_state.result`; a slug string works as a key too."""
+
+    def __init__(self, data: Mapping[Any, states.State] | None = None) -> None:
+        super().__init__(data or {})
+        self._by_slug = {slug_of(k): k for k in self}
+
+    @classmethod
+    def from_slugs(cls, flow: Any, by_slug: Mapping[str, states.State]) -> TaskStateDict:
+        return cls({flow.task_by_slug(s): st for s, st in by_slug.items()})
+
+    def _key(self, key: Any) -> Any:
+        return self._by_slug.get(key, key) if isinstance(key, str) else key
+
+    def __getitem__(self, key: Any) -> states.State:
+        return super().__getitem__(self._key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(self._key(key))
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return super().get(self._key(key), default)
+
+    def __setitem__(self, key: Any, value: states.State) -> None:
+        super().__setitem__(key, value)
+        if not isinstance(key, str):
+            self._by_slug[slug_of(key)] = key

@@ -1,0 +1,68 @@
+"""Flow.run: check the parameters, then run once or once per scheduled time.
+
+As in Prefect, the returned flow state's `result` is `{task: state}` for every task of
+the flow, with every result fetched into this process (on any executor). The operator
+does not come this way: it calls `run_until_finished` with its return tasks, so other
+results stay on the cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flowrun.engine import looping, scheduled
+from flowrun.engine import state as states
+from flowrun.engine.flow_base import FlowBase
+from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.taskstates import TaskStateDict
+
+
+def check_parameters(flow: FlowBase, given: Mapping[str, Any]) -> None:
+    names = {p.name for p in flow.parameters()}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise ValueError(
+            f"Flow.run received the following unexpected parameters: {', '.join(unknown)}"
+        )
+    missing = sorted(p.name for p in flow.parameters() if p.required and p.name not in given)
+    if missing:
+        raise ValueError(
+            f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
+        )
+
+
+def run_flow(
+    flow: FlowBase,
+    parameters: Mapping[str, Any] | None,
+    executor: Any,
+    run_on_schedule: bool | None = None,
+    runner_cls: type[FlowRunner] | None = None,
+    **kwargs: Any,
+) -> states.State:
+    if "return_tasks" in kwargs:
+        raise ValueError("Flow.run() returns every task state; return_tasks is not accepted.")
+    names = {p.name for p in flow.parameters()}
+    given = dict(parameters or {})
+    given.update({k: kwargs.pop(k) for k in list(kwargs) if k in names})
+    context = dict(kwargs.pop("context", None) or {})
+    if "flow_run_name" in kwargs:
+        context["flow_run_name"] = kwargs.pop("flow_run_name")
+    runner = (runner_cls or FlowRunner)(flow)
+
+    def run_once(params: Mapping[str, Any], ctx: Mapping[str, Any]) -> states.State:
+        check_parameters(flow, params)
+        final = looping.run_until_finished(
+            runner,
+            parameters=params,
+            executor=executor or flow.executor,
+            context=ctx,
+            return_tasks=flow.sorted_tasks(),
+            **kwargs,
+        )
+        return final.replace(result=TaskStateDict.from_slugs(flow, final.result))
+
+    schedule = getattr(flow, "schedule", None)
+    if schedule is None or run_on_schedule is False:
+        return run_once(given, context)
+    return scheduled.run_on_schedule(schedule, given, context, run_once)
