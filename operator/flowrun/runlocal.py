@@ -32,17 +32,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flowrun import executors
 from flowrun.api import flows, models, validation
-from flowrun.api.status import FAILED_STATES, StatusBuilder
+from flowrun.api.status import FAILED_STATES, StatusBuilder, state_names
 from flowrun.api.validation import SpecError
 from flowrun.engine import events, run_until_finished
 from flowrun.engine import state as states
 from flowrun.engine.executors.base import Executor
+from flowrun.runs.outcome import flow_outcome
 from flowrun.runs.results import strict
 from flowrun.runs.secrets import Masker
 
 HELP = "run a FlowRun manifest locally, without a cluster"
 EXECUTORS = {"local": "Local", "sync": "Synchronous", "dask": "Dask"}
-NOTABLE = FAILED_STATES | {"Retrying", "Cancelled", "TimedOut"}
+NOTABLE = FAILED_STATES | state_names(states.Retrying) | state_names(states.Cancelled)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -191,14 +192,6 @@ class LiveView:
             yield
 
 
-def phase_of(flow_state: states.State) -> str:
-    if flow_state.is_cancelled():
-        return "Cancelled"
-    if flow_state.is_successful():
-        return "Succeeded"
-    return "Failed" if flow_state.is_finished() else "Running"
-
-
 def _supervise(
     worker: threading.Thread, cancel: threading.Event, *, deadline: float | None, console: Console
 ) -> str | None:
@@ -267,8 +260,9 @@ def execute(
     worker = threading.Thread(target=work, name="flowrun-run", daemon=True)
     with view.shown():
         worker.start()
-        reason = _supervise(worker, cancel, deadline=deadline, console=console)
+        stopped = _supervise(worker, cancel, deadline=deadline, console=console)
         message: str | None
+        reason: str | None = None
         if "error" in outcome:
             err = outcome["error"]
             phase, message, results = "Failed", f"{type(err).__name__}: {err}", {}
@@ -276,13 +270,15 @@ def execute(
             flow_state: states.State = outcome["state"]
             final = dict(flow_state.result or {})
             view.finish(final)
-            phase, message = phase_of(flow_state), flow_state.message
+            ended = flow_outcome(type(flow_state).__name__, flow_state.message)
+            phase, message, reason = ended.phase, ended.message, ended.reason
             results = strict(flows.results_of(final, spec.return_tasks or []))[0]
     view.finish({})
     finished = time.time()
-    if reason == "DeadlineExceeded":
-        phase, message = "Failed", f"activeDeadlineSeconds ({limit} s) exceeded; run stopped"
-    elif spec.cancel or reason == "Cancelled":
+    if stopped == "DeadlineExceeded":
+        phase, reason = "Failed", stopped
+        message = f"activeDeadlineSeconds ({limit} s) exceeded; run stopped"
+    elif spec.cancel or stopped == "Cancelled":
         reason = "Cancelled"
     console.print(
         f"{phase} in {finished - started:.1f} s: {builder.progress()} tasks done, "

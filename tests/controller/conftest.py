@@ -110,14 +110,17 @@ class FlowRuns:
         self.namespace = namespace
         self.tasks_dir = tasks_dir
 
-    def apply(self, name: str, spec: dict[str, Any]) -> None:
+    def apply(self, name: str, spec: dict[str, Any], *, server_side: bool = False) -> None:
+        """`kubectl apply`; client-side apply drops null values (`default: null`), server-side
+        apply keeps them, as GitOps tools do."""
         body = {
             "apiVersion": "flowrun.dev/v1alpha1",
             "kind": "FlowRun",
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": spec,
         }
-        self.kubectl("apply", "-f", "-", input=json.dumps(body))
+        how = ["--server-side"] if server_side else []
+        self.kubectl("apply", *how, "-f", "-", input=json.dumps(body))
 
     def get(self, name: str) -> dict[str, Any] | None:
         out = self.kubectl("get", "flowrun", name, "-n", self.namespace, "-o", "json", check=False)

@@ -14,11 +14,11 @@ import pytest
 
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
-from flowrun.controller import errors, phases, plan
-from flowrun.controller.errors import FlowRunError
-from flowrun.controller.settings import OperatorSettings
+from flowrun.controller import errors, phases
 from flowrun.controller.taskstatus import TaskStatus, merge_diff
 from flowrun.engine.events import TaskEvent
+from flowrun.runs import outcome, plan
+from flowrun.runs.outcome import FlowRunError
 
 
 class Secrets:
@@ -50,7 +50,7 @@ def build(raw: dict[str, Any], *, allow: bool = False, secrets: Any = None) -> p
         plan.build_plan(
             raw,
             namespace="ns",
-            settings=OperatorSettings(allow_in_process=allow, default_image="acme/base:1"),
+            settings=plan.Policy(allow_in_process=allow, default_image="acme/base:1"),
             secrets=secrets or Secrets({"s": {"k": b64("hunter2")}}),
         )
     )
@@ -117,11 +117,17 @@ class TestPhases:
 
     @pytest.mark.parametrize(
         ("engine_state", "phase"),
-        [("Success", "Succeeded"), ("Failed", "Failed"), ("TriggerFailed", "Failed"),
-         ("Cancelled", "Cancelled")],
+        [("Success", "Succeeded"), ("Skipped", "Succeeded"), ("Failed", "Failed"),
+         ("TriggerFailed", "Failed"), ("Cancelled", "Cancelled"), ("Cancelling", "Cancelled"),
+         ("Running", "Failed")],
     )  # fmt: skip
     def test_final_phase(self, engine_state: str, phase: str) -> None:
-        assert phases.final_phase(engine_state) == phase
+        assert outcome.final_phase(engine_state) == phase
+
+    def test_a_flow_left_running_ends_failed_with_its_own_reason(self) -> None:
+        ended = outcome.flow_outcome("Running", None)
+        assert (ended.phase, ended.reason, ended.message) == (
+            "Failed", "TasksIncomplete", "Flow Running.")  # fmt: skip
 
 
 def event(task: str, state: str, *, finished: bool = False, index: int | None = None) -> TaskEvent:

@@ -96,19 +96,30 @@ def test_deleted_object_stops_the_writer() -> None:
     assert writer.patches_sent == 0
 
 
-class SlowSink(RecordingSink):
+class GatedSink(RecordingSink):
+    """A sink whose first patch stays in flight until the test opens the gate: `in_flight` is
+    set when it arrives, so a test acts *while* it is in flight, not after a guessed sleep."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = asyncio.Event()
+        self.gate = asyncio.Event()
+
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        await asyncio.sleep(0.2)
+        if not self.gate.is_set():
+            self.in_flight.set()
+            await self.gate.wait()
         await super().patch_status(namespace, name, patch)
 
 
 def test_close_during_a_send_loses_nothing() -> None:
     async def scenario() -> RecordingSink:
-        sink = SlowSink()
+        sink = GatedSink()
         async with StatusWriter(sink, namespace="ns", name="fr", interval=0.01) as writer:
             writer.update({"startTime": "t0", "tasks": {"a": {"state": "Running"}}})
-            await asyncio.sleep(0.05)  # the first patch is in flight when close() comes
+            await sink.in_flight.wait()  # the first patch is in flight when close() comes
             writer.update({"phase": "Succeeded"})
+            sink.gate.set()  # close() cancels the held send; the final flush goes through
         return sink
 
     sink = run(scenario())
@@ -121,7 +132,7 @@ def test_close_during_a_send_loses_nothing() -> None:
 
 def test_a_requeued_patch_never_overrides_newer_source_values() -> None:
     async def scenario() -> RecordingSink:
-        sink = SlowSink()
+        sink = GatedSink()
         counts = {"n": 0}
 
         def source() -> dict[str, Any]:
@@ -130,9 +141,10 @@ def test_a_requeued_patch_never_overrides_newer_source_values() -> None:
         async with StatusWriter(sink, namespace="ns", name="fr", interval=0.01) as writer:
             writer.set_source(source)
             writer.touch()
-            await asyncio.sleep(0.05)  # "0/2" is in flight when close() interrupts it
+            await sink.in_flight.wait()  # "0/2" is in flight when close() interrupts it
             counts["n"] = 2
             writer.touch()
+            sink.gate.set()
         return sink
 
     sink = run(scenario())

@@ -100,7 +100,7 @@ def given_states(spec: models.FlowRunSpec) -> dict[str, states.State]:
     """`spec.taskStates` as engine states (finished ones: those tasks do not run again)."""
     out: dict[str, states.State] = {}
     for name, given in (spec.task_states or {}).items():
-        cls = getattr(states, given.state.value)
+        cls = states.BY_NAME[given.state.value]
         out[name] = cls(message=given.message, result=given.result)
     return out
 

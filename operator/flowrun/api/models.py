@@ -127,7 +127,12 @@ class FlowParameter(Model):
         description="The run fails unless `spec.parameters` sets it "
         "(default: true when no `default` is given, as in Prefect).",
     )
-    default: JSON = Field(None, description="Value used when `spec.parameters` does not set it.")
+    default: JSON = Field(
+        None,
+        description="Value used when `spec.parameters` does not set it. Client-side `kubectl "
+        "apply` drops a `default: null` (server-side apply and `kubectl create` keep it): "
+        "write `required: false` for an optional parameter without a value.",
+    )
 
     def is_required(self) -> bool:
         if self.required is not None:

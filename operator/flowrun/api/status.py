@@ -34,15 +34,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowrun.api import conditions
+from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
 
-FAILED_STATES = frozenset({"Failed", "TimedOut", "TriggerFailed"})
+
+def state_names(
+    kind: type[states.State], *, but: tuple[type[states.State], ...] = ()
+) -> frozenset[str]:
+    """The names of the engine's state classes that are a `kind` (and none of `but`): state
+    semantics come from the engine's class hierarchy, never from a list written here.
+
+    >>> sorted(state_names(states.Failed))
+    ['Failed', 'TimedOut', 'TriggerFailed', 'ValidationFailed']
+    """
+    return frozenset(
+        name
+        for name, cls in states.BY_NAME.items()
+        if issubclass(cls, kind) and not issubclass(cls, but)
+    )
+
+
+FAILED_STATES = state_names(states.Failed)
+FINISHED_STATES = state_names(states.Finished)
+# Finished states a restarted run can trust from status alone (Cancelled tasks run again; a
+# Mapped or Looped parent is only as finished as children status does not hold).
+RESUMABLE_STATES = state_names(states.Finished, but=(states.Cancelled, states.Mapped,
+                                                     states.Looped))  # fmt: skip
 # Their messages are the engine's boilerplate ("Task run succeeded."): not worth the bytes.
-QUIET_STATES = frozenset({"Running", "Success", "Mapped"})
-PENDING = "Pending"
-FINISHED_STATES = frozenset(
-    {"Success", "Cached", "Mapped", "Skipped", "Looped", "Cancelled"} | FAILED_STATES
-)
+QUIET_STATES = frozenset(c.__name__ for c in (states.Running, states.Success, states.Mapped))
+PENDING = states.Pending.__name__
 
 
 @dataclass(frozen=True)
@@ -50,8 +70,8 @@ class StatusLimits:
     message_chars: int = 256
     failed_children: int = 5
     tasks_bytes: int = 192 * 1024
-    result_bytes: int = 4 * 1024
-    results_bytes: int = 32 * 1024
+    result_bytes: int = 16 * 1024
+    results_bytes: int = 64 * 1024
 
 
 def rfc3339(epoch: float) -> str:
@@ -73,6 +93,32 @@ def truncate(text: str | None, limit: int) -> str | None:
 
 def _size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def cap_results(
+    values: Mapping[str, Any], limits: StatusLimits | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """The one results cap: results that are JSON and small enough (each, and all together);
+    the names of the others, for `resultsOmitted`. A `None` result is left out: the operator
+    writes status as JSON merge patches, in which a null deletes the key."""
+    limits = limits or StatusLimits()
+    kept: dict[str, Any] = {}
+    omitted: list[str] = []
+    budget = limits.results_bytes
+    for name, value in values.items():
+        if value is None:
+            continue
+        try:
+            size = _size(value)
+        except (TypeError, ValueError):
+            omitted.append(name)
+            continue
+        if size > limits.result_bytes or size > budget:
+            omitted.append(name)
+            continue
+        budget -= size
+        kept[name] = value
+    return kept, omitted
 
 
 @dataclass
@@ -296,21 +342,7 @@ class StatusBuilder:
 
     def results(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Return-task results that are JSON and small enough; the names of the others."""
-        kept: dict[str, Any] = {}
-        omitted: list[str] = []
-        budget = self.limits.results_bytes
-        for name, value in values.items():
-            try:
-                size = _size(value)
-            except (TypeError, ValueError):
-                omitted.append(name)
-                continue
-            if size > self.limits.result_bytes or size > budget:
-                omitted.append(name)
-                continue
-            budget -= size
-            kept[name] = value
-        return kept, omitted
+        return cap_results(values, self.limits)
 
     def render(
         self,
@@ -342,7 +374,9 @@ class StatusBuilder:
         if omitted:
             status["tasksOmitted"] = omitted
         if results:
-            status["results"], left_out = self.results(results)
+            kept, left_out = self.results(results)
+            if kept:
+                status["results"] = kept
             if left_out:
                 status["resultsOmitted"] = left_out
         if cluster:

@@ -23,15 +23,17 @@ from typing import Any
 import kopf
 
 from flowrun import cluster
+from flowrun.api import status as status_mod
 from flowrun.cluster.kubernetes import delete_daskcluster
 from flowrun.controller import errors, phases, stopping
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
-from flowrun.controller.plan import RunPlan, SecretReader, build_plan
-from flowrun.controller.runner import Runner, RunResult
 from flowrun.controller.statuswriter import StatusSink, StatusWriter
 from flowrun.controller.taskstatus import FAILED, TaskStatus
 from flowrun.engine.events import TaskEvent
+from flowrun.runs.execute import Runner, RunResult
+from flowrun.runs.outcome import flow_outcome
+from flowrun.runs.plan import Policy, RunPlan, SecretReader, build_plan
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +148,10 @@ class Run:
         self.plan = await build_plan(
             self.body.get("spec") or {},
             namespace=self.namespace,
-            settings=self.ctx.settings,
+            settings=Policy(
+                allow_in_process=self.ctx.settings.allow_in_process,
+                default_image=self.ctx.settings.default_image,
+            ),
             secrets=self.ctx.secrets,
         )
         self.writer.set_masker(self.plan.masker)
@@ -170,8 +175,8 @@ class Run:
         assert self.plan is not None
         seconds = self.plan.spec.active_deadline_seconds
         if seconds:
-            started = phases.parse_timestamp(self.start_time)
-            base = started.timestamp() if started else time.time()
+            started = status_mod.parse_rfc3339(self.start_time)
+            base = started if started is not None else time.time()
             self.stop.deadline_at = base + seconds
 
     # -- cluster ------------------------------------------------------------------------------
@@ -328,13 +333,11 @@ class Run:
     # -- outcomes -----------------------------------------------------------------------------
 
     def _outcome_of(self, result: RunResult) -> errors.Outcome:
-        phase = phases.final_phase(result.state)
-        message = (self.plan.redact(result.message) if self.plan else result.message) or ""
-        reason = {"Succeeded": "Succeeded", "Cancelled": "Cancelled"}.get(phase, "TasksFailed")
-        if self.cancel.is_set() and phase != "Succeeded":
+        outcome = flow_outcome(result.state, result.message)
+        if self.cancel.is_set() and outcome.phase != "Succeeded":
             why = self.stop.reason() or stopping.CANCEL_REQUESTED
             return self._stopped_outcome(why)
-        return errors.Outcome(phase, reason, errors.truncate(message or f"Flow {result.state}."))
+        return errors.Outcome(outcome.phase, outcome.reason, errors.truncate(outcome.message))
 
     def _stopped_outcome(self, why: str) -> errors.Outcome:
         seconds = self.plan.spec.active_deadline_seconds if self.plan else None
@@ -373,14 +376,14 @@ class Run:
             self._event("Warning", outcome.reason, outcome.message)
             return
         if result is not None and (result.results or result.results_omitted):
-            self.writer.update(
-                {"results": result.results, "resultsOmitted": list(result.results_omitted) or None}
-            )
+            kept, left_out = status_mod.cap_results(result.results)
+            omitted = [*result.results_omitted, *left_out]
+            self.writer.update({"results": kept or None, "resultsOmitted": omitted or None})
         self._phase(outcome.phase, outcome.reason, outcome.message)
-        started = phases.parse_timestamp(self.start_time)
+        started = status_mod.parse_rfc3339(self.start_time)
         if started is not None:
             self.ctx.metrics.run_duration.labels(phase=outcome.phase).observe(
-                max(0.0, time.time() - started.timestamp())
+                max(0.0, time.time() - started)
             )
         if outcome.phase == "Succeeded":
             self._event("Normal", "Succeeded", outcome.message)

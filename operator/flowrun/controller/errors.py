@@ -8,37 +8,23 @@ always agree, and no exception ever escapes to crash the operator or touch anoth
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import httpx
 import kr8s
 
+from flowrun.api import status
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
+from flowrun.runs.outcome import FlowRunError, Outcome
+
+__all__ = ["MAX_MESSAGE", "FlowRunError", "Outcome", "classify", "truncate"]
 
 MAX_MESSAGE = 1000
 
 
-class FlowRunError(Exception):
-    """A run cannot go on. `reason` is CamelCase (Event reason, condition reason)."""
-
-    def __init__(self, reason: str, message: str, *, phase: str = "Failed") -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-        self.phase = phase
-
-
-@dataclass(frozen=True)
-class Outcome:
-    phase: str
-    reason: str
-    message: str
-    retry: bool = False  # a transient operator-side problem: retry the daemon later
-
-
-def truncate(message: str, limit: int = MAX_MESSAGE) -> str:
-    return message if len(message) <= limit else message[: limit - 1] + "…"
+def truncate(message: str) -> str:
+    """A message as long as a condition or Event should hold."""
+    return status.truncate(message, MAX_MESSAGE) or ""
 
 
 def classify(exc: BaseException) -> Outcome:

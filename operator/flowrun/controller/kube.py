@@ -18,13 +18,13 @@ import httpx
 import kr8s
 import kr8s.asyncio
 
-from flowrun.api import models
+from flowrun.api import crd, models
 from flowrun.controller.statuswriter import KubeStatusSink, http_status
 
 logger = logging.getLogger(__name__)
 
 GROUP_VERSION = f"{models.API_GROUP}/{models.API_VERSION}"
-PLURAL = "flowruns"
+PLURAL = crd.PLURAL
 
 
 async def connect() -> Any:

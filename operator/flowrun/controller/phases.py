@@ -7,24 +7,15 @@ list is always sent whole (a merge patch replaces lists).
 
 from __future__ import annotations
 
-import datetime as dt
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flowrun.api import conditions
+from flowrun.api.status import rfc3339
+from flowrun.runs.outcome import TERMINAL
 
-TERMINAL = frozenset({"Succeeded", "Failed", "Cancelled"})
-
-
-def timestamp(when: dt.datetime | None = None) -> str:
-    when = when or dt.datetime.now(dt.UTC)
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_timestamp(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+__all__ = ["TERMINAL", "phase_status"]
 
 
 def phase_status(
@@ -33,7 +24,7 @@ def phase_status(
     reason: str,
     message: str,
     generation: int | None,
-    now: dt.datetime | None = None,
+    now: float | None = None,
     start_time: str | None = None,
     previous: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
@@ -43,7 +34,7 @@ def phase_status(
     >>> [c["type"] for c in f["conditions"] if c["status"] == "True"]
     ['Reconciling']
     """
-    stamp = timestamp(now)
+    stamp = rfc3339(time.time() if now is None else now)
     fragment: dict[str, Any] = {
         "phase": phase,
         "message": message,
@@ -63,12 +54,3 @@ def phase_status(
     if phase in TERMINAL:
         fragment["completionTime"] = stamp
     return fragment
-
-
-def final_phase(flow_state: str) -> str:
-    """The FlowRun phase for the flow's final engine state (by class name)."""
-    if flow_state in {"Success", "Cached", "Mapped", "Skipped"}:
-        return "Succeeded"
-    if flow_state in {"Cancelled", "Cancelling"}:
-        return "Cancelled"
-    return "Failed"

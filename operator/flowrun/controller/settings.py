@@ -26,7 +26,6 @@ class OperatorSettings:
     status_interval: float = 1.0  # at most one status patch per FlowRun per interval
     watch_server_timeout: int = 120
     watch_client_timeout: int = 150
-    startup_timeout: float = 300.0  # default for spec.executor.dask.startupTimeoutSeconds
     cancel_grace: float = 20.0  # how long a cancelled runner may take to wind down
     peering: bool = False
 

@@ -15,7 +15,9 @@ import json
 import math
 from typing import Any
 
-MAX_RESULT_BYTES = 16 * 1024
+from flowrun.api.status import StatusLimits
+
+MAX_RESULT_BYTES = StatusLimits.result_bytes  # the one cap (status.cap_results applies it)
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # what the API server's JSON decoder keeps exact
 
 

@@ -1,4 +1,4 @@
-"""From a FlowRun body to a `RunPlan`: everything a run needs, checked before anything starts.
+"""From a FlowRun spec to a `RunPlan`: everything a run needs, checked before anything starts.
 
 Schema-level problems were refused by the API server already; what is left here are the
 semantic ones (unknown task names, missing parameters, unreadable Secrets, in-process execution
@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flowrun import cluster
-from flowrun.api import models, validation
-from flowrun.controller import settings as settings_mod
-from flowrun.controller.errors import FlowRunError
+from flowrun.api import flows, models, validation
+from flowrun.cluster.base import ClusterOptions
+from flowrun.runs.outcome import FlowRunError
 from flowrun.runs.secrets import Masker
 
 IN_PROCESS_REFUSED = (
@@ -42,7 +41,7 @@ class RunPlan:
     masker: Masker = field(default_factory=Masker)
     executor: str = "Dask"
     cluster_kind: str | None = "Kubernetes"
-    cluster_options: cluster.ClusterOptions = field(default_factory=cluster.ClusterOptions)
+    cluster_options: ClusterOptions = field(default_factory=ClusterOptions)
 
     def redact(self, text: str | None) -> str | None:
         """Mask any secret parameter value in a message (a task may echo its inputs)."""
@@ -75,16 +74,24 @@ async def resolve_secrets(
     return values
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What the front end allows: the operator's flags, or everything for `flowrun run`."""
+
+    allow_in_process: bool = False
+    default_image: str | None = None
+
+
 def cluster_options(
-    spec: models.FlowRunSpec, settings: settings_mod.OperatorSettings
-) -> tuple[str, str | None, cluster.ClusterOptions]:
+    spec: models.FlowRunSpec, settings: Policy
+) -> tuple[str, str | None, ClusterOptions]:
     executor = spec.executor or models.Executor.model_validate({})
     kind = executor.type.value
     if kind != "Dask":
-        return kind, None, cluster.ClusterOptions()
+        return kind, None, ClusterOptions()
     dask = executor.dask or models.DaskSpec.model_validate({})
     resources = dask.resources.model_dump(exclude_none=True) if dask.resources else None
-    options = cluster.ClusterOptions(
+    options = ClusterOptions(
         image=dask.image or settings.default_image,
         workers=dask.workers,
         resources=resources or None,
@@ -99,7 +106,7 @@ async def build_plan(
     raw_spec: Mapping[str, Any],
     *,
     namespace: str,
-    settings: settings_mod.OperatorSettings,
+    settings: Policy,
     secrets: SecretReader,
 ) -> RunPlan:
     spec = validation.parse_spec(raw_spec)  # SpecError names every field that is wrong
@@ -110,7 +117,7 @@ async def build_plan(
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
     secret_values = await resolve_secrets(spec, namespace, secrets)
     parameters = {**(spec.parameters or {}), **secret_values}
-    flow = spec.flow.model_dump(by_alias=True, exclude_none=True, mode="json")
+    flow = flows.flow_dict(spec)  # keeps an explicit `default: null` (a plain dump loses it)
     return RunPlan(
         spec=spec,
         flow=flow,

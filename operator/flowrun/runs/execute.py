@@ -1,7 +1,8 @@
 """The synchronous part of a run: the engine's FlowRunner on a thread of its own.
 
-The daemon starts `run_flow` in a `threading.Thread` (the FlowRunner blocks) and talks to it
-through two things only: a `threading.Event` it sets to cancel, and the `on_event` callback the
+The operator's daemon (and, with the runner-Pod issue, a `flowrun` sub-command in a Pod) calls
+`Runner.run` on a `threading.Thread` of its own (the FlowRunner blocks) and talks to it through
+two things only: a `threading.Event` it sets to cancel, and the `on_event` callback the
 engine calls with plain `TaskEvent`s. What comes back is plain data (`RunResult`).
 
 The operator never unpickles what workers produce: task results stay on the cluster as futures;
@@ -22,21 +23,19 @@ from typing import Any
 import distributed
 
 from flowrun import engine, executors
-from flowrun.api import validation
-from flowrun.controller.plan import RunPlan
+from flowrun.api import flows, validation
+from flowrun.api import status as status_mod
 from flowrun.engine import events as events_mod
 from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
 from flowrun.engine.executors.dask import DaskExecutor
 from flowrun.runs import results as results_mod
+from flowrun.runs.plan import RunPlan
 
 logger = logging.getLogger(__name__)
 
 MAX_RESULT_BYTES = results_mod.MAX_RESULT_BYTES
-# Finished states a restarted operator can trust from status without the result: the task must
-# not run again and nothing downstream needs its value (Cancelled tasks are rerun on resume).
-RESUMABLE = frozenset({"Success", "Cached", "Skipped", "Failed", "TimedOut", "TriggerFailed"})
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,11 @@ class RunResult:
     # Every task's final state, as events: the authority for the final status even when a
     # live event from a worker arrived too late (or never).
     final_events: tuple[TaskEvent, ...] = ()
+
+
+def _needs_value(cls: type[states.State]) -> bool:
+    """A successful task whose value downstream tasks read (a Skipped one has none)."""
+    return issubclass(cls, states.Success) and not issubclass(cls, states.Skipped)
 
 
 def _value(stored: Any) -> Any:
@@ -77,15 +81,6 @@ def _dumps(value: Any, limit: int) -> str | None:
 def _graph_dict(ref: str) -> str:
     """Runs on a worker: import a Flow by reference and return its graph as JSON text."""
     return json.dumps(graph_mod.from_flow(graph_mod.load_flow(ref)).to_dict())
-
-
-def given_states(plan: RunPlan) -> dict[str, states.State]:
-    """spec.taskStates as engine states (inputs for start tasks)."""
-    out: dict[str, states.State] = {}
-    for slug, given in (plan.spec.task_states or {}).items():
-        cls = states.BY_NAME[given.state.value]
-        out[slug] = cls(message=given.message, result=given.result)
-    return out
 
 
 class Runner:
@@ -142,10 +137,11 @@ class Runner:
         for slug in slugs:
             record = self.known_tasks.get(slug) or {}
             state_name = record.get("state")
+            # Without its published value a successful task must run again: its value is needed.
             if (
                 slug not in out
-                and state_name in RESUMABLE
-                and state_name not in {"Success", "Cached"}
+                and state_name in status_mod.RESUMABLE_STATES
+                and _needs_value(states.BY_NAME[state_name])
             ):
                 out[slug] = states.BY_NAME[state_name](message=record.get("message"))
         return out
@@ -184,7 +180,7 @@ class Runner:
             declared = [validation.DeclaredParameter(p.name, p.required) for p in graph.parameters]
             validation.check_spec(self.plan.spec, tasks=slugs, parameters=declared)
         self.on_graph(slugs)
-        task_states = {**self._resumed(slugs), **given_states(self.plan)}
+        task_states = {**self._resumed(slugs), **flows.given_states(self.plan.spec)}
         return_tasks = list(self.plan.spec.return_tasks or [])
         final = engine.run_until_finished(
             graph,

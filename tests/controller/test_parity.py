@@ -1,0 +1,130 @@
+"""One manifest, one status: `flowrun run` and the operator must agree (issue 9).
+
+Every manifest in examples/ and a set of edge manifests run through both front ends: `flowrun
+run` as a subprocess, and the real operator on the dev control plane. The two statuses must be
+equal but for what differs by nature: times and the cluster's address.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import FLOWS, ROOT, FlowRuns, OperatorProcess, task
+
+pytestmark = pytest.mark.controlplane
+
+LOCAL = {"type": "Dask", "dask": {"cluster": "Local", "workers": 1}}
+SECRET = "t0ken-Parity-0123456789"
+TIMES = {"startTime", "completionTime", "endTime", "lastTransitionTime"}
+
+
+def edge(tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    flow = {"tasks": tasks, **spec.pop("flow", {})}
+    return {"flow": flow, "executor": LOCAL, **spec}
+
+
+EDGES: dict[str, dict[str, Any]] = {
+    "null-default": edge(
+        [task("a", "echo", {"parameter": "p"})],
+        flow={"parameters": [{"name": "p", "default": None}]},
+        returnTasks=["a"],
+    ),
+    "paused": edge(
+        [task("a", "add", 1, 2), task("b", "double", {"task": "a"}, trigger="manual_only")]
+    ),
+    "big-results": edge(
+        [
+            task("small", "numbers", 10),
+            task("medium", "numbers", 1200),
+            task("large", "numbers", 5000),
+        ],
+        returnTasks=["small", "medium", "large"],
+    ),
+    "secret": edge(
+        [task("a", "echo", {"parameter": "token"}), task("b", "leak", {"parameter": "token"})],
+        flow={"parameters": [{"name": "token", "required": True}], "referenceTasks": ["a"]},
+        parametersFrom=[{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
+        returnTasks=["a"],
+    ),
+    "given-states": edge(
+        [
+            task("a", "fail", "a must not run"),
+            task("b", "double", {"task": "a"}),
+            task("c", "add", {"task": "b"}, 1),
+            task("d", "fail", "given Failed"),
+        ],
+        startTasks=["b"],
+        taskStates={"a": {"state": "Success", "result": 21}, "d": {"state": "Failed"}},
+        returnTasks=["c"],
+    ),
+    "failing-reference": edge(
+        [task("ok", "add", 1, 1), task("bad", "fail", "disk full")],
+        flow={"referenceTasks": ["bad"]},
+    ),
+}
+
+
+def manifests() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted((ROOT / "examples").glob("*.yaml")):
+        spec = yaml.safe_load(path.read_text())["spec"]
+        found[path.stem] = {**spec, "executor": LOCAL}
+    return {**found, **EDGES}
+
+
+def comparable(status: dict[str, Any]) -> dict[str, Any]:
+    """A status without what differs by nature between two runs: times, cluster address."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in TIMES and k != "cluster"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    out: dict[str, Any] = strip(status)
+    return out
+
+
+def run_locally(name: str, spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+    manifest = tmp_path / f"{name}.yaml"
+    body = {"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun",
+            "metadata": {"name": name}, "spec": spec}  # fmt: skip
+    manifest.write_text(yaml.safe_dump(body))
+    params = [f"--param=token={SECRET}"] if spec.get("parametersFrom") else []
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(FLOWS), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", "run", str(manifest), "-q", *params],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode in (0, 1), out.stderr
+    status: dict[str, Any] = yaml.safe_load(out.stdout)["status"]
+    return status
+
+
+@pytest.mark.parametrize("name", sorted(manifests()))
+def test_flowrun_run_and_the_operator_give_the_same_status(
+    name: str, shared_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+) -> None:
+    spec = manifests()[name]
+    if spec.get("parametersFrom"):
+        frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
+                    f"--from-literal=token={SECRET}")  # fmt: skip
+    frs.apply(name, spec, server_side=True)  # client-side apply would drop `default: null`
+    local = run_locally(name, spec, tmp_path)
+    remote = frs.wait_phase(name, "Succeeded", "Failed", "Cancelled", "Running"
+                            ) if name == "paused" else frs.wait_phase(name)  # fmt: skip
+    assert comparable(remote) == comparable(local)
+    assert SECRET not in str(remote)
+    assert base64.b64encode(SECRET.encode()).decode() not in str(remote)
