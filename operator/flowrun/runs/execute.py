@@ -12,11 +12,10 @@ crosses to the operator; resumed results are looked up by name as futures, never
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +118,9 @@ class Runner:
             return executors.LocalExecutor()
         if self.plan.executor == "Synchronous":
             return executors.SynchronousExecutor()
-        return shared_client_executor(self._client, publish_prefix=self.publish_prefix)
+        # Our own Client, so futures we looked up (resumed results) belong to the client the
+        # engine submits with; the Client is closed by its owner (`run`), not by the executor.
+        return DaskExecutor(client=self._client, publish_prefix=self.publish_prefix)
 
     def _graph(self) -> Any:
         ref = self.plan.flow.get("ref")
@@ -243,19 +244,3 @@ class Runner:
         futures = [self._client.get_dataset(n) for _, n in children]
         text = self._client.submit(_json_list_text, *futures, pure=False).result()
         return text
-
-
-def shared_client_executor(client: Any, *, publish_prefix: str) -> Any:
-    """A DaskExecutor on our existing Client, so futures we looked up (resumed results) belong
-    to the same client the engine submits with; the Client is closed by its owner, not here."""
-
-    class SharedClientExecutor(DaskExecutor):
-        @contextlib.contextmanager
-        def start(self) -> Iterator[Any]:
-            self.client = client
-            try:
-                yield client
-            finally:
-                self.client = None
-
-    return SharedClientExecutor(publish_prefix=publish_prefix)
