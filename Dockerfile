@@ -5,7 +5,11 @@
 #
 # Stage 1 builds the wheel and installs it with its dependencies into a venv; stage 2 copies only
 # that venv onto a fresh slim base, so no compiler, build backend or source tree is shipped.
-# tests/packaging/test_image.py replays stage 1's RUN steps on the host (no Docker engine needed).
+# The same image runs the operator, the Dask scheduler and workers and users' flow code, so it has
+# no ENTRYPOINT: a Pod's args (dask-kubernetes sets only args) are the command.
+# tests/packaging/test_image.py replays stage 1's RUN steps on the host (no Docker engine needed);
+# `flowrun dev image` builds it without Docker or a registry (base: a local Debian with Python,
+# pip offline from a local wheelhouse through the PIP_* build arguments below).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -13,6 +17,9 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
+# Unset (the default), pip uses its index; an offline build points them at a wheelhouse.
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
@@ -20,6 +27,13 @@ RUN python -m pip wheel --no-deps --wheel-dir /dist .
 RUN python -m venv /opt/flowrun \
  && /opt/flowrun/bin/pip install /dist/*.whl \
  && /opt/flowrun/bin/flowrun --help > /dev/null
+# distributed 2026.8 ships only `dask scheduler`/`dask worker`; dask-kubernetes runs the old names.
+# hadolint ignore=SC2016
+RUN for role in scheduler worker; do \
+      printf '#!/bin/sh\nexec "$(dirname "$0")/dask" %s "$@"\n' "$role" > "/opt/flowrun/bin/dask-$role" \
+      && chmod 755 "/opt/flowrun/bin/dask-$role"; \
+    done \
+ && /opt/flowrun/bin/dask-scheduler --help > /dev/null
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
@@ -43,4 +57,4 @@ USER 10001:10001
 WORKDIR /home/flowrun
 # Liveness (kopf /healthz) and Prometheus metrics, when enabled by flags.
 EXPOSE 8080 9090
-ENTRYPOINT ["flowrun", "operator"]
+CMD ["flowrun", "operator"]

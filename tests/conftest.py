@@ -1,4 +1,6 @@
-"""Shared fixtures: a REAL local control plane (etcd + kube-apiserver + kube-controller-manager).
+"""Shared fixtures: a REAL local control plane (etcd + kube-apiserver + kube-controller-manager),
+and, for tests that need Pods to run, a REAL node (`dev_node`: kubelet, containerd, kube-proxy,
+CoreDNS, scheduler; the same code as `flowrun dev up --node`, root only).
 
 One plane per test session (two cores cannot afford one per test), a fresh namespace per test, and
 helpers to run kubectl/helm as the admin or as another identity so that RBAC is really enforced.
@@ -18,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from flowrun.dev import build, kubeconfig
+from flowrun.dev import build, image, kubeconfig
 from flowrun.dev.controlplane import ControlPlane
+from flowrun.dev.node import Node
 
 
 @dataclass(frozen=True)
@@ -132,3 +135,40 @@ def sa_kubeconfig(
         )
 
     return make
+
+
+@dataclass(frozen=True)
+class DevNode:
+    """The session's node: its kubectl, and the name of the project's image for Pods."""
+
+    node: Node
+    kubectl: Tool
+    image: str
+
+
+@pytest.fixture(scope="session")
+def dev_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevNode]:
+    """One node per test session, tied to the test run (it dies with it, like the plane).
+
+    As root it never skips: a node that fails to start fails the tests that use it.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("the dev node needs root (network/mount namespaces, cgroups); run as root")
+    bins = build.ensure_built()
+    built = image.ensure_image()
+    node = Node(
+        tmp_path_factory.mktemp("node"), bin_dir=bins, images=(built.archive,), tie_to_parent=True
+    )
+    node.start()
+    try:
+        yield DevNode(node, Tool(bins / "kubectl", node.kubeconfig), built.name)
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def node_namespace(dev_node: DevNode) -> Iterator[str]:
+    name = f"n-{uuid.uuid4().hex[:10]}"
+    dev_node.kubectl("create", "namespace", name)
+    yield name
+    dev_node.kubectl("delete", "namespace", name, "--wait=false", check=False)

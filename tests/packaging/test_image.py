@@ -94,7 +94,9 @@ def test_final_stage_ships_only_the_venv_and_runs_as_non_root(stages: list[Stage
     uid = user.split(":")[0]
     assert uid.isdigit(), "a numeric user, so that runAsNonRoot can check it"
     assert int(uid) > 0
-    assert final.all("ENTRYPOINT") == ['["flowrun", "operator"]']
+    # No ENTRYPOINT: worker Pods' args (dask-scheduler ...) must be the command itself.
+    assert final.all("ENTRYPOINT") == []
+    assert final.all("CMD") == ['["flowrun", "operator"]']
     labels = " ".join(final.all("LABEL"))
     for key in ("title", "version", "revision", "source", "licenses", "description"):
         assert f"org.opencontainers.image.{key}=" in labels

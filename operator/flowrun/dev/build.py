@@ -2,7 +2,10 @@
 
 `flowrun dev build`, `make test` and `make demo` call `ensure_built()`. No Docker engine or
 prebuilt binary download is needed: etcd, kube-apiserver, kube-controller-manager, kubectl and helm
-are compiled through the Go module proxy. Kubernetes' own go.mod replaces its staging modules with
+are compiled through the Go module proxy, and so are the node's kubelet, kube-proxy, kube-scheduler
+and CoreDNS (`flowrun dev up --node`); the Pod sandbox's pause process is a static C program. The
+node's Debian packages (containerd, runc, CNI plugins, iptables...) are installed by `hostpkgs`.
+Kubernetes' own go.mod replaces its staging modules with
 local paths, which `go install pkg@version` refuses, so each build happens in a throw-away wrapper
 module that pins every staging module to the matching published version.
 """
@@ -21,10 +24,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowrun.dev import hostpkgs
+
 K8S_VERSION = "v1.34.10"
 ETCD_VERSION = "v3.6.14"
 HELM_VERSION = "v3.21.4"
-BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm")
+COREDNS_VERSION = "v1.14.7"
+BINARIES = (
+    "etcd", "kube-apiserver", "kube-controller-manager", "kubectl", "helm",
+    "kubelet", "kube-proxy", "kube-scheduler", "coredns", "pause",
+)  # fmt: skip
+_ASSETS = Path(__file__).parent / "assets"
 
 
 class BuildError(RuntimeError):
@@ -43,7 +53,8 @@ def cache_root() -> Path:
 def bin_dir(root: Path | None = None) -> Path:
     """Where the binaries of the pinned versions live (one directory per version set)."""
     base = root or cache_root()
-    return base / "bin" / f"k8s-{K8S_VERSION}-etcd-{ETCD_VERSION}-helm-{HELM_VERSION}"
+    versions = f"k8s-{K8S_VERSION}-etcd-{ETCD_VERSION}-helm-{HELM_VERSION}"
+    return base / "bin" / f"{versions}-coredns-{COREDNS_VERSION}"
 
 
 def is_built(directory: Path | None = None) -> bool:
@@ -211,13 +222,25 @@ def _steps(root: Path, work: Path, target: Path, go: str) -> list[_Step]:
             env,
         ),
         _Step(
-            f"kube-apiserver, kube-controller-manager, kubectl {K8S_VERSION}",
+            f"kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy, "
+            f"kube-scheduler {K8S_VERSION}",
             k8s,
             (go, "build", "-v", "-trimpath", "-tags", "selinux,notest",
              "-ldflags", _version_ldflags(), "-o", str(target) + "/",
              "k8s.io/kubernetes/cmd/kube-apiserver",
              "k8s.io/kubernetes/cmd/kube-controller-manager",
-             "k8s.io/kubernetes/cmd/kubectl"),
+             "k8s.io/kubernetes/cmd/kubectl",
+             "k8s.io/kubernetes/cmd/kubelet",
+             "k8s.io/kubernetes/cmd/kube-proxy",
+             "k8s.io/kubernetes/cmd/kube-scheduler"),
+            env,
+        ),
+        *_coredns_steps(work, target, go, env),
+        _Step(
+            "pause (static, gcc)",
+            work,
+            (_gcc(), "-Os", "-static", "-s", "-o", str(target / "pause"),
+             str(_ASSETS / "pause.c")),
             env,
         ),
         _Step(
@@ -230,8 +253,42 @@ def _steps(root: Path, work: Path, target: Path, go: str) -> list[_Step]:
     ]  # fmt: skip
 
 
+def _gcc() -> str:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise BuildError(
+            "gcc is not installed: the node's pause process is a static C program "
+            "(Debian: `apt-get install gcc libc6-dev`). Then run `flowrun dev build` again."
+        )
+    return gcc
+
+
+def _coredns_steps(work: Path, target: Path, go: str, env: dict[str, str]) -> list[_Step]:
+    """CoreDNS from its Go module, with a main that links only the plugins the node uses.
+
+    It needs a newer client-go than Kubernetes v1.34, so it has its own wrapper module.
+    """
+    module = work / "coredns"
+    module.mkdir(parents=True, exist_ok=True)
+    (module / "go.mod").write_text(
+        "module localhost/flowrun-coredns\n\ngo 1.24.0\n\n"
+        f"require github.com/coredns/coredns {COREDNS_VERSION}\n"
+    )
+    shutil.copyfile(_ASSETS / "coredns_main.go", module / "main.go")
+    return [
+        _Step(f"CoreDNS {COREDNS_VERSION} (module graph)", module, (go, "mod", "tidy"), env),
+        _Step(
+            f"CoreDNS {COREDNS_VERSION}",
+            module,
+            (go, "build", "-v", "-trimpath", "-ldflags", "-s -w", "-o",
+             str(target / "coredns"), "."),
+            env,
+        ),
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         # A second `make test` started meanwhile waits here instead of building twice.
@@ -248,10 +305,12 @@ def ensure_built(root: Path | None = None, *, force: bool = False) -> Path:
     target = bin_dir(base)
     if is_built(target) and not force:
         return target
-    with _locked(base / "build.lock"):
+    with locked(base / "build.lock"):
         if is_built(target) and not force:
             return target
         go = _go()
+        if os.geteuid() == 0:
+            hostpkgs.ensure_installed()
         target.mkdir(parents=True, exist_ok=True)
         work = base / "work"
         _log(f"Building the local control plane into {target} (the first build takes a while)")
@@ -276,6 +335,10 @@ def describe(directory: Path | None = None) -> Sequence[str]:
         "kube-controller-manager": ["--version"],
         "kubectl": ["version", "--client"],
         "helm": ["version", "--short"],
+        "kubelet": ["--version"],
+        "kube-proxy": ["--version"],
+        "kube-scheduler": ["--version"],
+        "coredns": ["-version"],
     }
     lines = []
     for name, args in probes.items():

@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from flowrun.dev import build
+from flowrun.dev import build, hostpkgs, image
 from flowrun.dev.controlplane import ControlPlane, ControlPlaneError, default_state_dir
+from flowrun.dev.node import Node
 
-HELP = "a real local Kubernetes control plane: build, up, down, status"
+HELP = "a real local Kubernetes (control plane, optionally a node): build, image, up, down, status"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "build", help="build etcd, kube-apiserver, controller-manager, kubectl, helm"
     )
     b.add_argument("--force", action="store_true", help="rebuild even if the binaries exist")
-    sub.add_parser("up", help="start the control plane (idempotent); prints shell exports")
+    i = sub.add_parser("image", help="build the project's image from its Dockerfile (no Docker)")
+    i.add_argument("--force", action="store_true", help="rebuild even if the image is cached")
+    up = sub.add_parser("up", help="start the control plane (idempotent); prints shell exports")
+    up.add_argument(
+        "--node",
+        action="store_true",
+        help="also run a node (kubelet, containerd, kube-proxy, CoreDNS, scheduler) so Pods run; "
+        "needs root",
+    )
     sub.add_parser("down", help="stop the processes `up` started and remove the state")
     sub.add_parser("status", help="show what runs where")
     sub.add_parser("env", help="print the shell exports for the running plane")
@@ -48,15 +57,25 @@ def _exports(plane: ControlPlane) -> str:
     )
 
 
-def _up(state_dir: Path) -> int:
+def _up(state_dir: Path, *, node: bool) -> int:
     existing = ControlPlane.load(state_dir)
+    running_node = Node.load(state_dir)
     if existing is not None and existing.is_running():
+        if node and running_node is None:
+            _err("A control plane without a node runs here: `flowrun dev down` first, then "
+                 "`flowrun dev up --node`")  # fmt: skip
+            return 1
         _err(f"The control plane is already running at {existing.server}")
         print(_exports(existing), end="")
         return 0
-    if existing is not None:
+    if running_node is not None:
+        _err("Found a stale node; cleaning it up first")
+        running_node.stop()
+    elif existing is not None:
         _err("Found a stale control plane; cleaning it up first")
         existing.stop()
+    if node:
+        return _up_node(state_dir)
     bins = build.ensure_built()
     plane = ControlPlane(state_dir, bin_dir=bins)
     started = time.monotonic()
@@ -69,6 +88,27 @@ def _up(state_dir: Path) -> int:
     _err(f"Control plane ready at {plane.server} in {time.monotonic() - started:.1f} s")
     _err('Use it from this shell with: eval "$(flowrun dev env)"')
     print(_exports(plane), end="")
+    return 0
+
+
+def _up_node(state_dir: Path) -> int:
+    try:
+        bins = build.ensure_built()
+        images = (image.ensure_image().archive,)
+    except (build.BuildError, hostpkgs.HostPackagesError, image.ImageError) as err:
+        _err(f"error: {err}")
+        return 1
+    started = time.monotonic()
+    _err("Starting the control plane and a node (containerd, kubelet, kube-proxy, CoreDNS) ...")
+    node = Node(state_dir, bin_dir=bins, images=images)
+    try:
+        node.start()
+    except ControlPlaneError as err:
+        _err(f"error: the node did not start: {err}")
+        return 1
+    _err(f"Node ready at {node.plane.server} in {time.monotonic() - started:.1f} s")
+    _err(f"Image for Pods: {image.image_name()}")
+    print(_exports(node.plane), end="")
     return 0
 
 
@@ -98,8 +138,17 @@ def main(args: argparse.Namespace) -> int:
         for line in build.describe(target):
             _err(line)
         return 0
+    if action == "image":
+        try:
+            built = image.ensure_image(force=args.force)
+        except (build.BuildError, hostpkgs.HostPackagesError, image.ImageError) as err:
+            _err(f"error: {err}")
+            return 1
+        _err(f"archive: {built.archive}")
+        print(built.name)
+        return 0
     if action == "up":
-        return _up(state_dir)
+        return _up(state_dir, node=args.node)
     if action == "env":
         plane = ControlPlane.load(state_dir)
         if plane is None or not plane.is_running():
@@ -108,6 +157,11 @@ def main(args: argparse.Namespace) -> int:
         print(_exports(plane), end="")
         return 0
     if action == "down":
+        node = Node.load(state_dir)
+        if node is not None:
+            node.stop()
+            _err("Node and control plane stopped.")
+            return 0
         plane = ControlPlane.load(state_dir)
         if plane is None:
             _err("No control plane to stop.")

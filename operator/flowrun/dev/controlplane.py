@@ -1,10 +1,12 @@
 """Start and stop a real Kubernetes control plane on loopback: etcd, apiserver, controller-manager.
 
-Used by `flowrun dev up/down/status` and by the test suite's session fixture, so users and tests run
-the same plane. The API server decides schema validation, status subresources and RBAC; the
-controller-manager runs garbage collection, namespace deletion and default ServiceAccounts.
-Pods never run (there is no kubelet). Every process is started in its own session and recorded
-by PID in `state.json`, so `down` stops exactly what `up` started and nothing else.
+Used by `flowrun dev up/down/status` and by the test suite's session fixture, so users and tests
+run the same plane. The API server decides schema validation, status subresources and RBAC; the
+controller-manager runs garbage collection, namespace deletion and default ServiceAccounts. Pods
+run only with `flowrun dev up --node` (flowrun.dev.node), which starts this same plane inside the
+node's network namespace (`netns`) behind a loopback forwarder. Every process is started in its own
+session and recorded by PID in `state.json`, so `down` stops exactly what `up` started and nothing
+else.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -58,6 +61,10 @@ class PlaneState:
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     started_at: float = 0.0
+    # Inside a node's network namespace: its name; the host reaches the plane by a forwarder.
+    netns: str = ""
+    # name -> executable, for processes that are not a binary of bin_dir (the forwarder).
+    exes: dict[str, str] = field(default_factory=dict)
 
 
 def _alive(pid: int, binary: Path) -> bool:
@@ -82,13 +89,15 @@ class ControlPlane:
         plane.stop()
     """
 
-    def __init__(self, state_dir: Path, *, bin_dir: Path, tie_to_parent: bool = False) -> None:
+    def __init__(
+        self, state_dir: Path, *, bin_dir: Path, tie_to_parent: bool = False, netns: str = ""
+    ) -> None:
         self.state_dir = state_dir
         self.bin_dir = bin_dir
         # Tests set this: a test run killed hard (timeout, SIGKILL) must not leave a plane behind.
         self.tie_to_parent = tie_to_parent
         self.pki = pki.Pki(state_dir / "pki")
-        self.state = PlaneState(bin_dir=str(bin_dir))
+        self.state = PlaneState(bin_dir=str(bin_dir), netns=netns)
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -116,9 +125,10 @@ class ControlPlane:
 
     def processes(self) -> dict[str, tuple[int, bool]]:
         """name -> (pid, alive) for every process this plane started."""
-        return {
-            name: (pid, _alive(pid, self.bin_dir / name)) for name, pid in self.state.pids.items()
-        }
+        return {name: (pid, _alive(pid, self._exe(name))) for name, pid in self.state.pids.items()}
+
+    def _exe(self, name: str) -> Path:
+        return Path(self.state.exes.get(name) or self.bin_dir / name)
 
     def is_running(self) -> bool:
         procs = self.processes()
@@ -143,15 +153,23 @@ class ControlPlane:
         self.state.ports = ports
         self.state.server = f"https://127.0.0.1:{ports['apiserver']}"
         self.state.started_at = time.time()
-        self._spawn("etcd", self._etcd_args(ports))
-        self._wait("etcd", deadline, self._etcd_healthy)
-        self._spawn("kube-apiserver", self._apiserver_args(ports))
+        if self.state.netns:
+            forwarder = [
+                sys.executable,
+                "-m",
+                "flowrun.dev.forward",
+                f"/run/netns/{self.state.netns}",
+            ]
+            self.spawn("forwarder", [*forwarder, *map(str, ports.values())], exe=sys.executable)
+        self.spawn("etcd", self._etcd_args(ports))
+        self.wait_ready("etcd", deadline, self._etcd_healthy)
+        self.spawn("kube-apiserver", self._apiserver_args(ports))
         kubeconfig.write_admin(self.kubeconfig, server=self.server, pki=self.pki)
-        self._wait("kube-apiserver", deadline, lambda: self._get("/readyz") == 200)
-        self._spawn("kube-controller-manager", self._kcm_args())
+        self.wait_ready("kube-apiserver", deadline, lambda: self._get("/readyz") == 200)
+        self.spawn("kube-controller-manager", self._kcm_args())
         # The default ServiceAccount is made by the controller-manager: its first visible work.
         sa_path = "/api/v1/namespaces/default/serviceaccounts/default"
-        self._wait("kube-controller-manager", deadline, lambda: self._get(sa_path) == 200)
+        self.wait_ready("kube-controller-manager", deadline, lambda: self._get(sa_path) == 200)
 
     def _etcd_args(self, ports: dict[str, int]) -> list[str]:
         client = f"http://127.0.0.1:{ports['etcd']}"
@@ -195,6 +213,16 @@ class ControlPlane:
             # As strict clusters do: setting blockOwnerDeletion needs update on owner/finalizers.
             "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
             "--profiling=false",
+            *(self._node_apiserver_args() if self.state.netns else []),
+        ]
+
+    def _node_apiserver_args(self) -> list[str]:
+        # Logs, exec and port-forward go from the apiserver to the kubelet: authenticate as admin,
+        # and dial the node's InternalIP, never its hostname (that would ask the host's resolver).
+        return [
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={self.pki.admin_cert}",
+            f"--kubelet-client-key={self.pki.admin_key}",
         ]
 
     def _kcm_args(self) -> list[str]:
@@ -209,15 +237,20 @@ class ControlPlane:
             "--profiling=false",
         ]
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        binary = self.bin_dir / name
+    def spawn(self, name: str, args: list[str], *, exe: str = "") -> None:
+        """Start `name` (a binary of bin_dir, or `exe` with `args` as its whole argv)."""
+        if exe:
+            self.state.exes[name] = exe
+        argv = args if exe else [str(self.bin_dir / name), *args]
+        if self.state.netns and not exe:
+            argv = ["nsenter", f"--net=/run/netns/{self.state.netns}", "--", *argv]
         log = (self.state_dir / "logs" / f"{name}.log").open("ab")
         # setpriv (util-linux) sets the parent-death signal and execs the binary under the same PID;
         # a preexec_fn would do the same but is unsafe once the parent has threads.
         setpriv = shutil.which("setpriv") if self.tie_to_parent else None
         prefix = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
         proc = subprocess.Popen(
-            [*prefix, str(binary), *args],
+            [*prefix, *argv],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -232,7 +265,7 @@ class ControlPlane:
     def _save(self) -> None:
         self.state_file.write_text(json.dumps(asdict(self.state), indent=2) + "\n")
 
-    def _wait(self, name: str, deadline: float, ready: Callable[[], bool]) -> None:
+    def wait_ready(self, name: str, deadline: float, ready: Callable[[], bool]) -> None:
         while time.monotonic() < deadline:
             proc = self._children.get(name)
             if proc is not None and proc.poll() is not None:
@@ -305,7 +338,7 @@ class ControlPlane:
                     child.kill()
                     child.wait()
             return
-        binary = self.bin_dir / name
+        binary = self._exe(name)
         if not _alive(pid, binary):
             return
         os.kill(pid, signal.SIGTERM)
