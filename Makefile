@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck imports unit build-k8s bench clean
+.PHONY: demo test check lint typecheck imports unit build-k8s build-node bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# As root, `flowrun dev build` also installs the node's Debian packages (containerd, runc, ...).
 build-k8s: $(STAMP)
 	$(BIN)/flowrun dev build
+
+# The node's Pod image, from the Dockerfile, cached by content hash (needs root: chroot).
+build-node: build-k8s
+	if [ "$$(id -u)" = 0 ]; then $(BIN)/flowrun dev image; \
+	else echo "not root: skipping the node image (node tests will skip)"; fi
 
 demo: build-k8s
 	$(BIN)/python scripts/demo.py
@@ -32,7 +38,7 @@ imports: $(STAMP)
 
 check: lint typecheck imports
 
-test: build-k8s check
+test: build-node check
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -266,7 +266,7 @@ class Node:
     def stop(self, *, remove: bool = True) -> None:
         """Stop every recorded process by PID, then what they left: containers, cgroups, netns."""
         self.plane.stop(remove=False)
-        nodehost.teardown(self.state.id, self.state.netns, self.state.cgroup)
+        nodehost.teardown(self.state.netns, self.state.cgroup, self.paths.root)
         if remove:
             shutil.rmtree(self.state_dir, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
@@ -293,7 +293,8 @@ def sweep_stale() -> list[str]:
         owner_alive = owner > 0 and _pid_alive(owner)
         if owner_alive or (plane is not None and any(a for _, a in plane.processes().values())):
             continue
-        nodehost.teardown(node_id, str(entry["netns"]), str(entry["cgroup"]))
+        node_dir = NodePaths(state_dir / "node").root
+        nodehost.teardown(str(entry["netns"]), str(entry["cgroup"]), node_dir)
         nodehost.unregister(node_id)
         swept.append(node_id)
     return swept

@@ -10,6 +10,7 @@ them down.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -23,6 +24,11 @@ from flowrun.dev.nodeconfig import NODE_IP, SERVICE_CIDR
 CGROUP_FS = Path("/sys/fs/cgroup")
 REGISTRY = Path("/run/flowrun-nodes")
 CNI_RESULTS = Path("/var/lib/cni/results")
+_CONTAINERD_RUN = Path("/run/containerd")
+_CONTAINERD_RUN_DIRS = (
+    _CONTAINERD_RUN / "s", _CONTAINERD_RUN / "fifo", _CONTAINERD_RUN / "runc" / "k8s.io",
+    _CONTAINERD_RUN / "runc", _CONTAINERD_RUN,
+)  # fmt: skip
 
 
 class HostError(RuntimeError):
@@ -104,9 +110,26 @@ def _kill_cgroup(name: str, timeout: float = 30.0) -> None:
         raise HostError(f"processes {sorted(pids)} in cgroup /{name} did not die")
 
 
-def teardown(node_id: str, netns: str, cgroup: str) -> None:
+def _shim_leftovers(node_dir: Path) -> list[Path]:
+    """Host files of the node's killed shims: their sockets and libcni's loopback results.
+
+    containerd 1.6 names a shim's socket /run/containerd/s/<sha256(address/namespace/id)>.
+    """
+    address = node_dir / "containerd" / "containerd.sock"
+    tasks = node_dir / "containerd" / "state" / "io.containerd.runtime.v2.task" / "k8s.io"
+    ids = [d.name for d in tasks.iterdir()] if tasks.is_dir() else []
+    sockets = [
+        _CONTAINERD_RUN / "s" / hashlib.sha256(f"{address}/k8s.io/{i}".encode()).hexdigest()
+        for i in ids
+    ]
+    return sockets + [CNI_RESULTS / f"cni-loopback-{i}-lo" for i in ids]
+
+
+def teardown(netns: str, cgroup: str, node_dir: Path) -> None:
     """Remove what a node left: processes in its cgroup, the cgroup tree, the namespace, caches."""
     _kill_cgroup(cgroup)
+    for leftover in _shim_leftovers(node_dir):
+        leftover.unlink(missing_ok=True)
     for directory in _cgroup_dirs(cgroup):
         with contextlib.suppress(FileNotFoundError):
             directory.rmdir()
@@ -115,6 +138,11 @@ def teardown(node_id: str, netns: str, cgroup: str) -> None:
     if CNI_RESULTS.is_dir():
         for cached in CNI_RESULTS.glob(f"{netns}-*"):
             cached.unlink(missing_ok=True)
+    # Host directories containerd and libcni create on first use; another node may still use them,
+    # so only empty ones go.
+    for directory in (CNI_RESULTS, CNI_RESULTS.parent, *_CONTAINERD_RUN_DIRS):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
 
 
 def register(node_id: str, state_dir: Path, *, netns: str, cgroup: str) -> None:
