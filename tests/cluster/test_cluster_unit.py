@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import distributed
 import pytest
 
 from flowrun import cluster
@@ -30,9 +31,36 @@ class TestClusterName:
         assert cluster.cluster_name(other) != cluster.cluster_name(OWNER)
 
 
+class TestLabelValue:
+    VALID = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+    @pytest.mark.parametrize(
+        "name",
+        [
+            "etl",
+            "a" * 62 + "-b",  # the 63rd character is '-': a plain cut ends in '-'
+            "a" * 62 + ".b",
+            "x" * 63,
+            "x" * 64,
+            "y" * 253,
+            "a-" * 120 + "z",
+            "-" * 10,
+        ],
+    )
+    def test_always_valid(self, name: str) -> None:
+        assert self.VALID.fullmatch(kubernetes.label_value(name))
+
+    def test_short_names_are_kept(self) -> None:
+        assert kubernetes.label_value("etl.daily-2") == "etl.daily-2"
+
+    def test_long_names_sharing_a_prefix_stay_apart(self) -> None:
+        first, second = "p" * 70 + "-first", "p" * 70 + "-second"
+        assert kubernetes.label_value(first) != kubernetes.label_value(second)
+
+
 class TestBuildClusterSpec:
     def spec(self, **kw: object) -> dict[str, object]:
-        options = base.ClusterOptions(**kw)  # type: ignore[arg-type]
+        options = base.ClusterOptions(**{"image": "acme/etl:1", **kw})  # type: ignore[arg-type]
         return cluster.build_cluster_spec("fr-x-1", owner=OWNER, options=options)
 
     def test_owned_by_the_flowrun(self) -> None:
@@ -78,6 +106,29 @@ class TestBuildClusterSpec:
         containers = spec["spec"]["worker"]["spec"]["containers"]
         assert containers[0]["image"] == "acme/base:1"
 
+    def test_no_image_anywhere_is_refused_with_what_to_set(self) -> None:
+        with pytest.raises(cluster.ClusterStartupError) as info:
+            cluster.build_cluster_spec("n", owner=OWNER, options=base.ClusterOptions())
+        assert info.value.reason == "ImageRequired"
+        assert "spec.executor.dask.image" in info.value.message
+        assert "--default-image" in info.value.message
+
+    def test_images_are_not_pulled_when_present(self) -> None:
+        spec = self.spec()["spec"]
+        for part in (spec["worker"], spec["scheduler"]):  # type: ignore[index]
+            assert part["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+
+    def test_commands_are_those_of_the_dask_cli(self) -> None:
+        spec = self.spec()["spec"]
+        scheduler = spec["scheduler"]["spec"]["containers"][0]  # type: ignore[index]
+        worker = spec["worker"]["spec"]["containers"][0]  # type: ignore[index]
+        assert scheduler["args"][:2] == ["dask", "scheduler"]
+        assert worker["args"][:2] == ["dask", "worker"]
+
+    def test_scheduler_probe_gives_up_on_a_slow_answer(self) -> None:
+        probe = self.spec()["spec"]["scheduler"]["spec"]["containers"][0]["readinessProbe"]  # type: ignore[index]
+        assert probe["timeoutSeconds"] <= 10
+
     def test_scheduler_service_selects_its_pods(self) -> None:
         service = self.spec()["spec"]["scheduler"]["service"]  # type: ignore[index]
         assert service["selector"]["dask.org/cluster-name"] == "fr-x-1"
@@ -113,6 +164,35 @@ class TestLocalAndExternal:
             assert seen.address == handle.address
             await external.close()
             await local.close()
+
+        asyncio.run(scenario())
+
+    def test_local_workers_share_the_process_without_a_memory_limit(self) -> None:
+        """Threaded workers each compared the whole process' memory with 1/n of the machine
+        and paused (forever, with many workers)."""
+
+        async def scenario() -> None:
+            local = cluster.provider_for("Local")
+            handle = await local.start("fr-t-3", base.ClusterOptions(workers=4), OWNER)
+            try:
+                async with distributed.Client(handle.address, asynchronous=True) as client:
+                    workers = (await client.scheduler.identity())["workers"].values()
+                    assert len(workers) == 4
+                    assert {w["memory_limit"] for w in workers} == {0}
+                    assert {w["status"] for w in workers} == {"running"}
+            finally:
+                await local.close()
+
+        asyncio.run(scenario())
+
+    def test_local_start_is_bounded_by_the_startup_timeout(self) -> None:
+        async def scenario() -> None:
+            local = cluster.provider_for("Local")
+            options = base.ClusterOptions(workers=8, startup_timeout=0.001)
+            with pytest.raises(cluster.ClusterStartupError) as info:
+                await local.start("fr-t-4", options, OWNER)
+            assert info.value.reason == "ClusterStartupTimeout"
+            assert "within 0.001s" in info.value.message
 
         asyncio.run(scenario())
 

@@ -7,6 +7,7 @@ DaskCluster, just as when no pod can be scheduled.)"""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import dask_kubernetes
 import pytest
 
 from conftest import FlowRuns, crd_established, wait_for
+from flowrun import cluster
 
 pytestmark = pytest.mark.controlplane
 
@@ -98,3 +100,51 @@ def test_garbage_collector_deletes_the_cluster_with_its_flowrun(
         interval=1,
         what="DaskCluster garbage-collected",
     )
+
+
+# A name whose 63rd character is '-': a label value cut to 63 characters ended in '-', and the
+# API server refused the DaskCluster.
+DASH_AT_63 = "a" * 62 + "-tail"
+HOSTILE_NAMES = [DASH_AT_63, "b" * 62 + ".c", "x" * 253, "d." * 126 + "e", "f" * 63, "g" * 64]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=lambda n: f"len{len(n)}")
+def test_the_daskcluster_of_any_flowrun_name_is_valid(
+    dask_crds: None, kubectl: Any, namespace: str, name: str
+) -> None:
+    owner = cluster.Owner("flowrun.dev/v1alpha1", "FlowRun", name, namespace, str(uuid.uuid4()))
+    options = cluster.ClusterOptions(image="registry.invalid/etl:1")
+    spec = cluster.build_cluster_spec(cluster.cluster_name(owner), owner=owner, options=options)
+    result = kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(spec), check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_flowrun_named_with_a_dash_at_63_gets_its_daskcluster(
+    dask_crds: None, start_operator: Any, own_frs: FlowRuns, kubectl: Any
+) -> None:
+    frs = own_frs
+    start_operator("-n", frs.namespace)
+    frs.apply(DASH_AT_63, k8s_spec(timeout=600))
+    (found,) = wait_for(lambda: daskclusters(kubectl, frs.namespace), what="DaskCluster")
+    labels = found["metadata"]["labels"]
+    flowrun = frs.get(DASH_AT_63)
+    assert flowrun is not None
+    assert labels["flowrun.dev/flowrun-uid"] == flowrun["metadata"]["uid"]
+    assert labels["flowrun.dev/flowrun"].startswith("a" * 40)
+    assert (flowrun.get("status") or {}).get("phase") != "Failed"
+
+
+def test_no_image_anywhere_fails_at_once_saying_what_to_set(
+    dask_crds: None, start_operator: Any, own_frs: FlowRuns, kubectl: Any
+) -> None:
+    """There is no usable public default image here (and `:latest` means pull Always)."""
+    frs = own_frs
+    start_operator("-n", frs.namespace)
+    spec = k8s_spec(timeout=600)
+    del spec["executor"]["dask"]["image"]
+    frs.apply("no-image", spec)
+    status = frs.wait_phase("no-image", timeout=120)
+    assert status["phase"] == "Failed"
+    assert "spec.executor.dask.image is not set" in status["message"]
+    assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "ImageRequired"
+    assert daskclusters(kubectl, frs.namespace) == []

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
+import re
 from typing import Any
 
 import kr8s
@@ -22,7 +24,6 @@ from flowrun.cluster import base
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_IMAGE = "ghcr.io/dask/dask:latest"
 LABEL_FLOWRUN = "flowrun.dev/flowrun"
 LABEL_FLOWRUN_UID = "flowrun.dev/flowrun-uid"
 DASKCLUSTER_API = "kubernetes.dask.org/v1"
@@ -30,6 +31,13 @@ DASKCLUSTERS = "daskclusters.kubernetes.dask.org"
 
 # PSS "restricted" minus runAsNonRoot: the Dask images run as root, and a user namespace that
 # enforces `restricted` must set the image user itself; everything else we can default safely.
+NO_IMAGE = (
+    "spec.executor.dask.image is not set and the operator has no default image: set "
+    "spec.executor.dask.image to a tagged image that contains flowrun and the flow's code "
+    "(e.g. the operator's own image), or start the operator with --default-image "
+    "(Helm: operator.defaultImage)."
+)
+
 CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
@@ -49,13 +57,36 @@ def build_owner_reference(owner: base.Owner) -> dict[str, Any]:
     }
 
 
+def label_value(text: str) -> str:
+    """`text` as a valid label value: itself when it is one, else a readable prefix plus a hash.
+
+    A label value is at most 63 characters of `[A-Za-z0-9._-]`, beginning and ending with an
+    alphanumeric. A FlowRun name may have 253 characters, so a plain cut can end in `-` or `.`
+    (refused by the API server) and two long names could share a cut; the hash keeps them apart.
+
+    >>> label_value("etl.daily")
+    'etl.daily'
+    >>> v = label_value("a" * 62 + "-b"); len(v), v[-9:-8], v[:5]
+    (63, '-', 'aaaaa')
+    """
+    if _LABEL_VALUE.fullmatch(text):
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    head = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[: 63 - len(digest) - 1]
+    head = head.strip("-._")
+    return f"{head}-{digest}" if head else digest
+
+
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
 def build_labels(owner: base.Owner, options: base.ClusterOptions) -> dict[str, str]:
     """Labels that let anyone (and a sweep) find a FlowRun's Dask resources."""
     return {
         **options.extra_labels,
         "app.kubernetes.io/managed-by": "flowrun-operator",
-        LABEL_FLOWRUN: owner.name[:63],
-        LABEL_FLOWRUN_UID: owner.uid,
+        LABEL_FLOWRUN: label_value(owner.name),
+        LABEL_FLOWRUN_UID: label_value(owner.uid),
     }
 
 
@@ -65,6 +96,8 @@ def build_container(
     container: dict[str, Any] = {
         "name": name,
         "image": image,
+        # Never pull an image that is already on the node (a `:latest` tag would mean Always).
+        "imagePullPolicy": "IfNotPresent",
         "args": args,
         "env": [dict(e) for e in options.env],
         "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
@@ -80,7 +113,8 @@ def build_scheduler_spec(
     container = build_container(
         name="scheduler",
         image=image,
-        args=["dask-scheduler", "--host", "0.0.0.0"],
+        # `dask scheduler`, not `dask-scheduler`: distributed 2026.8 ships only the `dask` CLI.
+        args=["dask", "scheduler", "--host", "0.0.0.0"],
         options=options,
     )
     container["ports"] = [
@@ -90,7 +124,9 @@ def build_scheduler_spec(
     container["readinessProbe"] = {
         "httpGet": {"port": "http-dashboard", "path": "/health"},
         "periodSeconds": 1,
-        "timeoutSeconds": 300,
+        # One probe is one HTTP GET to /health: a scheduler that takes seconds to answer is
+        # not ready; the run's startupTimeoutSeconds bounds the wait for readiness as a whole.
+        "timeoutSeconds": 5,
     }
     return {
         "metadata": {"labels": dict(labels)},
@@ -121,7 +157,8 @@ def build_worker_spec(
         name="worker",
         image=image,
         args=[
-            "dask-worker",
+            "dask",
+            "worker",
             "--name",
             "$(DASK_WORKER_NAME)",
             "--nthreads",
@@ -146,11 +183,14 @@ def build_cluster_spec(
     """The whole DaskCluster manifest for one FlowRun.
 
     >>> owner = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "uid-1")
-    >>> spec = build_cluster_spec("fr-etl-uid1", owner=owner, options=base.ClusterOptions())
+    >>> options = base.ClusterOptions(image="acme/etl:1")
+    >>> spec = build_cluster_spec("fr-etl-uid1", owner=owner, options=options)
     >>> spec["metadata"]["ownerReferences"][0]["uid"]
     'uid-1'
     """
-    image = options.image or default_image or DEFAULT_IMAGE
+    image = options.image or default_image
+    if not image:
+        raise base.ClusterStartupError("ImageRequired", NO_IMAGE)
     labels = build_labels(owner, options)
     return {
         "apiVersion": DASKCLUSTER_API,
