@@ -110,6 +110,21 @@ def test_external_cluster_needs_an_address(installed: None, kubectl: Any, namesp
     assert "address is required" in result.stderr
 
 
+def test_absurd_local_cluster_sizes_are_refused(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    """Local workers are threads inside the operator: 1000 of them sat Pending forever."""
+    huge = {"dask": {"cluster": "Local", "workers": 1000}}
+    result = apply(kubectl, manifest("huge", namespace, executor=huge))
+    assert result.returncode != 0
+    assert "spec.executor.dask" in result.stderr
+    assert "at most 32 for dask.cluster Local" in result.stderr
+    fine = {"dask": {"cluster": "Local", "workers": 32}}
+    assert apply(kubectl, manifest("fine", namespace, executor=fine)).returncode == 0
+    many = {"dask": {"cluster": "Kubernetes", "workers": 1000}}
+    assert apply(kubectl, manifest("many", namespace, executor=many)).returncode == 0
+
+
 def test_spec_is_immutable_but_cancel_can_be_set(
     installed: None, kubectl: Any, namespace: str
 ) -> None:

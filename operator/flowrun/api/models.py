@@ -76,6 +76,13 @@ MAX_TASKS = 10_000
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
+# Local workers are threads inside the operator, sharing its process and cores: beyond this a
+# cluster takes minutes to start and its workers starve each other.
+MAX_LOCAL_WORKERS = 32
+TOO_MANY_LOCAL_WORKERS = (
+    f"dask.workers is at most {MAX_LOCAL_WORKERS} for dask.cluster Local (threads inside the "
+    "operator); use dask.cluster Kubernetes for more workers"
+)
 
 
 def _set(description: str) -> Any:
@@ -288,7 +295,11 @@ class DaskSpec(Model):
                 {
                     "rule": "self.cluster != 'External' || has(self.address)",
                     "message": "dask.address is required when dask.cluster is External",
-                }
+                },
+                {
+                    "rule": f"self.cluster != 'Local' || self.workers <= {MAX_LOCAL_WORKERS}",
+                    "message": TOO_MANY_LOCAL_WORKERS,
+                },
             ]
         }
     )
@@ -315,6 +326,8 @@ class DaskSpec(Model):
     def _address(self) -> DaskSpec:
         if self.cluster is ClusterKind.External and not self.address:
             raise ValueError("dask.address is required when dask.cluster is External")
+        if self.cluster is ClusterKind.Local and self.workers > MAX_LOCAL_WORKERS:
+            raise ValueError(TOO_MANY_LOCAL_WORKERS)
         return self
 
 

@@ -5,11 +5,15 @@ the controller only allows it with `--allow-in-process`. Threads by default (che
 concurrent runs stay within one process); worker processes on request, which lets a cancel stop
 a running task for real. The cluster lives and dies with this process: after an operator
 restart it is recreated empty, so finished tasks whose results a later task needs must run again.
+
+Start is bounded by `startupTimeoutSeconds` like every provider's: a cluster not up in time fails
+the run (and is closed when its construction finally returns), instead of leaving it Pending.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 import distributed
@@ -31,7 +35,19 @@ class LocalProvider:
     ) -> base.ClusterHandle:
         # The synchronous LocalCluster runs its own event loop thread, so a busy scheduler or
         # worker never competes with kopf's loop (watch streams, other FlowRuns' daemons).
-        self._cluster = await asyncio.to_thread(self._make, name, options)
+        making = asyncio.ensure_future(asyncio.to_thread(self._make, name, options))
+        try:
+            self._cluster = await asyncio.wait_for(
+                asyncio.shield(making), timeout=options.startup_timeout
+            )
+        except TimeoutError as exc:
+            # The thread cannot be interrupted: close what it builds once it returns.
+            making.add_done_callback(_close_when_built)
+            raise base.ClusterStartupError(
+                "ClusterStartupTimeout",
+                f"Local Dask cluster {name} with {options.workers} workers was not ready "
+                f"within {options.startup_timeout:g}s (spec.executor.dask.startupTimeoutSeconds).",
+            ) from exc
         return base.ClusterHandle(
             name=name,
             address=str(self._cluster.scheduler_address),
@@ -46,6 +62,10 @@ class LocalProvider:
             n_workers=max(1, options.workers),
             threads_per_worker=options.threads_per_worker,
             processes=self._processes,
+            # Threaded workers share this process: each would compare the whole process' memory
+            # with its 1/n share of the machine and pause (forever, with many workers). Only
+            # worker processes get a memory limit.
+            memory_limit="auto" if self._processes else 0,
             # No dashboard: it is not reachable for users anyway, and importing it from many
             # concurrently starting clusters races; the HTTP server itself takes a free port.
             dashboard_address=":0",
@@ -58,3 +78,10 @@ class LocalProvider:
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
             await asyncio.to_thread(cluster.close, timeout=30)
+
+
+def _close_when_built(making: asyncio.Future[Any]) -> None:
+    if making.cancelled() or making.exception() is not None:
+        return
+    # Off the event loop: closing a LocalCluster blocks on its own loop thread.
+    threading.Thread(target=making.result().close, kwargs={"timeout": 30}, daemon=True).start()
