@@ -22,6 +22,10 @@ import pydantic
 from flowrun.api import models
 
 MAX_LISTED = 10
+# A spec whose JSON values (task arguments, parameter values, given results) nest deeper than
+# this many levels (counted from `spec`) is refused before anything recurses into it: pydantic,
+# the engine and Dask walk values recursively, and the API server stores 10,000 levels.
+MAX_NESTING = 100
 
 
 class SpecError(ValueError):
@@ -61,8 +65,43 @@ def format_validation_error(err: pydantic.ValidationError, prefix: str) -> list[
     return lines
 
 
+def nesting_problems(value: object, where: str, *, limit: int = MAX_NESTING) -> list[str]:
+    """`where...: nested deeper than N levels` for the first too-deep value, without recursion.
+
+    The path names the field and its first levels only (a path 100 levels long helps nobody).
+
+    >>> nesting_problems({"a": [[1]]}, "spec", limit=2)
+    ['spec.a[0]: nested deeper than 2 levels; pass large structures by reference (a path or URL)']
+    """
+    stack: list[tuple[object, str, int]] = [(value, where, 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, Mapping):
+            children: Iterable[tuple[object, str]] = ((v, f".{k}") for k, v in node.items())
+        elif isinstance(node, list):
+            children = ((v, f"[{i}]") for i, v in enumerate(node))
+        else:
+            continue
+        if depth >= limit:
+            return [
+                f"{path}: nested deeper than {limit} levels; "
+                "pass large structures by reference (a path or URL)"
+            ]
+        shown = depth < _SHOWN_LEVELS
+        stack.extend(
+            (child, path + step if shown else path.removesuffix("...") + "...", depth + 1)
+            for child, step in children
+        )
+    return []
+
+
+_SHOWN_LEVELS = 8
+
+
 def parse_spec(raw: Mapping[str, Any]) -> models.FlowRunSpec:
     """Validate a `spec` mapping (shape and inline-flow names); raise `SpecError`."""
+    if problems := nesting_problems(raw, "spec"):
+        raise SpecError(problems)
     try:
         spec = models.FlowRunSpec.model_validate(raw)
     except pydantic.ValidationError as err:
@@ -76,6 +115,8 @@ def parse_flowrun(raw: object) -> models.FlowRun:
     """Validate a whole manifest (apiVersion, kind, spec); raise `SpecError`."""
     if not isinstance(raw, Mapping):
         raise SpecError([f"manifest: expected a FlowRun mapping, got {type(raw).__name__}"])
+    if problems := nesting_problems(raw.get("spec"), "spec"):
+        raise SpecError(problems)
     try:
         run = models.FlowRun.model_validate(raw)
     except pydantic.ValidationError as err:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 
 import kopf
 
@@ -22,6 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     settings = settings_mod.from_args(args)
+    # The API server stores JSON nested up to 10,000 levels; kopf deep-copies and diffs every
+    # body recursively (2-3 frames a level) before any handler runs. With room for that, the
+    # handler refuses a too-deep spec with a reason (flowrun.api.validation.MAX_NESTING)
+    # instead of kopf failing on it forever. Python frames live on the heap (3.11+).
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 40_000))
     kopf.configure(verbose=bool(args.verbose), log_format=kopf.LogFormat.PLAIN)
     # One line per HTTP request (kr8s uses httpx) would drown the operator's own log.
     for noisy in ("distributed", "httpx", "httpcore"):
