@@ -122,8 +122,9 @@ class TestBuildClusterSpec:
         spec = self.spec()["spec"]
         scheduler = spec["scheduler"]["spec"]["containers"][0]  # type: ignore[index]
         worker = spec["worker"]["spec"]["containers"][0]  # type: ignore[index]
-        assert scheduler["args"][:2] == ["dask", "scheduler"]
-        assert worker["args"][:2] == ["dask", "worker"]
+        assert scheduler["command"][:2] == ["dask", "scheduler"]
+        assert worker["command"][:2] == ["dask", "worker"]
+        assert "args" not in scheduler  # an image's entrypoint would prefix them
 
     def test_scheduler_probe_gives_up_on_a_slow_answer(self) -> None:
         probe = self.spec()["spec"]["scheduler"]["spec"]["containers"][0]["readinessProbe"]  # type: ignore[index]

@@ -201,6 +201,13 @@ def test_operator_args_are_accepted_by_the_operator(helm_bin: Path) -> None:
     assert settings.peering is False  # standalone: one replica, no KopfPeering objects needed
 
 
+def test_the_default_dask_image_is_the_operators_own_tagged_image(helm_bin: Path) -> None:
+    """Not a public `:latest` image (unreachable offline, and pulled on every start)."""
+    container = operator_container(render(helm_bin))
+    assert parse_operator_args(container).default_image == container["image"]
+    assert not container["image"].endswith(":latest")
+
+
 def test_namespaced_mode_passes_the_namespaces_to_the_operator(helm_bin: Path) -> None:
     docs = render(helm_bin, values={"watchNamespaces": "{team-a,team-b}"})
     settings = parse_operator_args(operator_container(docs))

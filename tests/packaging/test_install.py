@@ -328,7 +328,12 @@ def test_kubernetes_provider_under_the_charts_service_account(
         "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
         "executor": {
             "type": "Dask",
-            "dask": {"cluster": "Kubernetes", "workers": 1, "startupTimeoutSeconds": 5},
+            "dask": {
+                "cluster": "Kubernetes",
+                "image": "registry.invalid/flows:1",  # there is no default image any more
+                "workers": 1,
+                "startupTimeoutSeconds": 5,
+            },
         },
     }
     kubectl("apply", "-f", "-", input=flowrun_manifest("kube", work, spec))

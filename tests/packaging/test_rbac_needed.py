@@ -32,7 +32,12 @@ KUBERNETES = {
         "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
         "executor": {
             "type": "Dask",
-            "dask": {"cluster": "Kubernetes", "workers": 1, "startupTimeoutSeconds": 3},
+            "dask": {
+                "cluster": "Kubernetes",
+                "image": "registry.invalid/flows:1",  # there is no default image
+                "workers": 1,
+                "startupTimeoutSeconds": 3,
+            },
         },
     }
 }["flowrun_spec"]

@@ -91,14 +91,16 @@ def build_labels(owner: base.Owner, options: base.ClusterOptions) -> dict[str, s
 
 
 def build_container(
-    *, name: str, image: str, args: list[str], options: base.ClusterOptions
+    *, name: str, image: str, command: list[str], options: base.ClusterOptions
 ) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": name,
         "image": image,
         # Never pull an image that is already on the node (a `:latest` tag would mean Always).
         "imagePullPolicy": "IfNotPresent",
-        "args": args,
+        # `command`, not `args`: the image may have an entrypoint of its own (the operator
+        # image's is `flowrun operator`), which `args` would only be appended to.
+        "command": command,
         "env": [dict(e) for e in options.env],
         "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
     }
@@ -114,7 +116,7 @@ def build_scheduler_spec(
         name="scheduler",
         image=image,
         # `dask scheduler`, not `dask-scheduler`: distributed 2026.8 ships only the `dask` CLI.
-        args=["dask", "scheduler", "--host", "0.0.0.0"],
+        command=["dask", "scheduler", "--host", "0.0.0.0"],
         options=options,
     )
     container["ports"] = [
@@ -156,7 +158,7 @@ def build_worker_spec(
     container = build_container(
         name="worker",
         image=image,
-        args=[
+        command=[
             "dask",
             "worker",
             "--name",
