@@ -13,6 +13,9 @@ connects its own Client, as Prefect's DaskExecutor does). "raw" submits the same
 with `Client.submit` / `Client.map` (dist) and `dask.compute` (sync) on the same cluster.
 Each cell is the min of --repeat runs; the ratio is flowrun / raw.
 
+Mapped children run in batches on DaskExecutor (see flowrun.engine.executors.dask_batches):
+`--n 100000 --workloads map --dask-only --repeat 1` is the map-100,000 against `Client.map`.
+
 Memory checks (--memory): a map of --big-map children on DaskExecutor, and a flow that
 passes --big-data-mib between tasks; the cluster then runs in a separate process, so the
 client's RSS is the client's own.
@@ -136,9 +139,11 @@ def timing_table(args: argparse.Namespace) -> None:
                 state = run_until_finished(flow, executor=executor, return_tasks=[final])
                 return int(state.result[final].result)
 
-            local = best_of(args.repeat, lambda: run_flow(LocalExecutor()), expected)
-            sync = best_of(args.repeat, lambda: run_flow(SynchronousExecutor()), expected)
-            raw_s = best_of(args.repeat, lambda w=workload: raw_sync(w, args.n), expected)
+            local = sync = raw_s = float("nan")
+            if not args.dask_only:
+                local = best_of(args.repeat, lambda: run_flow(LocalExecutor()), expected)
+                sync = best_of(args.repeat, lambda: run_flow(SynchronousExecutor()), expected)
+                raw_s = best_of(args.repeat, lambda w=workload: raw_sync(w, args.n), expected)
             # Interleave flowrun and raw on the cluster so that machine noise hits both.
             dask_times, raw_times = [], []
             for _ in range(args.repeat):
@@ -280,6 +285,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workloads", default="chain,fanout,map")
+    parser.add_argument(
+        "--dask-only", action="store_true", help="only DaskExecutor vs raw distributed"
+    )
     parser.add_argument("--memory", action="store_true", help="also run the memory checks")
     parser.add_argument("--only-memory", action="store_true")
     parser.add_argument("--big-map", type=int, default=100_000)

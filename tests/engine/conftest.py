@@ -15,9 +15,9 @@ from typing import Any
 import cloudpickle
 import pytest
 from distributed import LocalCluster
+from engine_helpers import make_executor
 
 from flowrun.engine import caching
-from flowrun.executors import DaskExecutor, LocalExecutor, SynchronousExecutor
 
 
 @pytest.fixture(scope="session")
@@ -58,12 +58,3 @@ def executor(request: pytest.FixtureRequest) -> Any:
 def executor_ld(request: pytest.FixtureRequest) -> Any:
     """Local and Dask only, for the slower behaviours."""
     return make_executor(request, request.param)
-
-
-def make_executor(request: pytest.FixtureRequest, name: str) -> Any:
-    if name == "local":
-        return LocalExecutor()
-    if name == "sync":
-        return SynchronousExecutor()
-    cluster = request.getfixturevalue("dask_cluster")
-    return DaskExecutor(address=cluster.scheduler_address)

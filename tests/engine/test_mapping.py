@@ -1,16 +1,30 @@
-"""Mapping: children per element, unmapped/flatten, zips, reduces, failures, pipelining."""
+"""Mapping: children per element, unmapped/flatten, zips, reduces, failures, pipelining.
+
+Every test runs on Dask twice: one child per Dask task, and children in batches.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from engine_helpers import poll
+import pytest
+from engine_helpers import make_executor, poll
 
 from flowrun import Flow, context, flatten, task, unmapped
 from flowrun.engine import FlowRunner, run_until_finished
 from flowrun.engine import state as s
 from flowrun.executors import DaskExecutor
+
+
+@pytest.fixture(params=["local", "sync", "dask", "dask-batched"])
+def executor(request: pytest.FixtureRequest) -> Any:
+    return make_executor(request, request.param)
+
+
+@pytest.fixture(params=["local", "dask", "dask-batched"])
+def executor_ld(request: pytest.FixtureRequest) -> Any:
+    return make_executor(request, request.param)
 
 
 def run_all(flow: Flow, executor: Any) -> s.State:
@@ -163,8 +177,12 @@ def test_rerun_keeps_finished_children(executor_ld: Any) -> None:
     assert state.result[m].result == [100, 3, 300]
 
 
-def test_map_of_map_is_pipelined_elementwise(dask_cluster: Any, tmp_path: Path) -> None:
-    """Child 0 of the second map runs while the first map's last child is still waiting."""
+@pytest.mark.parametrize("batch", [None, 2])
+def test_map_of_map_is_pipelined_elementwise(
+    dask_cluster: Any, tmp_path: Path, batch: int | None
+) -> None:
+    """Child 0 of the second map runs while the first map's last child is still waiting
+    (in batches: the second map's first batch while the first map's last batch waits)."""
 
     @task
     def first(x: int) -> int:
@@ -179,6 +197,7 @@ def test_map_of_map_is_pipelined_elementwise(dask_cluster: Any, tmp_path: Path) 
 
     with Flow("pipelined") as flow:
         t = total(second.map(first.map([0, 1, 2, 3])))
-    state = flow.run(executor=DaskExecutor(address=dask_cluster.scheduler_address))
+    executor = DaskExecutor(address=dask_cluster.scheduler_address, map_batch_size=batch)
+    state = flow.run(executor=executor)
     assert state.is_successful()
     assert state.result[t].result == 6

@@ -60,6 +60,8 @@ class Task(TaskOperators):
         state_handlers: Iterable[StateHandler] | None = None,
         on_failure: Callable[[Task, states.State], None] | None = None,
         nout: int | None = None,
+        *,
+        map_batch_size: int | None = None,
     ) -> None:
         if isinstance(tags, str):
             raise TypeError("Tags should be a set of tags, not a string.")
@@ -86,6 +88,14 @@ class Task(TaskOperators):
         if on_failure is not None:
             self.state_handlers.append(_failure_callback(on_failure))
         self.nout = nout
+        if map_batch_size is not None and (
+            isinstance(map_batch_size, bool)
+            or not isinstance(map_batch_size, int)
+            or map_batch_size < 1
+        ):
+            raise ValueError(f"map_batch_size must be a positive integer, got {map_batch_size!r}")
+        # How many mapped children one Dask task runs (DaskExecutor); None: adaptive.
+        self.map_batch_size = map_batch_size
         self._check_signature()
 
     def __repr__(self) -> str:

@@ -54,6 +54,7 @@ class DaskExecutor:
         *,
         client: Any | None = None,
         restart_stuck_workers: bool = False,
+        map_batch_size: int | None = None,
     ) -> None:
         if address is not None and (cluster_class is not None or cluster_kwargs):
             raise ValueError("Give either an address or a cluster_class/cluster_kwargs, not both.")
@@ -66,6 +67,7 @@ class DaskExecutor:
             )
         self.given_client = client
         self.restart_stuck_workers = restart_stuck_workers
+        self.map_batch_size = map_batch_size
         self.address = address
         self.cluster_class = cluster_class
         self.cluster_kwargs = dict(cluster_kwargs or {})
@@ -130,6 +132,7 @@ class DaskExecutor:
             on_task_state=on_task_state,
             publish_prefix=self.publish_prefix,
             restart_stuck_workers=self.restart_stuck_workers,
+            map_batch_size=self.map_batch_size,
         )
         try:
             yield session

@@ -25,11 +25,13 @@ from dask._task_spec import Task, TaskRef, parse_input
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
 from flowrun.engine.executors import base, fusion
+from flowrun.engine.executors import dask_batches as batches
 from flowrun.engine.executors.dask_worker import (
     Opaque,
     TopicDone,
     TopicEvents,
     describe,
+    pick,
     run_child_on_worker,
     run_on_worker,
     run_segment,
@@ -61,6 +63,8 @@ def _dependencies(upstream: Any, reduced: Any, state_result: Any) -> set[str]:
             item = item.value
         if isinstance(item, list):
             stack.extend(item)
+        elif isinstance(item, dict):  # a batch marker (see `dask_batches`)
+            stack.extend(item.values())
         elif isinstance(item, TaskRef | distributed.Future):
             found.add(str(item.key))
     return found
@@ -71,6 +75,8 @@ def _renamed(item: Any, alias: Mapping[str, str]) -> Any:
         return TaskRef(alias[str(item.key)])
     if isinstance(item, list):
         return [_renamed(i, alias) for i in item]
+    if isinstance(item, dict):
+        return {k: _renamed(v, alias) for k, v in item.items()}
     return item
 
 
@@ -99,8 +105,12 @@ class DaskSession:
         on_task_state: events.OnTaskState | None,
         publish_prefix: str | None,
         restart_stuck_workers: bool = False,
+        map_batch_size: int | None = None,
     ) -> None:
         self.client = client
+        self.map_batch_size = map_batch_size
+        self.threads: int | None = None
+        self.map_priority = 0
         self.restart_stuck_workers = restart_stuck_workers
         self.run_id = run_id
         self.topic = f"flowrun-{run_id}"
@@ -125,6 +135,10 @@ class DaskSession:
 
     def _on_message(self, event: tuple[float, Any]) -> None:
         message = event[1]
+        for one in message.get("batch", (message,)):
+            self._on_one(one)
+
+    def _on_one(self, message: Mapping[str, Any]) -> None:
         if message.get("abandoned"):
             self._on_abandoned(message)
         elif message.get("done"):
@@ -172,8 +186,10 @@ class DaskSession:
             on_done=TopicDone(self.topic),
         )
         state_result = None
-        if isinstance(state, states.State) and isinstance(state.result, distributed.Future):
-            state, state_result = state.replace(result=None), state.result
+        if isinstance(state, states.State) and isinstance(
+            state.result, distributed.Future | batches.Picked
+        ):
+            state, state_result = state.replace(result=None), self._arg(state.result)
         return call, state, state_result
 
     def _arg(self, item: Any) -> Any:
@@ -181,11 +197,26 @@ class DaskSession:
         if isinstance(item, Pending):
             future = self.futures.get(item.key)
             return future if future is not None else TaskRef(item.key)
+        if isinstance(item, batches.BatchChild):
+            return batches.pick_marker(self.futures[item.batch], item.offset)
+        if isinstance(item, batches.Picked):
+            return batches.pick_marker(item.future, item.offset)
         if isinstance(item, list):
+            if any(batches.is_batched(i) for i in item):
+                return batches.picks_marker(item, self._source)
             return [self._arg(i) for i in item]
-        if isinstance(item, TaskRef) or item is None:
+        if isinstance(item, TaskRef | distributed.Future) or item is None:
             return item
         return Opaque(item)
+
+    def _source(self, item: Any) -> tuple[Any, int | None, Any]:
+        """Where a reduce finds one child: (source for Dask, offset or None, dedup key)."""
+        if isinstance(item, batches.BatchChild):
+            return self.futures[item.batch], item.offset, item.batch
+        if isinstance(item, batches.Picked):
+            return item.future, item.offset, item.future.key
+        found = self._arg(item)
+        return found, None, found.key if isinstance(found, distributed.Future) else None
 
     def submit_call(
         self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
@@ -246,6 +277,9 @@ class DaskSession:
         # Children share everything but their index: ship the common part once.
         base = dataclasses.replace(prepared[0][0], map_index=None, key=None, slice_here=())
         [shared] = self.client.scatter([Opaque(base)], hash=False)
+        size = self._batch_size(len(prepared), base)
+        if size > 1:
+            return batches.submit(self, shared, prepared, inputs, size)
         futures: list[Any] = self.client.map(
             run_child_on_worker,
             [shared] * len(prepared),
@@ -259,6 +293,14 @@ class DaskSession:
             self.futures[future.key] = future
         return futures
 
+    def _batch_size(self, n: int, call: calls.TaskCall) -> int:
+        forced = getattr(call.task, "map_batch_size", None) or self.map_batch_size
+        if forced is None and self.publish_prefix is not None:
+            return 1  # resuming finds each child's result by name: one Dask task each
+        if self.threads is None:
+            self.threads = sum(self.client.nthreads().values())
+        return batches.batch_size(n, self.threads, forced)
+
     # -- records --------------------------------------------------------------------------
     def record(self, handle: Any) -> states.State | None:
         if isinstance(handle, states.State):
@@ -267,24 +309,27 @@ class DaskSession:
         found = self.records.get(key)
         if found is not None:
             return found
-        future = self.futures.get(key)
+        batched = isinstance(handle, batches.BatchChild)
+        future = self.futures.get(handle.batch if batched else key)
         if future is None:
             return states.Cancelled("Task was cancelled.") if self.cancelled else None
+        offset = handle.offset if batched else None
         with self.cond:
             raw = self.done.get(key)
         if raw is None:
-            raw = self._without_event(future)
+            raw = self._without_event(future, key, offset)
             if raw is None:
                 return None
         if isinstance(raw, states.State):
             found = raw
         else:
-            found = _record(raw, future)
-            self._publish(key, future, found)
+            result = future if offset is None else batches.Picked(future, offset)
+            found = _record(raw, result)
+            self._publish(key, result, found)
         self.records[key] = found
         return found
 
-    def _without_event(self, future: Any) -> Any:
+    def _without_event(self, future: Any, key: str, offset: int | None) -> Any:
         status = future.status
         if status == "cancelled" or (self.cancelled and status != "finished"):
             return states.Cancelled("Task was cancelled.")
@@ -292,14 +337,16 @@ class DaskSession:
             exc = future.exception(timeout=5)
             return states.Failed(f"Task could not run on the cluster: {type(exc).__name__}: {exc}")
         if status == "finished":
-            first = self.finished_at.setdefault(future.key, time.monotonic())
+            first = self.finished_at.setdefault(key, time.monotonic())
             if time.monotonic() - first > EVENT_GRACE:
-                return self.client.submit(describe, future, future.key, pure=False).result()
+                return self.client.submit(describe, future, key, offset, pure=False).result()
         return None
 
     def _publish(self, key: str, future: Any, record: states.State) -> None:
         if self.publish_prefix is None or not record.is_finished():
             return
+        if isinstance(future, batches.Picked):  # published alone, so it is found by name
+            future = self.client.submit(pick, future.future, future.offset, pure=False)
         slug, index = self.names.get(key, (key, None))
         name = f"{self.publish_prefix}{slug}" + ("" if index is None else f"[{index}]")
         self.client.publish_dataset(future, name=name, override=True)
@@ -314,7 +361,7 @@ class DaskSession:
             self.callback(self.queue.popleft())
 
     def as_upstream(self, given: states.State) -> Any:
-        if isinstance(given.result, distributed.Future):
+        if isinstance(given.result, distributed.Future | batches.Picked):
             return given.result
         if isinstance(given, states.Mapped):
             return given.replace(map_states=(), result=None, n_map_states=given.n_map_states)
@@ -323,15 +370,8 @@ class DaskSession:
     def resolve(self, record: states.State) -> states.State:
         """Fetch result values into the client (for return_tasks only)."""
         if isinstance(record, states.Mapped):
-            # One gather for all children, not a round trip each.
             kids = record.map_states
-            live = [
-                i
-                for i, c in enumerate(kids)
-                if isinstance(c.result, distributed.Future) and c.result.status == "finished"
-            ]
-            values = self.client.gather([kids[i].result for i in live])
-            fetched = dict(zip(live, values, strict=True))
+            fetched = batches.fetch_children(self.client, kids)
             children = tuple(
                 c.replace(result=calls.as_state(fetched[i]).result)
                 if i in fetched
@@ -339,11 +379,9 @@ class DaskSession:
                 for i, c in enumerate(kids)
             )
             return record.replace(map_states=children, result=[c.result for c in children])
-        if isinstance(record.result, distributed.Future):
-            if record.result.status in ("cancelled", "error", "lost"):
-                return record.replace(result=None)
-            full = calls.as_state(record.result.result())
-            return record.replace(result=full.result)
+        if isinstance(record.result, distributed.Future | batches.Picked):
+            [found] = batches.fetch_children(self.client, [record]).values() or [None]
+            return record.replace(result=None if found is None else calls.as_state(found).result)
         return record
 
     def cancel(self) -> None:

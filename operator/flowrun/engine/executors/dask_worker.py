@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -59,18 +60,37 @@ class Opaque:
         return Opaque, (self.value,)
 
 
+# Marker keys of the dicts that stand for mapped children run in batches (see
+# `dask_batches`): Dask resolves the batch futures inside, the worker picks the children.
+PICK = "__flowrun_pick__"  # {PICK: offset, "batch": <batch future>}: one child's state
+# {PICKS: Opaque([(source, offset or None)]), "sources": [batch futures, other handles]}:
+# a list of children (what a reduce receives), each picked from a batch or taken whole.
+PICKS = "__flowrun_picks__"
+
+
 def plain(item: Any) -> Any:
+    """A submission argument as the task runner takes it (see `DaskSession._arg`)."""
     if isinstance(item, Opaque):
         return item.value
     if isinstance(item, list):
         return [plain(i) for i in item]
+    if isinstance(item, dict) and PICK in item:
+        return item["batch"][item[PICK]]
+    if isinstance(item, dict) and PICKS in item:
+        sources = item["sources"]
+        return [
+            plain(sources[s]) if offset is None else sources[s][offset]
+            for s, offset in item[PICKS].value
+        ]
     return item
 
 
 def run_on_worker(
     call: Opaque, state: Opaque, upstream: list[Any], reduced: list[Any], state_result: Any
 ) -> states.State:
-    return calls.run_task(call.value, state.value, plain(upstream), plain(reduced), state_result)
+    return calls.run_task(
+        call.value, state.value, plain(upstream), plain(reduced), plain(state_result)
+    )
 
 
 def run_child_on_worker(
@@ -78,7 +98,69 @@ def run_child_on_worker(
 ) -> states.State:
     index, key, slice_here, state, state_result = child
     call = dataclasses.replace(base.value, map_index=index, key=key, slice_here=slice_here)
-    return calls.run_task(call, state.value, plain(upstream), plain(reduced), state_result)
+    return calls.run_task(call, state.value, plain(upstream), plain(reduced), plain(state_result))
+
+
+class BatchSink:
+    """Collects a batch's events and final records; sends them as one message per
+    `interval` seconds and at the end, instead of one message per state change."""
+
+    def __init__(self, topic: str, interval: float = 0.5) -> None:
+        self.topic = topic
+        self.interval = interval
+        self.buffer: list[dict[str, Any]] = []
+        self.sent = time.monotonic()
+
+    def event(self, event: events.TaskEvent) -> None:
+        self.buffer.append(event.to_dict())
+
+    def done(self, call: calls.TaskCall, final: states.State, run_count: int) -> None:
+        self.buffer.append(_done_message(call, final, run_count))
+        if time.monotonic() - self.sent > self.interval:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buffer:
+            distributed.get_worker().log_event(self.topic, {"batch": self.buffer})
+            self.buffer = []
+        self.sent = time.monotonic()
+
+
+def run_batch(
+    base: Opaque,
+    children: Opaque,
+    upstreams: list[Any],
+    reduceds: list[Any],
+    state_results: list[Any],
+) -> list[states.State]:
+    """Run a contiguous slice of a mapped task's children, each through its own
+    TaskRunner, in order; return their final states (what downstream children pick)."""
+    call0: calls.TaskCall = base.value
+    scope = call0.context.get("flow_run_id")
+    topic = call0.on_done.topic if isinstance(call0.on_done, TopicDone) else ""
+    sink = BatchSink(topic)
+    on_event = sink.event if call0.on_event is not None else None
+    finals: list[states.State] = []
+    try:
+        for i, (index, key, slice_here, state) in enumerate(children.value):
+            call = dataclasses.replace(
+                call0,
+                map_index=index,
+                key=key,
+                slice_here=slice_here,
+                on_event=on_event,
+                on_done=sink.done,
+            )
+            if interrupts.is_cancelled(scope):
+                final: states.State = states.Cancelled("Task was cancelled.")
+                sink.done(call, final, 0)
+            else:
+                up, red, result = (plain(x[i]) for x in (upstreams, reduceds, state_results))
+                final = calls.run_task(call, state, up, red, result)
+            finals.append(final)
+    finally:
+        sink.flush()
+    return finals
 
 
 def run_segment(
@@ -96,18 +178,27 @@ def run_segment(
             if call.on_done is not None:
                 call.on_done(call, final, 0)
         elif i == 0:
-            final = calls.run_task(call, state, plain(upstream), plain(reduced), state_result)
+            final = calls.run_task(
+                call, state, plain(upstream), plain(reduced), plain(state_result)
+            )
         else:
             previous = finals[-1]
             inputs = [previous if isinstance(u, TaskRef) else plain(u) for u in up]
-            final = calls.run_task(call, state, inputs, plain(red), result)
+            final = calls.run_task(call, state, inputs, plain(red), plain(result))
         finals.append(final)
     return finals
 
 
-def describe(final: states.State, key: str) -> dict[str, Any]:
-    """Fallback record, computed on a worker, if a final event went missing."""
-    return {**events.event_for("", None, final, 0).to_dict(), "key": key, "done": True}
+def describe(final: Any, key: str, offset: int | None = None) -> dict[str, Any]:
+    """Fallback record, computed on a worker, if a final event went missing (`offset`:
+    the child's place in its batch's result)."""
+    found: states.State = final if offset is None else final[offset]
+    return {**events.event_for("", None, found, 0).to_dict(), "key": key, "done": True}
+
+
+def pick(batch: list[Any], offset: int) -> Any:
+    """One child's final state out of its batch's result (to publish it alone)."""
+    return batch[offset]
 
 
 def _carry_dask_task() -> AbstractContextManager[Any] | None:

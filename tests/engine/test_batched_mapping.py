@@ -1,0 +1,123 @@
+"""Batched mapping on DaskExecutor: each child keeps its own run, events and state, and a
+map of a map runs without a barrier. (test_mapping runs every mapping behaviour batched.)"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from typing import Any
+
+import pytest
+from engine_helpers import poll
+
+from flowrun import Flow, task
+from flowrun.engine import run_until_finished
+from flowrun.engine import state as s
+from flowrun.engine.events import TaskEvent
+from flowrun.engine.executors import dask_batches
+from flowrun.executors import DaskExecutor
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+def test_batch_size_adapts_to_the_map_and_the_cluster() -> None:
+    assert dask_batches.batch_size(10, threads=2, forced=None) == 1  # too small to gain
+    assert dask_batches.batch_size(1000, threads=2, forced=None) == 63  # 16 batches
+    assert dask_batches.batch_size(10**6, threads=2, forced=None) == dask_batches.MAX_BATCH
+    assert dask_batches.batch_size(1000, threads=2, forced=7) == 7
+
+
+def test_map_batch_size_must_be_a_positive_integer() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="map_batch_size"):
+            task(lambda x: x, map_batch_size=bad)
+
+
+def test_every_child_reports_its_own_events(dask_cluster: Any) -> None:
+    seen: list[TaskEvent] = []
+    with Flow("events") as flow:
+        m = inc.map(list(range(50)))
+        t = total(m)
+    executor = DaskExecutor(address=dask_cluster.scheduler_address, map_batch_size=7)
+    state = run_until_finished(
+        flow, executor=executor, on_task_state=seen.append, return_tasks=[m, t]
+    )
+    assert state.result[t].result == sum(range(1, 51))
+    assert [c.result for c in state.result[m].map_states] == list(range(1, 51))
+    per_child = collections.Counter((e.map_index, e.state) for e in seen if e.task == m.slug)
+    for i in range(50):
+        assert per_child[i, "Running"] == 1
+        assert per_child[i, "Success"] == 1
+
+
+def test_a_per_task_batch_size_wins(dask_cluster: Any) -> None:
+    @task(map_batch_size=25)
+    def where(x: int) -> str:
+        from distributed import get_worker  # noqa: PLC0415 - on the worker
+
+        return str(get_worker().get_current_task())
+
+    with Flow("per-task") as flow:
+        m = where.map(list(range(50)))
+    executor = DaskExecutor(address=dask_cluster.scheduler_address)
+    state = run_until_finished(flow, executor=executor, return_tasks=[m])
+    keys = state.result[m].result
+    assert keys[0].startswith("where-1[0-24]")
+    assert keys[49].startswith("where-1[25-49]")
+
+
+def test_map_of_a_map_has_no_barrier(dask_cluster: Any) -> None:
+    """The first downstream child starts before the last upstream child ends (timestamps
+    of their states, from the workers' events)."""
+    seen: list[TaskEvent] = []
+    lock = threading.Lock()
+
+    def record(event: TaskEvent) -> None:
+        with lock:
+            seen.append(event)
+
+    with Flow("no-barrier") as flow:
+        up = inc.map(list(range(400)))
+        down = inc.map(up)
+    executor = DaskExecutor(address=dask_cluster.scheduler_address, map_batch_size=20)
+    state = run_until_finished(flow, executor=executor, on_task_state=record)
+    assert state.is_successful()
+    ups = [e.timestamp for e in seen if e.task == up.slug and e.state == "Success"]
+    downs = [e.timestamp for e in seen if e.task == down.slug and e.state == "Running"]
+    assert len(ups) == len(downs) == 400
+    assert min(downs) < max(ups)
+
+
+def test_cancel_stops_the_children_of_a_batch(dask_cluster: Any, tmp_path: Any) -> None:
+    started = tmp_path / "started"
+
+    @task
+    def slow(x: int) -> int:
+        started.write_text("yes")
+        threading.Event().wait(0.2)
+        return x
+
+    with Flow("cancel-batch") as flow:
+        m = slow.map(list(range(200)))
+    cancel = threading.Event()
+    out: dict[str, Any] = {}
+    executor = DaskExecutor(address=dask_cluster.scheduler_address, map_batch_size=50)
+    thread = threading.Thread(
+        target=lambda: out.update(state=run_until_finished(flow, executor=executor, cancel=cancel))
+    )
+    thread.start()
+    poll(started.exists)
+    cancel.set()
+    thread.join(30)
+    assert not thread.is_alive()
+    children = out["state"].result[m].map_states
+    assert all(c.is_finished() for c in children)
+    assert any(type(c) is s.Cancelled for c in children)
