@@ -21,6 +21,7 @@ from flowrun.engine.flow_runner import FlowRunner
 from flowrun.engine.result import NoResult, Result
 from flowrun.engine.task_runner import TaskRunner
 from flowrun.utilities.debug import raise_on_exception
+from flowrun.utilities.tasks import tags
 
 
 @task
@@ -296,3 +297,40 @@ def test_mapped_children_are_a_list() -> None:
     final = flow.run().result[t]
     assert isinstance(final.map_states, list)
     assert final.result == [2, 3]
+
+
+def test_task_api_as_prefect_documents_it() -> None:
+    @task
+    def pair(x: int, y: str = "s") -> tuple[int, str]:
+        return x, y
+
+    assert pair.nout == 2
+    assert pair.inputs() == {
+        "x": {"type": int, "required": True},
+        "y": {"type": str, "required": False},
+    }
+    assert pair.outputs() == tuple[int, str]
+    assert pair.logger.name == "flowrun.pair"
+    with pytest.raises(ValueError, match="reserved"):
+
+        class Bad(Task):
+            def run(self, mapped: Any = None) -> None:  # type: ignore[override]
+                pass
+
+    with pytest.raises(ValueError, match="No Flow was passed"):
+        Task().set_downstream(Task())
+    with pytest.raises(AttributeError, match="foo"), Flow("f"):
+        Task()(task_args={"foo": 1})
+    assert Task(slug="s").copy().slug == "s-copy"
+
+
+def test_tags_block_and_unpacking_by_nout() -> None:
+    @task(nout=2)
+    def two() -> Any:
+        return 1, 2
+
+    with Flow("f") as flow, tags("etl"):
+        a, b = two()
+        c = a + b
+    assert "etl" in c.tags
+    assert flow.run().result[c].result == 3

@@ -16,6 +16,7 @@ from typing import Any, Self
 
 from flowrun.engine import flow_context
 from flowrun.engine import state as states
+from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated, Edge
 from flowrun.engine.task import Constant, Parameter, Task, as_task, contains_task
 
@@ -101,6 +102,11 @@ class FlowBase:
         self._up[task] = []
         self._down[task] = []
         self._sorted = None
+        # Inside `with case(...)` (flowrun.tasks.control_flow) a new task joins the case,
+        # as in Prefect; parameters and constants stay root tasks.
+        active_case = context.get("case")
+        if active_case is not None and not isinstance(task, Parameter | Constant):
+            active_case.add_task(task, self)
         return task
 
     def add_edge(  # noqa: PLR0917 - Prefect 1.x's signature

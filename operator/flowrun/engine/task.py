@@ -17,10 +17,10 @@ from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated
 from flowrun.engine.flow_context import FlowBuilder
+from flowrun.engine.task_api import TaskAPI, check_run_signature, infer_nout
 from flowrun.engine.task_operators import TaskOperators
 
 StateHandler = Callable[["Task", states.State, states.State], "states.State | None"]
-RESERVED = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
 
 
 def _seconds(value: float | dt.timedelta | None) -> float | None:
@@ -35,7 +35,7 @@ def _delta(value: float | dt.timedelta | None) -> dt.timedelta | None:
     return dt.timedelta(seconds=value)
 
 
-class Task(TaskOperators):
+class Task(TaskAPI, TaskOperators):
     """A unit of work. Subclass and define `run(self, ...)`, or use `@task`.
 
     >>> class Add(Task):
@@ -48,7 +48,7 @@ class Task(TaskOperators):
         name: str | None = None,
         slug: str | None = None,
         tags: Iterable[str] | None = None,
-        max_retries: int = 0,
+        max_retries: int | None = 0,
         retry_delay: float | dt.timedelta | None = None,
         retry_on: type[BaseException] | Iterable[type[BaseException]] | None = None,
         timeout: float | dt.timedelta | None = None,
@@ -62,13 +62,19 @@ class Task(TaskOperators):
         nout: int | None = None,
         *,
         map_batch_size: int | None = None,
+        checkpoint: bool | None = None,
+        log_stdout: bool = False,
+        result: Any = None,
+        target: str | Callable[..., str] | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
     ) -> None:
         if isinstance(tags, str):
             raise TypeError("Tags should be a set of tags, not a string.")
         self.name = name or type(self).__name__
         self.slug = slug
-        self.tags = frozenset(tags or ())
-        self.max_retries = max_retries
+        # Tags of enclosing `flowrun.utilities.tasks.tags(...)` blocks are added.
+        self.tags = frozenset(tags or ()) | frozenset(context.get("tags") or ())
+        self.max_retries = max_retries or 0
         self.retry_delay = _delta(retry_delay) or dt.timedelta(0)
         if retry_on is not None and isinstance(retry_on, type):
             retry_on = (retry_on,)
@@ -87,7 +93,7 @@ class Task(TaskOperators):
         self.state_handlers: list[StateHandler] = list(state_handlers or ())
         if on_failure is not None:
             self.state_handlers.append(_failure_callback(on_failure))
-        self.nout = nout
+        self.nout = nout if nout is not None else infer_nout(self._run_function())
         if map_batch_size is not None and (
             isinstance(map_batch_size, bool)
             or not isinstance(map_batch_size, int)
@@ -96,7 +102,20 @@ class Task(TaskOperators):
             raise ValueError(f"map_batch_size must be a positive integer, got {map_batch_size!r}")
         # How many mapped children one Dask task runs (DaskExecutor); None: adaptive.
         self.map_batch_size = map_batch_size
+        self._set_result_options(checkpoint, result, target)
+        self.log_stdout = log_stdout
+        self.task_run_name = task_run_name
+        self.auto_generated = False
         self._check_signature()
+
+    def _set_result_options(self, checkpoint: bool | None, result: Any, target: Any) -> None:
+        self.checkpoint = checkpoint
+        self.target = target
+        self.result = result
+        if target is not None and result is not None:
+            # As in Prefect: the target is where the result is written and looked for.
+            self.result = result.copy()
+            self.result.location = target
 
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
@@ -111,21 +130,30 @@ class Task(TaskOperators):
     def run_with(self, inputs: Mapping[str, Any]) -> Any:
         return self.run(**inputs)
 
+    def _run_function(self) -> Callable[..., Any]:
+        return self.run
+
     def _check_signature(self) -> None:
-        for param in self.signature().parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.POSITIONAL_ONLY):
-                raise ValueError(
-                    f"Task {self.name!r}: run() may not take *args or positional-only arguments."
-                )
-            if param.name in RESERVED:
-                raise ValueError(
-                    f"Task {self.name!r}: run() may not use the reserved argument {param.name!r}."
-                )
+        check_run_signature(self._run_function(), f"Task {self.name!r}")
+        positional = [
+            p.name for p in self.signature().parameters.values() if p.kind is p.POSITIONAL_ONLY
+        ]
+        if positional:
+            raise TypeError(
+                f"Task {self.name!r}: run() may not take positional-only arguments "
+                f"{positional}: flowrun passes every argument by keyword."
+            )
 
     # -- building flows -----------------------------------------------------------------
     def copy(self, **task_args: Any) -> Task:
+        """A copy with some attributes changed (a given slug gets "-copy" appended)."""
+        unknown = [key for key in task_args if not hasattr(self, key)]
+        if unknown:
+            raise AttributeError(f"{self} does not have {unknown[0]} as an attribute")
         new = copy.copy(self)
         new.state_handlers = list(self.state_handlers)
+        if self.slug and "slug" not in task_args and not getattr(self, "_auto_slug", False):
+            task_args = {**task_args, "slug": f"{self.slug}-copy"}
         for key, given in task_args.items():
             value = given
             if key in {"retry_delay", "cache_for"}:
@@ -135,6 +163,7 @@ class Task(TaskOperators):
             setattr(new, key, value)
         if "slug" not in task_args and getattr(self, "_auto_slug", False):
             new.slug = None
+        new.tags = self.tags | frozenset(new.tags) | frozenset(context.get("tags") or ())
         return new
 
     def __call__(
@@ -159,7 +188,11 @@ class Task(TaskOperators):
     ) -> Task:
         target = flow or flow_context.current_flow()
         if target is None:
-            raise ValueError(f"Could not infer an active Flow context while binding {self!r}.")
+            raise ValueError(
+                f"Could not infer an active Flow context while creating edge to {self}. "
+                "This often means you called a task outside a `with Flow(...)` block. "
+                "To run the task's code directly, call `.run(...)` on it."
+            )
         bound = self.signature().bind(*args, **kwargs).arguments
         for name, param in self.signature().parameters.items():
             if param.kind is param.VAR_KEYWORD and name in bound:
@@ -205,10 +238,29 @@ class Task(TaskOperators):
         task.set_upstream(self, key=key, mapped=mapped, flow=flow)
         return self
 
+    def set_dependencies(  # noqa: PLR0917 - Prefect 1.x's signature
+        self,
+        flow: FlowBuilder | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: Mapping[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> Task:
+        """Add edges to and from this task in `flow` (default: the active flow)."""
+        self._flow(flow).set_dependencies(
+            self,
+            upstream_tasks=upstream_tasks,
+            downstream_tasks=downstream_tasks,
+            keyword_tasks=keyword_tasks,
+            mapped=mapped,
+        )
+        return self
+
     def _flow(self, flow: FlowBuilder | None) -> FlowBuilder:
         found: FlowBuilder | None = flow or flow_context.current_flow()
         if found is None:
-            raise ValueError("Could not infer an active Flow context.")
+            raise ValueError("No Flow was passed, and could not infer an active Flow context.")
         return found
 
     def __getitem__(self, key: Any) -> Task:
@@ -238,6 +290,9 @@ class FunctionTask(Task):
 
     def signature(self) -> inspect.Signature:
         return inspect.signature(self.fn)
+
+    def _run_function(self) -> Callable[..., Any]:
+        return self.fn
 
     def run(self, **inputs: Any) -> Any:
         return self.fn(**inputs)
