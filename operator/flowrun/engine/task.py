@@ -94,14 +94,8 @@ class Task(TaskAPI, TaskOperators):
         if on_failure is not None:
             self.state_handlers.append(_failure_callback(on_failure))
         self.nout = nout if nout is not None else infer_nout(self._run_function())
-        if map_batch_size is not None and (
-            isinstance(map_batch_size, bool)
-            or not isinstance(map_batch_size, int)
-            or map_batch_size < 1
-        ):
-            raise ValueError(f"map_batch_size must be a positive integer, got {map_batch_size!r}")
         # How many mapped children one Dask task runs (DaskExecutor); None: adaptive.
-        self.map_batch_size = map_batch_size
+        self.map_batch_size = _batch_size(map_batch_size)
         self._set_result_options(checkpoint, result, target)
         self.log_stdout = log_stdout
         self.task_run_name = task_run_name
@@ -270,6 +264,12 @@ class Task(TaskAPI, TaskOperators):
         if self.nout is None:
             raise TypeError(f"Task {self.name!r} is not iterable: set nout= to unpack its result.")
         return (self[i] for i in range(self.nout))
+
+
+def _batch_size(value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"map_batch_size must be a positive integer, got {value!r}")
+    return value
 
 
 def _failure_callback(fn: Callable[[Task, states.State], None]) -> StateHandler:
