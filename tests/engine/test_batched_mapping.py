@@ -4,6 +4,7 @@ map of a map runs without a barrier. (test_mapping runs every mapping behaviour 
 from __future__ import annotations
 
 import collections
+import os
 import threading
 from typing import Any
 
@@ -121,3 +122,33 @@ def test_cancel_stops_the_children_of_a_batch(dask_cluster: Any, tmp_path: Any) 
     children = out["state"].result[m].map_states
     assert all(c.is_finished() for c in children)
     assert any(type(c) is s.Cancelled for c in children)
+
+
+def test_a_batch_rerun_after_its_worker_died_reports_each_child_once(tmp_path: Any) -> None:
+    import distributed  # noqa: PLC0415 - only this test needs its own cluster
+
+    died = tmp_path / "died"
+
+    @task
+    def fragile(x: int) -> int:
+        if x == 12 and not died.exists():
+            died.write_text("once")
+            os._exit(1)  # the worker process dies in the middle of the batch
+        threading.Event().wait(0.1)  # long enough that earlier children were reported
+        return x
+
+    seen: list[TaskEvent] = []
+    with Flow("worker-dies") as flow:
+        m = fragile.map(list(range(30)))
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    with cluster:
+        executor = DaskExecutor(address=cluster.scheduler_address, map_batch_size=15)
+        state = run_until_finished(
+            flow, executor=executor, on_task_state=seen.append, return_tasks=[m]
+        )
+    assert died.exists()
+    assert state.result[m].result == list(range(30))
+    successes = collections.Counter(e.map_index for e in seen if e.state == "Success")
+    assert successes == dict.fromkeys(range(30), 1)

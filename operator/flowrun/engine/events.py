@@ -7,6 +7,7 @@ client never unpickles user objects to learn how a task is doing.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -53,3 +54,18 @@ def event_for(slug: str, map_index: int | None, st: states.State, run_count: int
         start_time=None if start is None else start.timestamp(),
         n_map_states=st.n_map_states if isinstance(st, states.Mapped) else None,
     )
+
+
+def state_of(raw: Mapping[str, Any], result: Any) -> states.State:
+    """The State an event dict (`TaskEvent.to_dict()`) describes, with `result` as its result."""
+    cls = states.BY_NAME.get(raw["state"], states.State)
+    kwargs: dict[str, Any] = {"result": result}
+    if issubclass(cls, states.Scheduled):
+        start = raw.get("start_time")
+        kwargs["start_time"] = None if start is None else dt.datetime.fromtimestamp(start, dt.UTC)
+    if issubclass(cls, states.Retrying):
+        kwargs["run_count"] = raw.get("run_count") or 0
+    if issubclass(cls, states.Mapped):
+        kwargs["n_map_states"] = raw.get("n_map_states") or 0
+        kwargs["result"] = None
+    return cls(raw.get("message"), **kwargs)

@@ -111,7 +111,7 @@ def fetch_children(client: Any, children: Sequence[Any]) -> dict[int, Any]:
 
 def submit(
     session: Any,
-    shared: Any,
+    base: Any,
     prepared: Sequence[tuple[calls.TaskCall, Any, Any]],
     inputs: Sequence[tuple[list[Any], list[Any]]],
     size: int,
@@ -140,7 +140,7 @@ def submit(
     session.map_priority += 1
     futures = session.client.map(
         run_batch,
-        [shared] * len(keys),
+        [base] * len(keys),
         specs,
         ups,
         reds,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import datetime as dt
 import logging
 import operator
 import threading
@@ -80,20 +79,6 @@ def _renamed(item: Any, alias: Mapping[str, str]) -> Any:
     return item
 
 
-def _record(raw: Mapping[str, Any], result: Any) -> states.State:
-    cls = states.BY_NAME.get(raw["state"], states.State)
-    kwargs: dict[str, Any] = {"result": result}
-    if issubclass(cls, states.Scheduled):
-        start = raw.get("start_time")
-        kwargs["start_time"] = None if start is None else dt.datetime.fromtimestamp(start, dt.UTC)
-    if issubclass(cls, states.Retrying):
-        kwargs["run_count"] = raw.get("run_count") or 0
-    if issubclass(cls, states.Mapped):
-        kwargs["n_map_states"] = raw.get("n_map_states") or 0
-        kwargs["result"] = None
-    return cls(raw.get("message"), **kwargs)
-
-
 class DaskSession:
     """One flow run's submissions, records and events on one Client."""
 
@@ -141,6 +126,10 @@ class DaskSession:
     def _on_one(self, message: Mapping[str, Any]) -> None:
         if message.get("abandoned"):
             self._on_abandoned(message)
+        elif message.get("key") in self.done:
+            # A batch that Dask ran again (its worker died) reports its finished children
+            # again: they were reported already, once is what the callback and records get.
+            return
         elif message.get("done"):
             with self.cond:
                 self.done[message["key"]] = message
@@ -274,12 +263,13 @@ class DaskSession:
         prepared = [self._prepare(c, s) for c, s in zip(calls_, states_, strict=True)]
         if not prepared:
             return []
-        # Children share everything but their index: ship the common part once.
         base = dataclasses.replace(prepared[0][0], map_index=None, key=None, slice_here=())
-        [shared] = self.client.scatter([Opaque(base)], hash=False)
         size = self._batch_size(len(prepared), base)
-        if size > 1:
-            return batches.submit(self, shared, prepared, inputs, size)
+        if size > 1:  # few tasks: each carries the common part (no scattered data to lose)
+            return batches.submit(self, Opaque(base), prepared, inputs, size)
+        # Children share everything but their index: ship the common part once, to every
+        # worker, so that it outlives a worker that dies.
+        [shared] = self.client.scatter([Opaque(base)], hash=False, broadcast=True)
         futures: list[Any] = self.client.map(
             run_child_on_worker,
             [shared] * len(prepared),
@@ -324,7 +314,7 @@ class DaskSession:
             found = raw
         else:
             result = future if offset is None else batches.Picked(future, offset)
-            found = _record(raw, result)
+            found = events.state_of(raw, result)
             self._publish(key, result, found)
         self.records[key] = found
         return found

@@ -7,6 +7,7 @@ client as plain dicts on the run's topic (`Worker.log_event`), never as pickled 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -111,8 +112,9 @@ class BatchSink:
         self.buffer: list[dict[str, Any]] = []
         self.sent = time.monotonic()
 
-    def event(self, event: events.TaskEvent) -> None:
-        self.buffer.append(event.to_dict())
+    def event(self, key: str | None, event: events.TaskEvent) -> None:
+        # Tagged with the child's key, so that the client can drop what a re-run repeats.
+        self.buffer.append({**event.to_dict(), "key": key})
 
     def done(self, call: calls.TaskCall, final: states.State, run_count: int) -> None:
         self.buffer.append(_done_message(call, final, run_count))
@@ -139,7 +141,6 @@ def run_batch(
     scope = call0.context.get("flow_run_id")
     topic = call0.on_done.topic if isinstance(call0.on_done, TopicDone) else ""
     sink = BatchSink(topic)
-    on_event = sink.event if call0.on_event is not None else None
     finals: list[states.State] = []
     try:
         for i, (index, key, slice_here, state) in enumerate(children.value):
@@ -148,7 +149,7 @@ def run_batch(
                 map_index=index,
                 key=key,
                 slice_here=slice_here,
-                on_event=on_event,
+                on_event=None if call0.on_event is None else functools.partial(sink.event, key),
                 on_done=sink.done,
             )
             if interrupts.is_cancelled(scope):
