@@ -140,14 +140,15 @@ class Task(TaskAPI, TaskOperators):
 
     # -- building flows -----------------------------------------------------------------
     def copy(self, **task_args: Any) -> Task:
-        """A copy with some attributes changed (a given slug gets "-copy" appended)."""
+        """A copy with some attributes changed.
+
+        A slug given by the user is kept (FlowRuns name tasks by slug), unlike Prefect,
+        which appends "-copy"; an automatic slug is reset."""
         unknown = [key for key in task_args if not hasattr(self, key)]
         if unknown:
             raise AttributeError(f"{self} does not have {unknown[0]} as an attribute")
         new = copy.copy(self)
         new.state_handlers = list(self.state_handlers)
-        if self.slug and "slug" not in task_args and not getattr(self, "_auto_slug", False):
-            task_args = {**task_args, "slug": f"{self.slug}-copy"}
         for key, given in task_args.items():
             value = given
             if key in {"retry_delay", "cache_for"}:
