@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flowrun import executors
 from flowrun.api import flows, models, validation
 from flowrun.api.status import FAILED_STATES, StatusBuilder, state_names
 from flowrun.api.validation import SpecError
-from flowrun.engine import events, run_until_finished
+from flowrun.engine import events
 from flowrun.engine import state as states
-from flowrun.engine.executors.base import Executor
-from flowrun.runs.outcome import flow_outcome
-from flowrun.runs.results import strict
+from flowrun.runs.execute import Runner, RunResult
+from flowrun.runs.outcome import Outcome, flow_outcome
+from flowrun.runs.plan import make_plan
 from flowrun.runs.secrets import Masker
 
 HELP = "run a FlowRun manifest locally, without a cluster"
@@ -117,23 +117,30 @@ def load_manifest(
     return validation.parse_flowrun(raw), tuple(s for s in secrets if s)
 
 
-def make_executor(spec: models.FlowRunSpec, choice: str | None) -> tuple[Executor, str]:
-    """The engine executor for this run, and a few words saying what it is."""
+@contextmanager
+def where_to_run(
+    spec: models.FlowRunSpec, choice: str | None
+) -> Iterator[tuple[str, str | None, str]]:
+    """The executor kind, the Dask scheduler address (a LocalCluster for the run's length
+    unless the manifest names an External one) and a few words saying what it is."""
     executor = spec.executor or models.Executor.model_validate({})
     kind = EXECUTORS[choice] if choice else executor.type.value
     if kind == "Local":
-        return executors.LocalExecutor(), "LocalExecutor (in this process)"
+        yield kind, None, "LocalExecutor (in this process)"
+        return
     if kind == "Synchronous":
-        return executors.SynchronousExecutor(), "SynchronousExecutor (Dask synchronous scheduler)"
-    from flowrun.executors import DaskExecutor  # noqa: PLC0415 - imports distributed: only now
-
+        yield kind, None, "SynchronousExecutor (Dask synchronous scheduler)"
+        return
     dask = executor.dask or models.DaskSpec.model_validate({})
     if dask.cluster is models.ClusterKind.External and dask.address:
-        return DaskExecutor(address=dask.address), f"DaskExecutor at {dask.address}"
-    found: Executor = DaskExecutor(
-        cluster_kwargs={"n_workers": dask.workers, "dashboard_address": ":0"}
-    )
-    return found, f"DaskExecutor on a LocalCluster ({dask.workers} worker(s))"
+        yield kind, dask.address, f"DaskExecutor at {dask.address}"
+        return
+    import distributed  # noqa: PLC0415 - only when a cluster is wanted
+
+    local: Any = distributed.LocalCluster  # untyped
+    with local(n_workers=dask.workers, dashboard_address=":0") as cluster:
+        label = f"DaskExecutor on a LocalCluster ({dask.workers} worker(s))"
+        yield kind, cluster.scheduler_address, label
 
 
 class LiveView:
@@ -178,13 +185,13 @@ class LiveView:
             detail=f"{where}: {event.state}",
         )
 
-    def finish(self, final: Mapping[str, states.State]) -> None:
+    def finish(self, final: Sequence[events.TaskEvent]) -> None:
         """Stop taking events; fold in the final states (given in taskStates, or a lost event)."""
         with self._lock:
             self._closed = True
-            for name, st in final.items():
-                if self.builder.state_of(name) != type(st).__name__:
-                    self._show(events.event_for(name, None, st, 0))
+            for event in final:
+                if self.builder.state_of(event.task) != event.state:
+                    self._show(event)
 
     @contextmanager
     def shown(self) -> Iterator[None]:
@@ -227,77 +234,80 @@ def execute(
     secrets: Sequence[str] = (),
 ) -> int:
     spec = run.spec
-    resolved = flows.resolve(spec)
-    executor, label = make_executor(spec, choice)
+    resolved = flows.resolve(spec)  # every name checked, and the task list for the view
     masker = Masker(secrets)
     builder = StatusBuilder(resolved.tasks, redact=masker.text)
     view = LiveView(builder, console, quiet=quiet, mask=masker.text)
     name = run.metadata.name or resolved.flow.name
-    console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
     cancel = threading.Event()
     if spec.cancel:
         cancel.set()  # as the operator would: nothing starts
+    with where_to_run(spec, choice) as (kind, address, label):
+        console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
+        # --param gave the secret values (now in spec.parameters): mask them as the operator does
+        plan = replace(make_plan(spec, secret_values={}, executor=kind), masker=masker)
+        runner = Runner(plan, address=address, cancel=cancel, on_event=view,
+                        on_graph=lambda _: None, known_tasks={},
+                        publish_prefix=f"flowrun-run/{name}/")  # fmt: skip
+        started = time.time()
+        stopped, ended = _run(runner, view, cancel, spec.active_deadline_seconds, console)
+    finished = time.time()
+    console.print(
+        f"{ended.phase} in {finished - started:.1f} s: {builder.progress()} tasks done, "
+        f"{builder.failed} failed",
+        highlight=False,
+    )
+    status = builder.render(
+        phase=ended.phase,
+        message=ended.message,
+        reason=ended.reason,
+        now=finished,
+        generation=run.metadata.generation or 1,
+        start_time=started,
+        completion_time=finished,
+        results=stopped.results if stopped else None,
+        results_omitted=stopped.results_omitted if stopped else (),
+    )
+    shown = {"status": masker.value(status)}
+    sys.stdout.write(yaml.safe_dump(shown, sort_keys=False, width=100))
+    return 0 if ended.phase == "Succeeded" else 1
+
+
+def _run(
+    runner: Runner,
+    view: LiveView,
+    cancel: threading.Event,
+    limit: int | None,
+    console: Console,
+) -> tuple[RunResult | None, Outcome]:
+    """Run on a thread of its own, supervised; the result (None if the engine failed) and
+    the run's outcome."""
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            outcome["state"] = run_until_finished(
-                resolved.flow,
-                parameters=spec.parameters or {},
-                task_states=flows.given_states(spec),
-                start_tasks=spec.start_tasks,
-                return_tasks=spec.return_tasks or [],
-                executor=executor,
-                on_task_state=view,
-                cancel=cancel,
-            )
+            outcome["result"] = runner.run()
         except Exception as err:  # the engine failed, not a task: report it as the run's end
             outcome["error"] = err
 
-    started = time.time()
-    limit = spec.active_deadline_seconds
     deadline = None if limit is None else time.monotonic() + limit
     worker = threading.Thread(target=work, name="flowrun-run", daemon=True)
     with view.shown():
         worker.start()
         stopped = _supervise(worker, cancel, deadline=deadline, console=console)
-        message: str | None
-        reason: str | None = None
-        if "error" in outcome:
-            err = outcome["error"]
-            phase, message, results = "Failed", f"{type(err).__name__}: {err}", {}
-        else:
-            flow_state: states.State = outcome["state"]
-            final = dict(flow_state.result or {})
-            view.finish(final)
-            ended = flow_outcome(type(flow_state).__name__, flow_state.message)
-            phase, message, reason = ended.phase, ended.message, ended.reason
-            results = strict(flows.results_of(final, spec.return_tasks or []))[0]
-    view.finish({})
-    finished = time.time()
+        result: RunResult | None = outcome.get("result")
+        view.finish(result.final_events if result else ())
+    if result is None:
+        err = outcome.get("error")
+        ended = Outcome("Failed", "InternalError", f"{type(err).__name__}: {err}")
+    else:
+        ended = flow_outcome(result.state, result.message)
     if stopped == "DeadlineExceeded":
-        phase, reason = "Failed", stopped
         message = f"activeDeadlineSeconds ({limit} s) exceeded; run stopped"
-    elif spec.cancel or stopped == "Cancelled":
-        reason = "Cancelled"
-    console.print(
-        f"{phase} in {finished - started:.1f} s: {builder.progress()} tasks done, "
-        f"{builder.failed} failed",
-        highlight=False,
-    )
-    status = builder.render(
-        phase=phase,
-        message=message,
-        reason=reason,
-        now=finished,
-        generation=run.metadata.generation or 1,
-        start_time=started,
-        completion_time=finished,
-        results=results,
-    )
-    shown = {"status": masker.value(status)}
-    sys.stdout.write(yaml.safe_dump(shown, sort_keys=False, width=100))
-    return 0 if phase == "Succeeded" else 1
+        ended = Outcome("Failed", stopped, message)
+    elif cancel.is_set() and ended.phase != "Succeeded":
+        ended = Outcome(ended.phase, "Cancelled", ended.message)
+    return result, ended
 
 
 def main(args: argparse.Namespace) -> int:

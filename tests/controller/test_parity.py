@@ -65,6 +65,11 @@ EDGES: dict[str, dict[str, Any]] = {
         taskStates={"a": {"state": "Success", "result": 21}, "d": {"state": "Failed"}},
         returnTasks=["c"],
     ),
+    "ref-by-name": {  # `total` is unique (slug total-1); `x` is not: written by slug
+        "flow": {"ref": "frflows:totals", "referenceTasks": ["total"]},
+        "returnTasks": ["total", "x-2"],
+        "executor": LOCAL,
+    },
     "failing-reference": edge(
         [task("ok", "add", 1, 1), task("bad", "fail", "disk full")],
         flow={"referenceTasks": ["bad"]},

@@ -15,6 +15,7 @@ import pytest
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
 from flowrun.controller import errors, phases
+from flowrun.controller.clusteropts import cluster_options
 from flowrun.controller.taskstatus import TaskStatus, merge_diff
 from flowrun.engine.events import TaskEvent
 from flowrun.runs import outcome, plan
@@ -50,7 +51,7 @@ def build(raw: dict[str, Any], *, allow: bool = False, secrets: Any = None) -> p
         plan.build_plan(
             raw,
             namespace="ns",
-            settings=plan.Policy(allow_in_process=allow, default_image="acme/base:1"),
+            settings=plan.Policy(allow_in_process=allow),
             secrets=secrets or Secrets({"s": {"k": b64("hunter2")}}),
         )
     )
@@ -62,8 +63,9 @@ class TestPlan:
         assert p.parameters == {"token": "hunter2"}
         assert p.redact("login with hunter2 failed") == "login with *** failed"
         assert p.cluster_kind == "External"
-        assert p.cluster_options.address == "tcp://x:1"
-        assert p.cluster_options.image == "acme/base:1"
+        options = cluster_options(p.spec, default_image="acme/base:1")
+        assert options.address == "tcp://x:1"
+        assert options.image == "acme/base:1"
 
     @pytest.mark.parametrize(
         "executor",

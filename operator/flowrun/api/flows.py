@@ -8,7 +8,8 @@ code may run: `flowrun run`, or a worker) and checks the spec's names against it
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,12 +89,55 @@ def resolve(spec: models.FlowRunSpec) -> ResolvedFlow:
         if isinstance(t, Parameter)
     )
     params = {p.name for p in declared}
+    if spec.flow.ref is not None:
+        spec = slugs_for_names(spec, tasks)
     validation.check_spec(
         spec, tasks=[name for name in tasks if name not in params], parameters=declared
     )
     if spec.flow.ref is not None:
         flow = _reference(flow, spec.flow.reference_tasks)
     return ResolvedFlow(flow=flow, tasks=tasks, parameters=declared)
+
+
+_AUTO_SLUG = re.compile(r"^(?P<name>.+)-[0-9]+$")
+
+
+def slugs_for_names(spec: models.FlowRunSpec, slugs: Sequence[str]) -> models.FlowRunSpec:
+    """`spec` with task names written as slugs where the name is unique in the flow.
+
+    A `flow.ref` flow's tasks are keyed by slug, and the engine slugs a task `NAME-N`: users
+    write `returnTasks: [total]` for the one task named `total` (slug `total-1`). A name that
+    is a slug already, or that several tasks share, is left as written (check_spec then lists
+    the slugs).
+
+    >>> spec = models.FlowRunSpec.model_validate({"flow": {"ref": "m:f"}, "returnTasks": ["total"]})
+    >>> slugs_for_names(spec, ["total-1", "x-1", "x-2"]).return_tasks
+    ['total-1']
+    """
+    known = set(slugs)
+    owners: dict[str, list[str]] = {}
+    for slug in slugs:
+        if match := _AUTO_SLUG.match(slug):
+            owners.setdefault(match["name"], []).append(slug)
+
+    def slug_of(name: str) -> str:
+        found = owners.get(name, [])
+        return found[0] if name not in known and len(found) == 1 else name
+
+    def each(names: Sequence[str] | None) -> list[str] | None:
+        return None if names is None else [slug_of(n) for n in names]
+
+    given = spec.task_states
+    return spec.model_copy(
+        update={
+            "start_tasks": each(spec.start_tasks),
+            "return_tasks": each(spec.return_tasks),
+            "task_states": None if given is None else {slug_of(k): v for k, v in given.items()},
+            "flow": spec.flow.model_copy(
+                update={"reference_tasks": each(spec.flow.reference_tasks)}
+            ),
+        }
+    )
 
 
 def given_states(spec: models.FlowRunSpec) -> dict[str, states.State]:

@@ -355,6 +355,7 @@ class StatusBuilder:
         start_time: float | None = None,
         completion_time: float | None = None,
         results: Mapping[str, Any] | None = None,
+        results_omitted: Sequence[str] = (),
         cluster: Mapping[str, str] | None = None,
         previous_conditions: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
@@ -373,12 +374,11 @@ class StatusBuilder:
         status["tasks"] = tasks
         if omitted:
             status["tasksOmitted"] = omitted
-        if results:
-            kept, left_out = self.results(results)
-            if kept:
-                status["results"] = kept
-            if left_out:
-                status["resultsOmitted"] = left_out
+        kept, left_out = self.results(results or {})
+        if kept:
+            status["results"] = kept
+        if [*results_omitted, *left_out]:
+            status["resultsOmitted"] = [*results_omitted, *left_out]
         if cluster:
             status["cluster"] = dict(cluster)
         status["conditions"] = conditions.for_phase(

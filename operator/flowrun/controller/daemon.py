@@ -28,6 +28,7 @@ from flowrun.cluster.kubernetes import delete_daskcluster
 from flowrun.controller import errors, phases, stopping
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
+from flowrun.controller.clusteropts import cluster_options
 from flowrun.controller.statuswriter import StatusSink, StatusWriter
 from flowrun.controller.taskstatus import FAILED, TaskStatus
 from flowrun.engine.events import TaskEvent
@@ -148,10 +149,7 @@ class Run:
         self.plan = await build_plan(
             self.body.get("spec") or {},
             namespace=self.namespace,
-            settings=Policy(
-                allow_in_process=self.ctx.settings.allow_in_process,
-                default_image=self.ctx.settings.default_image,
-            ),
+            settings=Policy(allow_in_process=self.ctx.settings.allow_in_process),
             secrets=self.ctx.secrets,
         )
         self.writer.set_masker(self.plan.masker)
@@ -193,7 +191,7 @@ class Run:
         name = cluster.cluster_name(self.owner)
         began = time.monotonic()
         handle = await self.stop.race(
-            self.provider.start(name, self.plan.cluster_options, self.owner)
+            self.provider.start(name, self._cluster_options(), self.owner)
         )
         self.ctx.metrics.cluster_startup.labels(provider=self.provider.kind).observe(
             time.monotonic() - began
@@ -209,6 +207,10 @@ class Run:
             {"cluster": {"name": name, "scheduler": handle.address, "dashboard": handle.dashboard}}
         )
         return handle.address
+
+    def _cluster_options(self) -> cluster.ClusterOptions:
+        assert self.plan is not None
+        return cluster_options(self.plan.spec, default_image=self.ctx.settings.default_image)
 
     async def _sweep(self) -> None:
         """A finished run whose cleanup was cut short (operator killed) may have left its

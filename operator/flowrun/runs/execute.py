@@ -12,14 +12,13 @@ crosses to the operator; resumed results are looked up by name as futures, never
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import distributed
 
 from flowrun import engine, executors
 from flowrun.api import flows, validation
@@ -28,7 +27,6 @@ from flowrun.engine import events as events_mod
 from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
-from flowrun.engine.executors.dask import DaskExecutor
 from flowrun.runs import results as results_mod
 from flowrun.runs.plan import RunPlan
 
@@ -107,6 +105,8 @@ class Runner:
 
     def run(self) -> RunResult:
         if self.plan.executor == "Dask":
+            import distributed  # noqa: PLC0415 - `flowrun run` imports it only when needed
+
             client_cls: Any = distributed.Client
             with client_cls(self.address, set_as_default=False, timeout=30) as client:
                 self._client = client
@@ -118,6 +118,8 @@ class Runner:
             return executors.LocalExecutor()
         if self.plan.executor == "Synchronous":
             return executors.SynchronousExecutor()
+        from flowrun.engine.executors.dask import DaskExecutor  # noqa: PLC0415 - see `run`
+
         # Our own Client, so futures we looked up (resumed results) belong to the client the
         # engine submits with; the Client is closed by its owner (`run`), not by the executor.
         return DaskExecutor(client=self._client, publish_prefix=self.publish_prefix)
@@ -177,17 +179,21 @@ class Runner:
     def _run(self) -> RunResult:
         graph = self._graph()
         slugs = [t.name for t in graph.tasks]
+        spec = self.plan.spec
         if "ref" in self.plan.flow:  # names could only be checked once the flow was imported
+            spec = flows.slugs_for_names(spec, slugs)
             declared = [validation.DeclaredParameter(p.name, p.required) for p in graph.parameters]
-            validation.check_spec(self.plan.spec, tasks=slugs, parameters=declared)
+            validation.check_spec(spec, tasks=slugs, parameters=declared)
+            if spec.flow.reference_tasks:
+                graph = dataclasses.replace(graph, reference_tasks=tuple(spec.flow.reference_tasks))
         self.on_graph(slugs)
-        task_states = {**self._resumed(slugs), **flows.given_states(self.plan.spec)}
-        return_tasks = list(self.plan.spec.return_tasks or [])
+        task_states = {**self._resumed(slugs), **flows.given_states(spec)}
+        return_tasks = list(spec.return_tasks or [])
         final = engine.run_until_finished(
             graph,
             parameters=self.plan.parameters,
             task_states=task_states,
-            start_tasks=list(self.plan.spec.start_tasks or []) or None,
+            start_tasks=list(spec.start_tasks or []) or None,
             # With Dask, nothing is fetched into the operator (that would unpickle user
             # objects); return-task results are turned into JSON on a worker instead.
             return_tasks=[] if self._client is not None else return_tasks,

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from flowrun.api import flows, models, validation
-from flowrun.cluster.base import ClusterOptions
 from flowrun.runs.outcome import FlowRunError
 from flowrun.runs.secrets import Masker
 
@@ -41,7 +40,6 @@ class RunPlan:
     masker: Masker = field(default_factory=Masker)
     executor: str = "Dask"
     cluster_kind: str | None = "Kubernetes"
-    cluster_options: ClusterOptions = field(default_factory=ClusterOptions)
 
     def redact(self, text: str | None) -> str | None:
         """Mask any secret parameter value in a message (a task may echo its inputs)."""
@@ -79,27 +77,33 @@ class Policy:
     """What the front end allows: the operator's flags, or everything for `flowrun run`."""
 
     allow_in_process: bool = False
-    default_image: str | None = None
 
 
-def cluster_options(
-    spec: models.FlowRunSpec, settings: Policy
-) -> tuple[str, str | None, ClusterOptions]:
+def executor_of(spec: models.FlowRunSpec) -> tuple[str, str | None]:
+    """The executor kind and, for Dask, the kind of cluster the spec asks for."""
     executor = spec.executor or models.Executor.model_validate({})
-    kind = executor.type.value
-    if kind != "Dask":
-        return kind, None, ClusterOptions()
+    if executor.type.value != "Dask":
+        return executor.type.value, None
     dask = executor.dask or models.DaskSpec.model_validate({})
-    resources = dask.resources.model_dump(exclude_none=True) if dask.resources else None
-    options = ClusterOptions(
-        image=dask.image or settings.default_image,
-        workers=dask.workers,
-        resources=resources or None,
-        env=tuple({"name": e.name, "value": e.value} for e in dask.env or []),
-        address=dask.address,
-        startup_timeout=float(dask.startup_timeout_seconds),
+    return "Dask", dask.cluster.value
+
+
+def make_plan(
+    spec: models.FlowRunSpec,
+    *,
+    secret_values: Mapping[str, str],
+    executor: str | None = None,
+) -> RunPlan:
+    """The plan for a checked spec whose Secrets are read (`executor` overrides the spec's)."""
+    kind, cluster_kind = executor_of(spec)
+    return RunPlan(
+        spec=spec,
+        flow=flows.flow_dict(spec),  # keeps an explicit `default: null` (a plain dump loses it)
+        parameters={**(spec.parameters or {}), **secret_values},
+        masker=Masker(secret_values.values()),
+        executor=executor or kind,
+        cluster_kind=cluster_kind if (executor or kind) == "Dask" else None,
     )
-    return kind, dask.cluster.value, options
 
 
 async def build_plan(
@@ -110,20 +114,9 @@ async def build_plan(
     secrets: SecretReader,
 ) -> RunPlan:
     spec = validation.parse_spec(raw_spec)  # SpecError names every field that is wrong
-    executor, cluster_kind, options = cluster_options(spec, settings)
+    executor, cluster_kind = executor_of(spec)
     what = f"executor {executor}" if executor != "Dask" else "Dask cluster Local"
-    plan_in_process = executor != "Dask" or cluster_kind == "Local"
-    if plan_in_process and not settings.allow_in_process:
+    in_process = executor != "Dask" or cluster_kind == "Local"
+    if in_process and not settings.allow_in_process:
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
-    secret_values = await resolve_secrets(spec, namespace, secrets)
-    parameters = {**(spec.parameters or {}), **secret_values}
-    flow = flows.flow_dict(spec)  # keeps an explicit `default: null` (a plain dump loses it)
-    return RunPlan(
-        spec=spec,
-        flow=flow,
-        parameters=parameters,
-        masker=Masker(secret_values.values()),
-        executor=executor,
-        cluster_kind=cluster_kind,
-        cluster_options=options,
-    )
+    return make_plan(spec, secret_values=await resolve_secrets(spec, namespace, secrets))
