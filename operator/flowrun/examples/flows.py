@@ -1,8 +1,7 @@
 """The ETL example as a `Flow` object, for FlowRuns with `flow.ref: flowrun.examples.flows:etl`.
 
 Written the Prefect Core 1.x way (change `prefect` to `flowrun` in a 1.x flow's imports and it
-reads the same). Slugs are given explicitly so that `startTasks`, `returnTasks` and status keys
-use the plain names.
+reads the same). Slugs are given explicitly so that status keys are the plain names.
 """
 
 from __future__ import annotations
@@ -15,12 +14,13 @@ from flowrun.examples import etl as fns
 with Flow("etl") as etl:
     date = Parameter("date")
     limit = Parameter("limit", default=5)
-    rows = task(fns.extract, name="extract", slug="extract")(date=date, limit=limit)
+    # As in Prefect 1.x, calling a task copies it and a slug given to task() would become
+    # "extract-copy": the slug goes with the call instead.
+    rows = task(fns.extract, name="extract")(date=date, limit=limit, task_args={"slug": "extract"})
     values = task(
         fns.flaky_transform,
         name="transform",
-        slug="transform",
         max_retries=2,
         retry_delay=dt.timedelta(seconds=0),
-    )(rows=rows)
-    loaded = task(fns.load, name="load", slug="load")(values=values)
+    )(rows=rows, task_args={"slug": "transform"})
+    loaded = task(fns.load, name="load")(values=values, task_args={"slug": "load"})
