@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from flowrun.dev import nodeconfig
+from flowrun.dev import node, nodeconfig, nodehost
+from flowrun.dev.waiting import wait_for
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node]
 
@@ -81,7 +82,7 @@ def test_up_node_runs_kubectl_run_and_down_leaves_the_host_as_found(dev_node, sh
     up = flowrun("dev", "up", "--node", env=env)
     assert up.returncode == 0, up.stderr
     try:
-        node = json.loads((short_state_dir / "node.json").read_text())
+        recorded = json.loads((short_state_dir / "node.json").read_text())
         pids = json.loads((short_state_dir / "state.json").read_text())["pids"]
         assert {"kubelet", "containerd", "kube-proxy", "coredns", "kube-scheduler"} <= set(pids)
         script = (
@@ -111,6 +112,43 @@ def test_up_node_runs_kubectl_run_and_down_leaves_the_host_as_found(dev_node, sh
     assert not short_state_dir.exists()
     assert [name for name, pid in pids.items() if pid_alive(pid)] == []
     after = host_snapshot()
-    assert not any(node["cgroup"] in c for c in after["cgroups"])  # type: ignore[attr-defined]
-    assert node["netns"] not in after["netns"]  # type: ignore[operator]
+    assert not any(recorded["cgroup"] in c for c in after["cgroups"])  # type: ignore[attr-defined]
+    assert recorded["netns"] not in after["netns"]  # type: ignore[operator]
     assert after == before
+
+
+def test_a_node_whose_test_run_was_killed_is_swept_by_the_next_start(dev_node, short_state_dir):
+    """Tied to its parent, the node's processes die with a SIGKILLed test run; its running
+    containers (not children of anything recorded) and its namespace and cgroups are then found
+    through the registry and removed by the next node's start (here: `sweep_stale`)."""
+    before = host_snapshot()
+    script = (
+        "import json, subprocess, sys, time\n"
+        "from pathlib import Path\n"
+        "from flowrun.dev.node import Node\n"
+        f"n = Node(Path({str(short_state_dir)!r}), bin_dir=Path({str(dev_node.node.bin_dir)!r}),"
+        f" images=({str(dev_node.node.images[0])!r},), tie_to_parent=True)\n"
+        "n.start()\n"
+        f"pod = ['run', 'p', '--image={dev_node.image}', '--restart=Never', '--',"
+        " 'python', '-c', 'import time; time.sleep(600)']\n"
+        "kubectl = [str(n.bin_dir / 'kubectl'), f'--kubeconfig={n.kubeconfig}']\n"
+        "subprocess.run([*kubectl, *pod], check=True, capture_output=True)\n"
+        "subprocess.run([*kubectl, 'wait', '--for=condition=Ready', 'pod/p', '--timeout=120s'],"
+        " check=True, capture_output=True)\n"
+        "print(json.dumps([n.state.cgroup, n.state.netns, n.plane.state.pids]), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    cgroup, netns, pids = json.loads(parent.stdout.readline())
+    containers = nodehost.cgroup_pids(cgroup) - set(pids.values())
+    assert containers, "the Pod's processes run in the node's cgroup"
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: not any(pid_alive(p) for p in pids.values()), timeout=60, what="pdeathsig")
+    assert any(pid_alive(p) for p in containers), "containers outlive a killed kubelet"
+    assert netns in os.listdir("/run/netns")
+
+    assert node.sweep_stale() != []
+    assert not any(pid_alive(p) for p in containers)
+    assert host_snapshot() == before

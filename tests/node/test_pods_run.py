@@ -165,3 +165,32 @@ def test_an_image_that_is_not_on_the_node_is_reported_not_pulled(
         return str(statuses[0]["state"].get("waiting", {}).get("reason", "")) if statuses else ""
 
     assert wait_for(lambda: (r := waiting_reason()) in reasons and r, timeout=120) in reasons
+
+
+def test_the_image_runs_a_dask_scheduler_and_worker_that_compute_in_pods(dev_node, node_namespace):
+    """The project's image is the worker image: the dask-scheduler/dask-worker commands that
+    dask-kubernetes runs work in it; a worker reaches the scheduler by its Service's DNS name."""
+    scheduler = pod("sched", dev_node.image, ["dask-scheduler"], labels={"app": "sched"})
+    apply(dev_node, node_namespace, scheduler)
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "sched"},
+        "spec": {"selector": {"app": "sched"}, "ports": [{"port": 8786}]},
+    }
+    apply(dev_node, node_namespace, service)
+    address = f"tcp://sched.{node_namespace}.svc.cluster.local:8786"
+    worker = pod("worker", dev_node.image, ["dask-worker", address, "--nthreads=1"])
+    apply(dev_node, node_namespace, worker)
+    client = f"""
+from distributed import Client
+import socket
+with Client("{address}", timeout=60) as c:
+    c.wait_for_workers(1, timeout=120)
+    print(c.submit(lambda x: (x * x, socket.gethostname()), 7).result())
+"""
+    apply(dev_node, node_namespace, pod("client", dev_node.image, ["python", "-c", client]))
+    final = wait_phase(dev_node, node_namespace, "client", "Succeeded", "Failed", timeout=240)
+    logs = dev_node.kubectl("logs", "client", "-n", node_namespace).stdout
+    assert final == "Succeeded", logs
+    assert logs.strip().splitlines()[-1] == "(49, 'worker')"

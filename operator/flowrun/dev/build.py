@@ -303,14 +303,16 @@ def ensure_built(root: Path | None = None, *, force: bool = False) -> Path:
     """Build whatever binaries are missing and return their directory. Safe to call concurrently."""
     base = root or cache_root()
     target = bin_dir(base)
+    if os.geteuid() == 0 and hostpkgs.missing():
+        # Also with a warm cache: a fresh machine may get the cache without the packages.
+        with locked(base / "apt.lock"):
+            hostpkgs.ensure_installed()
     if is_built(target) and not force:
         return target
     with locked(base / "build.lock"):
         if is_built(target) and not force:
             return target
         go = _go()
-        if os.geteuid() == 0:
-            hostpkgs.ensure_installed()
         target.mkdir(parents=True, exist_ok=True)
         work = base / "work"
         _log(f"Building the local control plane into {target} (the first build takes a while)")
