@@ -94,20 +94,20 @@ def _up(state_dir: Path, *, node: bool) -> int:
 def _up_node(state_dir: Path) -> int:
     try:
         bins = build.ensure_built()
-        images = (image.ensure_image().archive,)
+        built = image.ensure_image()
     except (build.BuildError, hostpkgs.HostPackagesError, image.ImageError) as err:
         _err(f"error: {err}")
         return 1
     started = time.monotonic()
     _err("Starting the control plane and a node (containerd, kubelet, kube-proxy, CoreDNS) ...")
-    node = Node(state_dir, bin_dir=bins, images=images)
+    node = Node(state_dir, bin_dir=bins, images=(built.archive,))
     try:
         node.start()
     except ControlPlaneError as err:
         _err(f"error: the node did not start: {err}")
         return 1
     _err(f"Node ready at {node.plane.server} in {time.monotonic() - started:.1f} s")
-    _err(f"Image for Pods: {image.image_name()}")
+    _err(f"Image for Pods: {built.name}")
     print(_exports(node.plane), end="")
     return 0
 
