@@ -334,3 +334,57 @@ def test_tags_block_and_unpacking_by_nout() -> None:
         c = a + b
     assert "etl" in c.tags
     assert flow.run().result[c].result == 3
+
+
+@task
+def ident(x: Any) -> Any:
+    return x
+
+
+@task
+def fail_on_two(x: int) -> list[int]:
+    if x == 2:
+        raise ValueError("two")
+    return [x, x]
+
+
+@task
+def skip_on_two(x: int) -> int:
+    if x == 2:
+        raise signals.SKIP("two")
+    return x
+
+
+def test_flatten_of_a_value_that_is_not_nested_passes_it_unchanged(executor_ld: Any) -> None:
+    with Flow("f") as flow:
+        out = ident.map(flowrun.flatten(ident([1, 2, 3])))
+        whole = ident(flowrun.flatten(ident([1, 2])))
+    final = flow.run(executor=executor_ld)
+    assert final.result[out].result == [1, 2, 3]
+    assert final.result[whole].result == [1, 2]
+
+
+def test_flatten_over_a_failed_child_affects_only_its_element(executor_ld: Any) -> None:
+    with Flow("f") as flow:
+        nested = fail_on_two.map([1, 2, 3])
+        out = ident.map(flowrun.flatten(nested))
+    final = flow.run(executor=executor_ld)
+    children = final.result[out].map_states
+    assert [type(c).__name__ for c in children] == [
+        "Success",
+        "Success",
+        "TriggerFailed",
+        "Success",
+        "Success",
+    ]
+    assert final.result[out].result[:2] == [1, 1]
+
+
+def test_a_skipped_child_skips_only_its_element(executor_ld: Any) -> None:
+    with Flow("f") as flow:
+        first = skip_on_two.map([1, 2, 3])
+        out = ident.map(first)
+    final = flow.run(executor=executor_ld)
+    assert isinstance(final.result[out], states.Mapped)
+    assert [c.is_skipped() for c in final.result[out].map_states] == [False, True, False]
+    assert final.result[out].result[0] == 1

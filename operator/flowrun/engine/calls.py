@@ -15,8 +15,9 @@ from typing import Any
 from flowrun.engine import events
 from flowrun.engine import state as states
 from flowrun.engine.edges import EdgeRef
+from flowrun.engine.flattening import flatten_children, flatten_result
 from flowrun.engine.task import Task
-from flowrun.engine.task_runner import TaskRunner, flatten_result
+from flowrun.engine.task_runner import TaskRunner
 
 # Reports how a run ended: (call, final state, run count). An executor supplies it.
 DoneSink = Callable[["TaskCall", states.State, int], None]
@@ -44,6 +45,8 @@ def as_state(value: Any) -> states.State:
 
 
 def _child_view(up: states.State, edge: EdgeRef, index: int) -> states.State:
+    if edge.flattened and isinstance(up, states.Mapped):
+        return flatten_children(up.map_states)[index]
     value = up.result
     if edge.flattened:
         value = flatten_result(value)

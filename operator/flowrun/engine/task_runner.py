@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowrun.engine import cache_validators, events, interrupts, signals
+from flowrun.engine import cache_validators, events, flattening, interrupts, signals
 from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.task import Task
@@ -20,7 +20,7 @@ RunnerStateHandler = Callable[["TaskRunner", states.State, states.State], "state
 
 
 def _upstream_list(upstream_states: Mapping[Any, states.State]) -> list[states.State]:
-    return states.flatten_mapped(upstream_states.values())
+    return flattening.mapped_edge_states(upstream_states)
 
 
 class TaskRunner:
@@ -205,14 +205,17 @@ class TaskRunner:
         for edge, up in upstream.items():
             if not edge.mapped:
                 continue
-            if isinstance(up, states.Mapped) and not edge.flattened:
-                lengths.append(up.n_map_states)
+            if isinstance(up, states.Mapped):
+                count = up.n_map_states
+                if edge.flattened:
+                    count = len(flattening.flatten_children(up.map_states))
+                lengths.append(count)
                 continue
             if not up.is_successful():
                 continue
             value = up.result
             if edge.flattened:
-                value = flatten_result(value)
+                value = flattening.flatten_result(value)
             if not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
                 raise self._end(
                     state, states.Failed("At least one upstream state has an unmappable result.")
@@ -229,10 +232,9 @@ class TaskRunner:
         for edge, up in upstream.items():
             if edge.key is not None:
                 value = up.result
-                # A mapped edge was flattened before its element was taken.
-                inputs[edge.key] = (
-                    flatten_result(value) if edge.flattened and not edge.mapped else value
-                )
+                if edge.flattened and not edge.mapped:  # a mapped edge took its element
+                    value = _flattened_value(up)
+                inputs[edge.key] = value
         return inputs
 
     def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
@@ -352,6 +354,7 @@ def _args(exc: BaseException) -> str:
     return ", ".join(repr(a) for a in exc.args)
 
 
-def flatten_result(value: Any) -> list[Any]:
-    """One level of nesting removed: [[1, 2], [3]] -> [1, 2, 3]."""
-    return [item for inner in value for item in inner]
+def _flattened_value(up: states.State) -> Any:
+    if isinstance(up, states.Mapped):
+        return [child.result for child in flattening.flatten_children(up.map_states)]
+    return flattening.flatten_result(up.result)
