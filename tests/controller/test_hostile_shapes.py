@@ -3,6 +3,7 @@ phase with a reason naming the field, on the real operator, and disturbs no othe
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -30,7 +31,7 @@ def nested(levels: int) -> Any:
     return value
 
 
-@pytest.mark.parametrize("levels", [600, 5000])
+@pytest.mark.parametrize("levels", [600, 9000])
 def test_deeply_nested_arguments_fail_with_a_reason(
     shared_operator: OperatorProcess, frs: FlowRuns, levels: int
 ) -> None:
@@ -47,3 +48,19 @@ def test_deeply_nested_arguments_fail_with_a_reason(
     assert frs.wait_phase("healthy", timeout=120)["phase"] == "Succeeded"
     assert shared_operator.proc is not None
     assert shared_operator.proc.poll() is None
+
+
+def test_the_api_server_refuses_what_the_operator_has_no_room_for(
+    kubectl: Any, op_namespace: str
+) -> None:
+    """The operator's recursion room (flowrun operator) is sized for the API server's own
+    bound of 10,000 levels; deeper manifests never reach it."""
+    body = {
+        "apiVersion": "flowrun.dev/v1alpha1",
+        "kind": "FlowRun",
+        "metadata": {"name": "deeper", "namespace": op_namespace},
+        "spec": local_spec([task("a", "add", nested(10_050), 2)]),
+    }
+    result = kubectl("create", "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert "max depth" in result.stderr
