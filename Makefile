@@ -44,6 +44,7 @@ test: build-node check
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/operator.py
+	$(BIN)/python benchmarks/status_writes.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -91,7 +91,10 @@ def test_bad_shapes_are_refused_naming_the_field(
         ({"ref": "pkg.mod:flow", "tasks": [{"name": "a", "fn": "m:a"}]}, "exactly one of"),
         ({"name": "nothing"}, "exactly one of"),
         ({"ref": "pkg.mod:flow", "parameters": [{"name": "x"}]}, "only for inline flows"),
-        ({"tasks": [{"name": "a", "fn": "m:a"}, {"name": "a", "fn": "m:b"}]}, "Duplicate"),
+        (
+            {"tasks": [{"name": "a", "fn": "m:a"}, {"name": "a", "fn": "m:b"}]},
+            "task names must be unique",
+        ),
     ],
 )
 def test_cel_and_list_rules(

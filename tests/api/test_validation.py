@@ -123,3 +123,21 @@ def test_a_whole_manifest_checks_kind_and_version() -> None:
     assert caught.value.problems[0].startswith("apiVersion: Input should be 'flowrun.dev/v1alpha1'")
     with pytest.raises(SpecError, match="expected a FlowRun mapping"):
         validation.parse_flowrun(["not", "a", "mapping"])
+
+
+def test_repeated_task_names_are_named() -> None:
+    """The CRD refuses them at creation (a CEL rule); `flowrun run` and the operator too."""
+    tasks = [{"name": n, "fn": "m:f"} for n in ("a", "b", "a", "c", "b")]
+    with pytest.raises(SpecError, match=r"task names must be unique; repeated: \['a', 'b'\]"):
+        validation.parse_spec({"flow": {"tasks": tasks}})
+
+
+def test_too_deep_values_are_refused_naming_the_field() -> None:
+    value: Any = 1
+    for _ in range(200):
+        value = [value]
+    with pytest.raises(SpecError) as info:
+        validation.parse_spec({"flow": {"tasks": [{"name": "a", "fn": "m:f", "args": [value]}]}})
+    (problem,) = info.value.problems
+    assert problem.startswith("spec.flow.tasks[0].args[0]")
+    assert "nested deeper than 100 levels" in problem

@@ -13,6 +13,7 @@ Free-form JSON values (task args/kwargs, parameter values, results) are typed `J
 
 from __future__ import annotations
 
+from collections import Counter
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -195,6 +196,14 @@ class Flow(Model):
                     "message": "flow.parameters is only for inline flows (flow.tasks); "
                     "a flow.ref declares its own parameters",
                 },
+                {
+                    # At creation only (the flow is immutable after): `oldSelf` is then absent.
+                    # A duplicate name stops the map's construction, which names the name.
+                    "rule": "oldSelf.hasValue() || !has(self.tasks) || "
+                    "size(self.tasks.transformMapEntry(i, t, {t.name: i})) == size(self.tasks)",
+                    "optionalOldSelf": True,
+                    "message": "flow.tasks: task names must be unique",
+                },
             ]
         }
     )
@@ -206,7 +215,15 @@ class Flow(Model):
         "(the worker image), never in the operator.",
     )
     name: str | None = Field(None, max_length=253, description="Inline flow name ('flow').")
-    tasks: list[InlineTask] | None = _keyed("An inline flow's tasks.")
+    # Atomic, not a list keyed by name: on every status write the API server re-processes a
+    # keyed list item by item (3-4x the cost at 10,000 tasks; benchmarks/status_writes.py).
+    # Unique names are a CEL rule above, checked at creation.
+    tasks: list[InlineTask] | None = Field(
+        None,
+        description="An inline flow's tasks (unique names).",
+        max_length=MAX_TASKS,
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
+    )
     parameters: list[FlowParameter] | None = _keyed(
         "Parameters the inline flow declares.", max_items=1000
     )
@@ -220,6 +237,9 @@ class Flow(Model):
             raise ValueError("exactly one of flow.ref and flow.tasks must be set")
         if self.parameters is not None and self.tasks is None:
             raise ValueError("flow.parameters is only for inline flows (flow.tasks)")
+        repeated = sorted(n for n, k in Counter(t.name for t in self.tasks or []).items() if k > 1)
+        if repeated:
+            raise ValueError(f"flow.tasks: task names must be unique; repeated: {repeated}")
         return self
 
 
