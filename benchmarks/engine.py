@@ -5,6 +5,7 @@ Workloads (as in the shared Prefect peer benchmark, every task a no-op):
   chain-N   inc(0) -> inc -> ... -> inc                    (N task runs)
   fanout-N  root = inc(0); N x inc(root); total(children)  (N + 3 task runs)
   map-N     inc.map(range(N)); total(mapped)               (N + 2 task runs)
+  mapmap-N  inc.map(inc.map(range(N))); total(mapped)      (2N + 3 task runs)
 
 flowrun runs `run_until_finished(flow, executor=..., return_tasks=[final])` (the
 operator's path: only the final result reaches the client) on LocalExecutor, SynchronousExecutor and
@@ -77,6 +78,9 @@ def build(workload: str, n: int) -> tuple[Flow, Any, int]:
             root = inc_task(0)
             final = total_task([inc_task(root) for _ in range(n)])
             expected = 2 * n
+        elif workload == "mapmap":
+            final = total_task(inc_task.map(inc_task.map(list(range(n)))))
+            expected = sum(range(n)) + 2 * n
         else:
             final = total_task(inc_task.map(list(range(n))))
             expected = sum(range(n)) + n
@@ -94,6 +98,8 @@ def raw_dist(client: Client, workload: str, n: int) -> int:
         kids = [client.submit(inc, root, pure=False) for _ in range(n)]
         return int(client.submit(total, kids, pure=False).result())
     futs = client.map(inc, range(n), pure=False)
+    if workload == "mapmap":
+        futs = client.map(inc, futs, pure=False)
     return int(client.submit(total, futs, pure=False).result())
 
 
@@ -106,7 +112,10 @@ def raw_sync(workload: str, n: int) -> int:
         root = delayed(inc, pure=False)(0)
         d = delayed(total, pure=False)([delayed(inc, pure=False)(root) for _ in range(n)])
     else:
-        d = delayed(total, pure=False)([delayed(inc, pure=False)(i) for i in range(n)])
+        layer = [delayed(inc, pure=False)(i) for i in range(n)]
+        if workload == "mapmap":
+            layer = [delayed(inc, pure=False)(x) for x in layer]
+        d = delayed(total, pure=False)(layer)
     return int(dask.compute(d, scheduler="synchronous")[0])
 
 
@@ -174,7 +183,7 @@ def timing_table(args: argparse.Namespace) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for workload, local, sync, raw_s, dsk, raw_d in rows:
-        runs = args.n + {"chain": 0, "fanout": 3, "map": 2}[workload]
+        runs = args.n + {"chain": 0, "fanout": 3, "map": 2, "mapmap": args.n + 3}[workload]
         print(
             f"| {workload}-{args.n} | {local:.3f} | {sync:.3f} | {raw_s:.3f} | {dsk:.3f} "
             f"| {raw_d:.3f} | "

@@ -75,19 +75,33 @@ def test_a_per_task_batch_size_wins(dask_cluster: Any) -> None:
     assert keys[49].startswith("where-1[25-49]")
 
 
-def test_map_of_a_map_has_no_barrier(dask_cluster: Any) -> None:
+def test_map_of_a_map_has_no_barrier(dask_cluster: Any, tmp_path: Any) -> None:
     """The first downstream child starts before the last upstream child ends (timestamps
-    of their states, from the workers' events)."""
+    of their states, from the workers' events). The last upstream child waits for the
+    first downstream one, so a barrier would fail the run instead of racing it."""
     seen: list[TaskEvent] = []
     lock = threading.Lock()
+    marker = tmp_path / "second-0"
 
     def record(event: TaskEvent) -> None:
         with lock:
             seen.append(event)
 
+    @task
+    def first(x: int) -> int:
+        if x == 399:
+            poll(marker.exists, timeout=120)
+        return x
+
+    @task
+    def second(x: int) -> int:
+        if x == 0:
+            marker.write_text("started")
+        return x
+
     with Flow("no-barrier") as flow:
-        up = inc.map(list(range(400)))
-        down = inc.map(up)
+        up = first.map(list(range(400)))
+        down = second.map(up)
     executor = DaskExecutor(address=dask_cluster.scheduler_address, map_batch_size=20)
     state = run_until_finished(flow, executor=executor, on_task_state=record)
     assert state.is_successful()
@@ -115,7 +129,7 @@ def test_cancel_stops_the_children_of_a_batch(dask_cluster: Any, tmp_path: Any) 
         target=lambda: out.update(state=run_until_finished(flow, executor=executor, cancel=cancel))
     )
     thread.start()
-    poll(started.exists)
+    poll(started.exists, timeout=120)
     cancel.set()
     thread.join(30)
     assert not thread.is_alive()

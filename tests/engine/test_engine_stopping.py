@@ -22,8 +22,9 @@ from flowrun import Flow, task, triggers
 from flowrun.engine import interrupts, run_until_finished
 from flowrun.engine import state as s
 from flowrun.engine.events import TaskEvent
+from flowrun.executors import LocalExecutor
 
-STUCK_SECONDS = 30  # far beyond every bounded wait below
+STUCK_SECONDS = 60  # far beyond what stopping a run takes, even on a loaded machine
 
 
 class Quit(BaseException):
@@ -130,7 +131,7 @@ def test_cancel_does_not_wait_for_a_blocking_call(executor: Any, tmp_path: Path)
         t = sleepy()
     cancel = threading.Event()
     thread, out = _run_in_thread(lambda: run_until_finished(flow, executor=executor, cancel=cancel))
-    poll(started.exists)
+    poll(started.exists, timeout=120)
     cancel.set()
     thread.join(STUCK_SECONDS / 2)
     assert not thread.is_alive(), "the run waited for the stuck task"
@@ -163,8 +164,8 @@ def test_after_a_cancel_no_task_stays_running(executor: Any, tmp_path: Path) -> 
             flow, executor=executor, cancel=cancel, on_task_state=seen.append
         )
     )
-    poll(started.exists)
-    poll(lambda: any(e.state == "Running" for e in list(seen)))
+    poll(started.exists, timeout=120)
+    poll(lambda: any(e.state == "Running" for e in list(seen)), timeout=120)
     cancel.set()
     thread.join(STUCK_SECONDS / 2)
     assert not thread.is_alive()
@@ -192,7 +193,7 @@ def test_after_a_cancel_no_task_stays_retrying(executor: Any) -> None:
             flow, executor=executor, cancel=cancel, on_task_state=seen.append
         )
     )
-    poll(lambda: sum(e.state == "Retrying" for e in list(seen)) >= 3)
+    poll(lambda: sum(e.state == "Retrying" for e in list(seen)) >= 3, timeout=120)
     cancel.set()
     thread.join(STUCK_SECONDS / 2)
     assert not thread.is_alive()
@@ -231,4 +232,21 @@ def test_dask_can_restart_a_worker_left_with_a_stuck_thread() -> None:
                 return False  # the worker is going away right now
             return bool(pids) and pids != [pid_before]
 
-        poll(restarted, timeout=60)
+        poll(restarted, timeout=120)
+
+
+def test_a_cancelled_run_of_a_flow_scheduled_later_returns() -> None:
+    """A run whose flow state says "not yet" must not spin once cancelled."""
+    import datetime as dt  # noqa: PLC0415
+
+    with Flow("later") as flow:
+        task(lambda: 1)()
+    cancel = threading.Event()
+    cancel.set()
+    later = s.Scheduled(start_time=s.now() + dt.timedelta(hours=1))
+    thread, out = _run_in_thread(
+        lambda: run_until_finished(flow, state=later, executor=LocalExecutor(), cancel=cancel)
+    )
+    thread.join(STUCK_SECONDS / 2)
+    assert not thread.is_alive()
+    assert not out["state"].is_running()

@@ -59,9 +59,10 @@ def run_until_finished(
     flow_state = state
     with runner.open(executor, inputs) as session:
         while True:
+            cancelled_before = inputs.cancel.is_set()
             flow_state, records = runner.run_pass(session, inputs, flow_state)
             inputs = inputs.with_task_states(records)
-            if flow_state.is_finished():
+            if flow_state.is_finished() or cancelled_before:
                 break
             delay = _next_start_delay(records.values(), flow_state)
             if delay is None or inputs.cancel.wait(delay):
