@@ -22,19 +22,17 @@ sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("benchmarks")]
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from flowrun.dev import build
-from flowrun.dev.controlplane import ControlPlane, free_port
+from flowrun.dev.controlplane import ControlPlane
+from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +45,7 @@ class Bench:
         self.plane = plane
         self.tmp = tmp
         self.kubectl_base = [str(plane.bin_dir / "kubectl"), f"--kubeconfig={plane.kubeconfig}"]
-        self.operator: subprocess.Popen[bytes] | None = None
+        self.operator: OperatorProcess | None = None
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         out = subprocess.run(
@@ -56,35 +54,20 @@ class Bench:
         return out.stdout
 
     def start_operator(self, *extra: str) -> None:
-        port = free_port()
-        cmd = [sys.executable, "-m", "flowrun.cli", "operator", "--allow-in-process",
-               "-n", NS, f"--liveness-port={port}", *extra]  # fmt: skip
-        env = {**os.environ, "KUBECONFIG": str(self.plane.kubeconfig)}
-        with (self.tmp / "operator.log").open("ab") as log:
-            self.operator = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-            )
-
-        def ready() -> bool:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    return True
-            except (urllib.error.URLError, OSError):
-                return False
-
-        wait_for(ready, timeout=60, interval=0.2)
+        self.operator = OperatorProcess(
+            self.plane.kubeconfig,
+            self.tmp / "operator.log",
+            ["--allow-in-process", "-n", NS, *extra],
+            metrics=False,
+        ).start()
 
     def stop_operator(self) -> None:
-        if self.operator is not None and self.operator.poll() is None:
-            self.operator.send_signal(signal.SIGTERM)
-            self.operator.wait(timeout=60)
+        if self.operator is not None:
+            self.operator.stop()
 
     def rss_mib(self) -> float:
         assert self.operator is not None
-        for line in Path(f"/proc/{self.operator.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return self.operator.rss_mib()
 
     def apply(self, items: list[dict[str, Any]]) -> None:
         # `create` (not apply): no last-applied annotation doubling a large spec.

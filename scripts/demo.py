@@ -9,18 +9,15 @@ operator), applies every manifest in examples/, waits for them to finish, shows
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from flowrun.dev import build
-from flowrun.dev.controlplane import ControlPlane, free_port
+from flowrun.dev.controlplane import ControlPlane
+from flowrun.dev.operator_process import OperatorExited, OperatorProcess
 from flowrun.dev.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,39 +32,6 @@ class Kubectl:
     def __call__(self, *args: str, capture: bool = False, check: bool = True) -> str:
         out = subprocess.run([*self.base, *args], check=check, text=True, capture_output=capture)
         return out.stdout if capture else ""
-
-
-def start_operator(kubeconfig: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "flowrun.cli", "operator", "--allow-in-process",
-           "-n", NAMESPACE, f"--liveness-port={port}"]  # fmt: skip
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise SystemExit(f"demo: the operator exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return True
-        except (urllib.error.URLError, OSError):
-            return False
-
-    wait_for(ready, timeout=60, interval=0.5, what="the operator to be ready")
-    return proc, port
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def phases(kubectl: Kubectl) -> dict[str, str | None]:
@@ -93,7 +57,9 @@ def run_demo(plane: ControlPlane, tmp: Path) -> int:
     kubectl("create", "namespace", NAMESPACE)
 
     print("\n== Starting the operator (flowrun operator --allow-in-process)")
-    operator, _ = start_operator(plane.kubeconfig, tmp / "operator.log")
+    args = ["--allow-in-process", "-n", NAMESPACE]
+    operator = OperatorProcess(plane.kubeconfig, tmp / "operator.log", args, metrics=False)
+    operator.start()
     try:
         print("\n== Applying the examples")
         examples = sorted((ROOT / "examples").glob("*.yaml"))
@@ -120,7 +86,7 @@ def run_demo(plane: ControlPlane, tmp: Path) -> int:
         print("\n== Cleaning up")
         kubectl("delete", "flowruns", "--all", "-n", NAMESPACE, "--timeout=60s")
     finally:
-        stop(operator)
+        operator.stop()
     return 0 if ok else 1
 
 
@@ -134,7 +100,7 @@ def main() -> int:
         print(f"control plane up at {plane.server} in {time.monotonic() - started:.1f} s")
         try:
             return run_demo(plane, Path(tmp))
-        except TimeoutError as err:
+        except (TimeoutError, OperatorExited) as err:
             raise SystemExit(f"demo: {err}") from None
         finally:
             plane.stop()

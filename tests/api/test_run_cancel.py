@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from flowrun.dev.waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,11 +48,12 @@ def test_sigterm_cancels_gracefully(tmp_path: Path) -> None:
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()
     ) as proc:
-        deadline = time.monotonic() + 60
-        while not marker.exists():  # poll with a deadline for the task to be running
+
+        def started() -> bool:
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the task never started"
-            time.sleep(0.05)
+            return marker.exists()
+
+        wait_for(started, timeout=60, interval=0.05, what="the task to be running")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err

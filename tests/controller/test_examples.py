@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import ROOT, FlowRuns, OperatorProcess
+from flowrun.dev.operator_process import OperatorProcess
+from support.flowruns import ROOT, FlowRuns
 
 pytestmark = pytest.mark.controlplane
 

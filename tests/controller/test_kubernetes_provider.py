@@ -14,8 +14,9 @@ from typing import Any
 import dask_kubernetes
 import pytest
 
-from conftest import FlowRuns, crd_established, wait_for
 from flowrun import cluster
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FlowRuns, crd_established
 
 pytestmark = pytest.mark.controlplane
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import FLOWS, ROOT, FlowRuns, OperatorProcess, task
+from flowrun.dev.operator_process import OperatorProcess
+from support.flowruns import FLOWS, ROOT, FlowRuns, task
 
 pytestmark = pytest.mark.controlplane
 

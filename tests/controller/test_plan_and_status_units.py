@@ -14,11 +14,12 @@ import pytest
 
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
-from flowrun.controller import errors, phases
+from flowrun.controller import errors, phases, policy
 from flowrun.controller.clusteropts import cluster_options
 from flowrun.controller.taskstatus import TaskStatus, merge_diff
 from flowrun.engine.events import TaskEvent
 from flowrun.runs import outcome, plan
+from flowrun.runs.execute import RunResult
 from flowrun.runs.outcome import FlowRunError
 
 
@@ -163,3 +164,37 @@ class TestTaskStatusDiffs:
     def test_merge_diff_nested(self) -> None:
         assert merge_diff({"t": {"a": 1}}, {"t": {"a": 1}}) == {}
         assert merge_diff({}, {"t": [1]}) == {"t": [1]}
+
+
+class TestPolicy:
+    def result(self, state: str, **fields: Any) -> RunResult:
+        fields.setdefault("results", {})
+        return RunResult(state=state, message=fields.pop("message", None), **fields)
+
+    def test_a_flow_end_and_a_stop_become_outcomes(self) -> None:
+        ok = policy.end_of_flow(self.result("Success"), cancelled=False, stop_reason=None,
+                                deadline_seconds=None)  # fmt: skip
+        assert (ok.phase, ok.reason) == ("Succeeded", "Succeeded")
+        late = policy.end_of_flow(self.result("Cancelled"), cancelled=True,
+                                  stop_reason="DeadlineExceeded", deadline_seconds=5)  # fmt: skip
+        assert (late.phase, late.reason) == ("Failed", "DeadlineExceeded")
+        assert "(5s)" in late.message
+        assert policy.is_exiting(policy.stopped_outcome("OperatorExiting", None))
+
+    def test_only_the_first_unmapped_task_failures_become_events(self) -> None:
+        events = policy.TaskFailureEvents(limit=2)
+        admitted = [
+            events.admit(event(name, state, index=index))
+            for name, state, index in [("a", "Running", None), ("b", "Failed", 0),
+                                       ("c", "TimedOut", None), ("d", "TriggerFailed", None),
+                                       ("e", "Failed", None)]
+        ]  # fmt: skip
+        assert admitted == [False, False, True, True, False]
+
+    def test_results_are_capped_once(self) -> None:
+        big = list(range(10_000))
+        fragment = policy.results_fragment(
+            self.result("Success", results={"a": 1, "big": big}, results_omitted=("odd",))
+        )
+        assert fragment == {"results": {"a": 1}, "resultsOmitted": ["odd", "big"]}
+        assert policy.results_fragment(self.result("Success", results={})) is None

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from conftest import FlowRuns, OperatorProcess, local_spec, task
+from flowrun.dev.operator_process import OperatorProcess
+from support.flowruns import FlowRuns, local_spec, task
 
 pytestmark = pytest.mark.controlplane
 

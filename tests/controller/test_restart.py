@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from conftest import FLOWS, FlowRuns, free_port, wait_for
+from flowrun.dev.controlplane import free_port
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FLOWS, FlowRuns
 
 pytestmark = pytest.mark.controlplane
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from conftest import FlowRuns, OperatorProcess, local_spec, task, wait_for
+from flowrun.dev.operator_process import OperatorProcess
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FlowRuns, local_spec, task
 
 pytestmark = pytest.mark.controlplane
 

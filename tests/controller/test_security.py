@@ -13,10 +13,12 @@ from typing import Any
 import kr8s.asyncio
 import pytest
 
-from conftest import FlowRuns, OperatorProcess, local_spec, make_namespace, task, wait_for
 from flowrun.controller import kube
 from flowrun.controller.statuswriter import StatusWriter
+from flowrun.dev.operator_process import OperatorProcess
+from flowrun.dev.waiting import wait_for
 from flowrun.runs.secrets import spellings
+from support.flowruns import FlowRuns, local_spec, make_namespace, task
 
 pytestmark = pytest.mark.controlplane
 

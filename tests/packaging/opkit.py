@@ -1,95 +1,37 @@
 """The operator as a subprocess under a given kubeconfig, and polling helpers (packaging tests).
 
 `KUBECONFIG` is process-global, so running the operator under the chart's ServiceAccount token
-means a separate process. It is started in its own session and stopped by its own PID only.
+means a separate process (`flowrun.dev.operator_process`, stopped by its own PID only).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-from flowrun.dev.controlplane import free_port
+from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
 
-class Operator:
-    """`flowrun operator ARGS` with KUBECONFIG=kubeconfig, in `workdir`."""
+class Operator(OperatorProcess):
+    """`flowrun operator ARGS` with KUBECONFIG=kubeconfig, in `workdir`, without the caller's
+    FLOWRUN_* settings (the shared harness, `flowrun.dev.operator_process`)."""
 
     def __init__(self, kubeconfig: Path, workdir: Path, args: list[str]) -> None:
-        self.kubeconfig = kubeconfig
-        self.workdir = workdir
-        self.args = args
-        self.log = workdir / "operator.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.liveness = free_port()
-        self.metrics_port = free_port()
-
-    def start(self) -> Operator:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWRUN_")}
-        env["KUBECONFIG"] = str(self.kubeconfig)
-        cmd = [
-            sys.executable,
-            "-m",
-            "flowrun.cli",
-            "operator",
-            f"--liveness-port={self.liveness}",
-            f"--metrics-port={self.metrics_port}",
-            "--status-interval=0.5",
-            *self.args,
-        ]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=self.workdir,
-                start_new_session=True,
-            )
-        wait_for(self._ready, timeout=60, what="the operator's liveness endpoint")
-        return self
-
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"operator exited:\n{self.log_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.liveness}/healthz", timeout=1):
-                return True
-        except (urllib.error.URLError, OSError):
-            return False
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            text: str = resp.read().decode()
-            return text
-
-    def stop(self, *, grace: float = 60) -> None:
-        """SIGTERM, then SIGKILL after `grace` seconds."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        super().__init__(
+            kubeconfig,
+            workdir / "operator.log",
+            ["--status-interval=0.5", *args],
+            env=env,
+            inherit_env=False,
+            cwd=workdir,
+        )
 
 
 def flowrun_manifest(name: str, namespace: str, spec: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from flowrun.api import models
-from flowrun.controller import daemon, kube
+from flowrun.controller import daemon, kube, policy
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
 
@@ -58,7 +58,7 @@ def build_registry(
     async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         apply_kopf_settings(settings, operator_settings)
         api = await kube.connect()
-        memo["ctx"] = daemon.Context(
+        memo["ctx"] = policy.Context(
             settings=operator_settings,
             api=api,
             metrics=metrics,
@@ -83,7 +83,7 @@ def build_registry(
     async def flowrun_daemon(
         body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
     ) -> None:
-        ctx: daemon.Context = memo["ctx"]
+        ctx: policy.Context = memo["ctx"]
         try:
             await daemon.Run(ctx, body=body, stopped=stopped).execute()
         finally:

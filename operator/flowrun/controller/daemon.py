@@ -17,7 +17,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -25,49 +24,21 @@ import kopf
 from flowrun import cluster
 from flowrun.api import status as status_mod
 from flowrun.cluster.kubernetes import delete_daskcluster
-from flowrun.controller import errors, phases, stopping
-from flowrun.controller import metrics as metrics_mod
-from flowrun.controller import settings as settings_mod
+from flowrun.controller import errors, phases, policy, stopping
 from flowrun.controller.clusteropts import cluster_options
-from flowrun.controller.statuswriter import StatusSink, StatusWriter
-from flowrun.controller.taskstatus import FAILED, TaskStatus
+from flowrun.controller.statuswriter import StatusWriter
+from flowrun.controller.taskstatus import TaskStatus
 from flowrun.engine.events import TaskEvent
 from flowrun.runs.execute import Runner, RunResult
-from flowrun.runs.outcome import flow_outcome
-from flowrun.runs.plan import Policy, RunPlan, SecretReader, build_plan
+from flowrun.runs.plan import Policy, RunPlan, build_plan
 
 logger = logging.getLogger(__name__)
-
-MAX_TASK_FAILURE_EVENTS = 10
-
-
-@dataclass
-class Context:
-    """What every daemon shares: created once at operator start-up (kopf memo)."""
-
-    settings: settings_mod.OperatorSettings
-    api: Any
-    metrics: metrics_mod.Metrics
-    sink: StatusSink
-    secrets: SecretReader
-    slots: asyncio.Semaphore
-    phases: dict[str, str] = field(default_factory=dict)
-    background: set[asyncio.Task[None]] = field(default_factory=set)  # keeps tasks referenced
-
-    def set_phase(self, uid: str, phase: str | None) -> None:
-        if phase is None:
-            self.phases.pop(uid, None)
-        else:
-            self.phases[uid] = phase
-        for name in metrics_mod.PHASES:
-            count = sum(1 for p in self.phases.values() if p == name)
-            self.metrics.flowruns.labels(phase=name).set(count)
 
 
 class Run:
     """One attempt at one FlowRun inside this operator process."""
 
-    def __init__(self, ctx: Context, *, body: kopf.Body, stopped: Any) -> None:
+    def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
         self.ctx = ctx
         self.body = body
         meta = body["metadata"]
@@ -93,7 +64,7 @@ class Run:
         self.tasks: TaskStatus | None = None
         self.provider: cluster.ClusterProvider | None = None
         self.frozen = False  # operator exiting: stop writing task states
-        self.task_failure_events = 0
+        self.failure_events = policy.TaskFailureEvents()
 
     @property
     def generation(self) -> int | None:
@@ -125,17 +96,22 @@ class Run:
             try:
                 results = await self._lifecycle()
                 self._settle_tasks(results)
-                outcome = self._outcome_of(results)
+                outcome = policy.end_of_flow(
+                    results,
+                    cancelled=self.cancel.is_set(),
+                    stop_reason=self.stop.reason(),
+                    deadline_seconds=self._deadline_seconds(),
+                )
             except stopping.Stopped as stop:
-                outcome = self._stopped_outcome(stop.reason)
+                outcome = policy.stopped_outcome(stop.reason, self._deadline_seconds())
             except Exception as exc:  # every failure of a run ends here, mapped in one place
                 outcome = errors.classify(exc)
                 if outcome.reason == "InternalError":
                     logger.exception("FlowRun %s/%s failed", self.namespace, self.name)
             finally:
                 self.cancel.set()  # whatever happened, the runner thread must not go on
-                await self._close_cluster(keep=outcome is None or self._exiting(outcome))
-            if outcome is not None and not self._exiting(outcome):
+                await self._close_cluster(keep=outcome is None or policy.is_exiting(outcome))
+            if outcome is not None and not policy.is_exiting(outcome):
                 self._finish(outcome, results)
         if outcome is not None and outcome.reason == stopping.DELETED:
             self.ctx.set_phase(self.uid, None)
@@ -168,6 +144,9 @@ class Run:
         finally:
             self.ctx.slots.release()
             self.ctx.metrics.runs_in_flight.dec()
+
+    def _deadline_seconds(self) -> int | None:
+        return self.plan.spec.active_deadline_seconds if self.plan else None
 
     def _arm_deadline(self) -> None:
         assert self.plan is not None
@@ -322,34 +301,9 @@ class Run:
         self.tasks.apply(event)
         self.writer.touch()
         self.ctx.metrics.task_states.labels(state=event.state).inc()
-        if (
-            event.state in FAILED
-            and event.map_index is None
-            and self.task_failure_events < MAX_TASK_FAILURE_EVENTS
-            and self.plan is not None
-        ):
-            self.task_failure_events += 1
+        if self.plan is not None and self.failure_events.admit(event):
             message = self.plan.redact(event.message) or event.state
             self._event("Warning", "TaskFailed", f"Task {event.task} {event.state}: {message}")
-
-    # -- outcomes -----------------------------------------------------------------------------
-
-    def _outcome_of(self, result: RunResult) -> errors.Outcome:
-        outcome = flow_outcome(result.state, result.message)
-        if self.cancel.is_set() and outcome.phase != "Succeeded":
-            why = self.stop.reason() or stopping.CANCEL_REQUESTED
-            return self._stopped_outcome(why)
-        return errors.Outcome(outcome.phase, outcome.reason, errors.truncate(outcome.message))
-
-    def _stopped_outcome(self, why: str) -> errors.Outcome:
-        seconds = self.plan.spec.active_deadline_seconds if self.plan else None
-        message = stopping.MESSAGES[why].format(seconds=seconds)
-        phase = "Failed" if why == stopping.DEADLINE_EXCEEDED else "Cancelled"
-        return errors.Outcome(phase, why, message)
-
-    @staticmethod
-    def _exiting(outcome: errors.Outcome) -> bool:
-        return outcome.reason in {stopping.OPERATOR_EXITING, "OperatorStopped"}
 
     def _event(self, kind: str, reason: str, message: str) -> None:
         """Every Event of a run: secret values masked (as in status), then truncated."""
@@ -377,10 +331,9 @@ class Run:
         if outcome.retry:
             self._event("Warning", outcome.reason, outcome.message)
             return
-        if result is not None and (result.results or result.results_omitted):
-            kept, left_out = status_mod.cap_results(result.results)
-            omitted = [*result.results_omitted, *left_out]
-            self.writer.update({"results": kept or None, "resultsOmitted": omitted or None})
+        results = policy.results_fragment(result)
+        if results is not None:
+            self.writer.update(results)
         self._phase(outcome.phase, outcome.reason, outcome.message)
         started = status_mod.parse_rfc3339(self.start_time)
         if started is not None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
-import kr8s
-
 from flowrun.api import status
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
+from flowrun.controller import kube
 from flowrun.runs.outcome import FlowRunError, Outcome
 
 __all__ = ["MAX_MESSAGE", "FlowRunError", "Outcome", "classify", "truncate"]
@@ -44,10 +42,6 @@ def classify(exc: BaseException) -> Outcome:
     if isinstance(exc, ValueError):
         # FlowGraphError and pydantic's ValidationError are ValueErrors that name the path.
         return Outcome("Failed", "InvalidSpec", truncate(str(exc)))
-    if _is_api_error(exc):
+    if kube.is_api_error(exc):
         return Outcome("Failed", "KubernetesAPIError", truncate(str(exc)), retry=True)
     return Outcome("Failed", "InternalError", truncate(f"{type(exc).__name__}: {exc}"))
-
-
-def _is_api_error(exc: BaseException) -> bool:
-    return isinstance(exc, kr8s.ServerError | httpx.TransportError)

@@ -1,4 +1,5 @@
-"""The few direct Kubernetes API calls the controller makes (kopf does the watching).
+"""The few direct Kubernetes API calls the controller makes (kopf does the watching): the only
+module of the controller that talks kr8s.
 
 kr8s, because dask-kubernetes already uses it: one HTTP client configuration for both.
 """
@@ -19,7 +20,7 @@ import kr8s
 import kr8s.asyncio
 
 from flowrun.api import crd, models
-from flowrun.controller.statuswriter import KubeStatusSink, http_status
+from flowrun.controller.statuswriter import StatusGone, StatusRejected
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,60 @@ async def connect() -> Any:
 
 
 def status_sink(api: Any) -> KubeStatusSink:
-    return KubeStatusSink(api, group_version=GROUP_VERSION, plural=PLURAL)
+    return KubeStatusSink(api)
+
+
+async def merge_patch(api: Any, namespace: str, name: str, patch: Mapping[str, Any],
+                      *, subresource: str = "") -> None:  # fmt: skip
+    """The one JSON merge patch of a FlowRun (no resourceVersion, so no conflicts)."""
+    async with api.call_api(
+        "PATCH",
+        version=GROUP_VERSION,
+        base="/apis",
+        namespace=namespace,
+        url=f"{PLURAL}/{name}{subresource}",
+        content=_strict_json(patch),
+        headers={"Content-Type": "application/merge-patch+json"},
+    ):
+        pass
+
+
+class KubeStatusSink:
+    """Patches `flowruns/status`; maps the API server's answers to the writer's exceptions."""
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        try:
+            await merge_patch(self._api, namespace, name, patch, subresource="/status")
+        except (kr8s.ServerError, httpx.HTTPStatusError) as exc:
+            code = http_status(exc)
+            if code == 404:
+                raise StatusGone(name) from exc
+            if code in (400, 422):
+                raise StatusRejected(str(exc)[:500]) from exc
+            raise
+
+
+def _strict_json(patch: Mapping[str, Any]) -> str:
+    """The patch as JSON the API server accepts; one it would refuse is refused here."""
+    try:
+        return json.dumps(patch, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StatusRejected(f"not strict JSON: {exc}") from exc
+
+
+def is_api_error(exc: BaseException) -> bool:
+    """A failed API call (an answer, or none): transient for the run that met it."""
+    return isinstance(exc, kr8s.ServerError | httpx.TransportError)
+
+
+def http_status(exc: Exception) -> int | None:
+    """The HTTP status of an API error (kr8s wraps httpx's), None if there was no response."""
+    response = getattr(exc, "response", None)
+    code = getattr(response, "status_code", None)
+    return code if isinstance(code, int) else None
 
 
 class KubeSecretReader:
@@ -77,16 +131,7 @@ async def nudge_when_done(api: Any, task: asyncio.Task[Any], namespace: str, nam
         await asyncio.wait({task})
     patch = {"metadata": {"annotations": {f"{models.API_GROUP}/cleaned-up": "true"}}}
     try:
-        async with api.call_api(
-            "PATCH",
-            version=GROUP_VERSION,
-            base="/apis",
-            namespace=namespace,
-            url=f"{PLURAL}/{name}",
-            content=json.dumps(patch),
-            headers={"Content-Type": "application/merge-patch+json"},
-        ):
-            pass
+        await merge_patch(api, namespace, name, patch)
     except (kr8s.ServerError, httpx.HTTPError) as exc:
         if http_status(exc) != 404:  # gone already: nothing to wake
             logger.warning("could not wake kopf for %s/%s: %s", namespace, name, exc)

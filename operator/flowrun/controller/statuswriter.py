@@ -24,9 +24,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-import httpx
-import kr8s
-
 from flowrun.controller import metrics as metrics_mod
 from flowrun.runs.secrets import Masker
 
@@ -229,47 +226,3 @@ class StatusWriter:
     def _count_failure(self) -> None:
         if self._metrics is not None:
             self._metrics.status_patch_failures.inc()
-
-
-class KubeStatusSink:
-    """Patches `flowruns/status` with kr8s (merge patch: no resourceVersion, no conflicts)."""
-
-    def __init__(self, api: Any, *, group_version: str, plural: str) -> None:
-        self._api = api
-        self._group_version = group_version
-        self._plural = plural
-
-    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
-        try:
-            async with self._api.call_api(
-                "PATCH",
-                version=self._group_version,
-                base="/apis",
-                namespace=namespace,
-                url=f"{self._plural}/{name}/status",
-                content=_strict_json(patch),
-                headers={"Content-Type": "application/merge-patch+json"},
-            ):
-                pass
-        except (kr8s.ServerError, httpx.HTTPStatusError) as exc:
-            code = http_status(exc)
-            if code == 404:
-                raise StatusGone(name) from exc
-            if code in (400, 422):
-                raise StatusRejected(str(exc)[:500]) from exc
-            raise
-
-
-def _strict_json(patch: Mapping[str, Any]) -> str:
-    """The patch as JSON the API server accepts; one it would refuse is refused here."""
-    try:
-        return json.dumps(patch, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise StatusRejected(f"not strict JSON: {exc}") from exc
-
-
-def http_status(exc: Exception) -> int | None:
-    """The HTTP status of an API error (kr8s wraps httpx's), None if there was no response."""
-    response = getattr(exc, "response", None)
-    code = getattr(response, "status_code", None)
-    return code if isinstance(code, int) else None

@@ -1,0 +1,95 @@
+"""What a run's events and its end mean for the operator: decisions only, no API calls.
+
+The daemon (`daemon.Run`) orchestrates a run — the cluster, the runner thread, the status
+writer, kopf's Events — and asks this module what each thing means: which outcome a flow's end
+or a stop gives, whether the operator is exiting, which task failures become Events, which
+results go into status, and how many runs are in each phase (the phase gauge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowrun.api import status as status_mod
+from flowrun.controller import errors, stopping
+from flowrun.controller import metrics as metrics_mod
+from flowrun.controller import settings as settings_mod
+from flowrun.controller.statuswriter import StatusSink
+from flowrun.engine.events import TaskEvent
+from flowrun.runs.execute import RunResult
+from flowrun.runs.outcome import CANCELLED, FAILED, SUCCEEDED, Outcome, flow_outcome
+from flowrun.runs.plan import SecretReader
+
+MAX_TASK_FAILURE_EVENTS = 10
+EXITING = frozenset({stopping.OPERATOR_EXITING, "OperatorStopped"})
+
+
+@dataclass
+class Context:
+    """What every daemon shares: created once at operator start-up (kopf memo)."""
+
+    settings: settings_mod.OperatorSettings
+    api: Any
+    metrics: metrics_mod.Metrics
+    sink: StatusSink
+    secrets: SecretReader
+    slots: asyncio.Semaphore
+    phases: dict[str, str] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)  # keeps tasks referenced
+
+    def set_phase(self, uid: str, phase: str | None) -> None:
+        if phase is None:
+            self.phases.pop(uid, None)
+        else:
+            self.phases[uid] = phase
+        for name in metrics_mod.PHASES:
+            count = sum(1 for p in self.phases.values() if p == name)
+            self.metrics.flowruns.labels(phase=name).set(count)
+
+
+def stopped_outcome(why: str, deadline_seconds: int | None) -> Outcome:
+    """A run stopped from outside: deleted, cancelled, past its deadline, operator exiting."""
+    message = stopping.MESSAGES[why].format(seconds=deadline_seconds)
+    return Outcome(FAILED if why == stopping.DEADLINE_EXCEEDED else CANCELLED, why, message)
+
+
+def end_of_flow(
+    result: RunResult, *, cancelled: bool, stop_reason: str | None, deadline_seconds: int | None
+) -> Outcome:
+    """The flow ran to its end; a stop that cut it short names the reason instead."""
+    ended = flow_outcome(result.state, result.message)
+    if cancelled and ended.phase != SUCCEEDED:
+        return stopped_outcome(stop_reason or stopping.CANCEL_REQUESTED, deadline_seconds)
+    return Outcome(ended.phase, ended.reason, errors.truncate(ended.message))
+
+
+def is_exiting(outcome: Outcome) -> bool:
+    """The operator itself is going away: leave the run for the next one to resume."""
+    return outcome.reason in EXITING
+
+
+def results_fragment(result: RunResult | None) -> dict[str, Any] | None:
+    """`results` and `resultsOmitted` for status, within the one results cap."""
+    if result is None or not (result.results or result.results_omitted):
+        return None
+    kept, left_out = status_mod.cap_results(result.results)
+    omitted = [*result.results_omitted, *left_out]
+    return {"results": kept or None, "resultsOmitted": omitted or None}
+
+
+class TaskFailureEvents:
+    """A Warning Event for the first few failed (unmapped) tasks; status holds the rest."""
+
+    def __init__(self, limit: int = MAX_TASK_FAILURE_EVENTS) -> None:
+        self.limit = limit
+        self.sent = 0
+
+    def admit(self, event: TaskEvent) -> bool:
+        if event.state not in status_mod.FAILED_STATES or event.map_index is not None:
+            return False
+        if self.sent >= self.limit:
+            return False
+        self.sent += 1
+        return True
