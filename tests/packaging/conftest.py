@@ -10,9 +10,10 @@ from typing import Any
 import dask_kubernetes
 import pytest
 from chartkit import CRD_SOURCE
-from opkit import crd_established, unique, wait_for
+from opkit import unique, wait_for
 
 from flowrun.dev import build
+from support.flowruns import crd_established
 
 NO_FINALIZERS = '{"metadata":{"finalizers":null}}'
 

@@ -55,14 +55,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-def crd_established(kubectl: Any, name: str) -> bool:
-    out = kubectl("get", "crd", name, "-o", "json", check=False)
-    if out.returncode != 0:
-        return False
-    conditions = json.loads(out.stdout).get("status", {}).get("conditions") or []
-    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-
 def can_i(kubectl: Any, kubeconfig: Path, *args: str) -> bool:
     out = kubectl("auth", "can-i", *args, kubeconfig=kubeconfig, check=False)
     return out.stdout.strip() == "yes"

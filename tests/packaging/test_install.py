@@ -23,7 +23,6 @@ from opkit import (
     Operator,
     assert_no_forbidden,
     can_i,
-    crd_established,
     events_of,
     finished,
     flowrun_manifest,
@@ -31,6 +30,8 @@ from opkit import (
     local_spec,
     wait_for,
 )
+
+from support.flowruns import crd_established
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 

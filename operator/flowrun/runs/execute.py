@@ -171,7 +171,9 @@ class Runner:
         for slug, kind in kinds.items():
             future = found[slug]
             cls = states.BY_NAME.get(kind, states.Success)
-            if issubclass(cls, states.Finished) and kind not in {"Cancelled", "Mapped"}:
+            if issubclass(cls, states.Finished) and not issubclass(
+                cls, states.Cancelled | states.Mapped
+            ):
                 message = (self.known_tasks.get(slug) or {}).get("message")
                 out[slug] = cls(message=message, result=future)
         return out
