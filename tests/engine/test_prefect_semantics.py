@@ -388,3 +388,14 @@ def test_a_skipped_child_skips_only_its_element(executor_ld: Any) -> None:
     assert isinstance(final.result[out], states.Mapped)
     assert [c.is_skipped() for c in final.result[out].map_states] == [False, True, False]
     assert final.result[out].result[0] == 1
+
+
+def test_log_stdout_sends_prints_to_the_task_logger(caplog: pytest.LogCaptureFixture) -> None:
+    @task(log_stdout=True)
+    def chatty() -> int:
+        print("hello from the task")
+        return 1
+
+    with caplog.at_level("INFO", logger="flowrun.chatty"):
+        assert TaskRunner(chatty).run().is_successful()
+    assert "hello from the task" in caplog.text

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowrun.engine import cache_validators, events, flattening, interrupts, signals
+from flowrun.engine import cache_validators, events, flattening, interrupts, signals, stdout_log
 from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.task import Task
@@ -277,7 +277,7 @@ class TaskRunner:
         new: states.State
         try:
             value = interrupts.call_guarded(
-                task.run_with,
+                stdout_log.wrap(task, task.run_with),
                 inputs,
                 timeout=task.timeout,
                 scope=self.context.get("flow_run_id"),

@@ -54,7 +54,7 @@ def switch(condition: Task, cases: Mapping[Any, Any], mapped: bool = False) -> N
 
 
 @task
-def _as_bool(x: Any) -> bool:
+def as_bool(x: Any) -> bool:
     return bool(x)
 
 
@@ -62,7 +62,7 @@ def ifelse(condition: Task, true_task: Any, false_task: Any, mapped: bool = Fals
     """Run `true_task` if `condition` is truthy, else `false_task`; the other is Skipped."""
     cases = {c: t for c, t in ((True, true_task), (False, false_task)) if t is not None}
     if cases:
-        switch(condition=_as_bool(condition, mapped=mapped), cases=cases, mapped=mapped)
+        switch(condition=as_bool(condition, mapped=mapped), cases=cases, mapped=mapped)
 
 
 def merge(*tasks: Any, flow: FlowBase | None = None, mapped: bool = False, **kwargs: Any) -> Task:
