@@ -6,6 +6,7 @@ import pytest
 
 from flowrun import Flow, Parameter, Task, task
 from flowrun.engine.task import Collection, Constant
+from flowrun.utilities.tasks import tags as tag_block
 
 
 @task
@@ -196,3 +197,27 @@ def test_flow_run_validates_parameters() -> None:
 def test_flow_run_refuses_inside_its_own_block() -> None:
     with Flow("inside") as flow, pytest.raises(RuntimeError):
         flow.run()
+
+
+def test_flow_copy_update_validate_and_queries_as_prefect() -> None:
+    @task
+    def one() -> int:
+        return 1
+
+    with Flow("a") as flow:
+        with tag_block("io"):
+            first = one()
+        second = one()
+    copied = flow.copy()
+    with copied:
+        extra = one()
+    assert extra in copied.tasks
+    assert extra not in flow.tasks
+    assert flow.get_tasks(tags=["io"]) == [first]
+    assert set(flow.get_tasks(task_type=type(first))) == {first, second}
+    assert list(flow) == list(flow.sorted_tasks())
+    assert flow.slugs[first] == first.slug
+    other = Flow("b")
+    other.update(flow)
+    assert other.tasks == flow.tasks
+    other.validate()

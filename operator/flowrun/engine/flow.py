@@ -11,13 +11,13 @@ from typing import Any
 
 from flowrun.engine import flow_context, graph_build, running
 from flowrun.engine import state as states
-from flowrun.engine.flow_base import FlowBase
+from flowrun.engine.flow_api import FlowAPI
 from flowrun.engine.graph_model import FlowGraph
 
 __all__ = ["Flow"]
 
 
-class Flow(FlowBase):
+class Flow(FlowAPI):
     """A named graph of tasks.
 
     >>> from flowrun import Flow, task
