@@ -19,20 +19,11 @@ from flowrun.engine.edges import Annotated
 from flowrun.engine.flow_context import FlowBuilder
 from flowrun.engine.task_api import TaskAPI, check_run_signature, infer_nout
 from flowrun.engine.task_operators import TaskOperators
+from flowrun.engine.task_options import batch_size as _batch_size
+from flowrun.engine.task_options import delta as _delta
+from flowrun.engine.task_options import seconds as _seconds
 
 StateHandler = Callable[["Task", states.State, states.State], "states.State | None"]
-
-
-def _seconds(value: float | dt.timedelta | None) -> float | None:
-    if value is None:
-        return None
-    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
-
-
-def _delta(value: float | dt.timedelta | None) -> dt.timedelta | None:
-    if value is None or isinstance(value, dt.timedelta):
-        return value
-    return dt.timedelta(seconds=value)
 
 
 class Task(TaskAPI, TaskOperators):
@@ -265,12 +256,6 @@ class Task(TaskAPI, TaskOperators):
         if self.nout is None:
             raise TypeError(f"Task {self.name!r} is not iterable: set nout= to unpack its result.")
         return (self[i] for i in range(self.nout))
-
-
-def _batch_size(value: int | None) -> int | None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"map_batch_size must be a positive integer, got {value!r}")
-    return value
 
 
 def _failure_callback(fn: Callable[[Task, states.State], None]) -> StateHandler:
