@@ -37,7 +37,14 @@ from flowrun.api.validation import SpecError
 from flowrun.engine import events
 from flowrun.engine import state as states
 from flowrun.runs.execute import Runner, RunResult
-from flowrun.runs.outcome import Outcome, flow_outcome
+from flowrun.runs.outcome import (
+    CANCEL_REQUESTED,
+    DEADLINE_EXCEEDED,
+    INTERRUPTED,
+    Outcome,
+    flow_outcome,
+    stopped_outcome,
+)
 from flowrun.runs.plan import make_plan
 from flowrun.runs.secrets import Masker
 
@@ -302,11 +309,11 @@ def _run(
         ended = Outcome("Failed", "InternalError", f"{type(err).__name__}: {err}")
     else:
         ended = flow_outcome(result.state, result.message)
+    # The same outcomes as the operator's for the same stops (Ctrl-C is the terminal's own).
     if stopped == "DeadlineExceeded":
-        message = f"activeDeadlineSeconds ({limit} s) exceeded; run stopped"
-        ended = Outcome("Failed", stopped, message)
+        ended = stopped_outcome(DEADLINE_EXCEEDED, limit)
     elif cancel.is_set() and ended.phase != "Succeeded":
-        ended = Outcome(ended.phase, "Cancelled", ended.message)
+        ended = stopped_outcome(INTERRUPTED if stopped else CANCEL_REQUESTED)
     return result, ended
 
 

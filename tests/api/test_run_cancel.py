@@ -115,7 +115,7 @@ def test_active_deadline_stops_the_run_as_failed(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     status = yaml.safe_load(result.stdout)["status"]
     assert status["phase"] == "Failed"
-    assert "activeDeadlineSeconds (1 s) exceeded" in status["message"]
+    assert "exceeded spec.activeDeadlineSeconds (1s)" in status["message"]
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert (stalled["status"], stalled["reason"]) == ("True", "DeadlineExceeded")
     assert status["tasks"]["work"]["state"] == "Cancelled"

@@ -18,8 +18,9 @@ from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
 from flowrun.controller.statuswriter import StatusSink
 from flowrun.engine.events import TaskEvent
+from flowrun.runs import outcome as outcome_mod
 from flowrun.runs.execute import RunResult
-from flowrun.runs.outcome import CANCELLED, FAILED, SUCCEEDED, Outcome, flow_outcome
+from flowrun.runs.outcome import SUCCEEDED, Outcome, flow_outcome
 from flowrun.runs.plan import SecretReader
 
 MAX_TASK_FAILURE_EVENTS = 10
@@ -51,8 +52,7 @@ class Context:
 
 def stopped_outcome(why: str, deadline_seconds: int | None) -> Outcome:
     """A run stopped from outside: deleted, cancelled, past its deadline, operator exiting."""
-    message = stopping.MESSAGES[why].format(seconds=deadline_seconds)
-    return Outcome(FAILED if why == stopping.DEADLINE_EXCEEDED else CANCELLED, why, message)
+    return outcome_mod.stopped_outcome(why, deadline_seconds)
 
 
 def end_of_flow(

@@ -15,20 +15,13 @@ from typing import Any, TypeVar
 
 import kopf
 
+from flowrun.runs.outcome import CANCEL_REQUESTED, DEADLINE_EXCEEDED, DELETED, OPERATOR_EXITING
+
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-DELETED = "FlowRunDeleted"
-OPERATOR_EXITING = "OperatorExiting"
-CANCEL_REQUESTED = "CancelRequested"
-DEADLINE_EXCEEDED = "DeadlineExceeded"
-
-MESSAGES = {
-    DELETED: "The FlowRun was deleted; its work was cancelled.",
-    CANCEL_REQUESTED: "Cancelled on request (spec.cancel: true).",
-    DEADLINE_EXCEEDED: "The run exceeded spec.activeDeadlineSeconds ({seconds}s) and was stopped.",
-    OPERATOR_EXITING: "The operator stopped; the run resumes when it starts again.",
-}
+__all__ = ["CANCEL_REQUESTED", "DEADLINE_EXCEEDED", "DELETED", "OPERATOR_EXITING", "Stop",
+           "Stopped"]  # fmt: skip
 
 
 class Stopped(Exception):

@@ -27,6 +27,22 @@ class FlowRunError(Exception):
         self.phase = phase
 
 
+# Why a run stopped before its flow's end (CamelCase: condition and Event reasons).
+DELETED = "FlowRunDeleted"
+OPERATOR_EXITING = "OperatorExiting"
+CANCEL_REQUESTED = "CancelRequested"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+INTERRUPTED = "Interrupted"
+
+STOP_MESSAGES = {
+    DELETED: "The FlowRun was deleted; its work was cancelled.",
+    CANCEL_REQUESTED: "Cancelled on request (spec.cancel: true).",
+    DEADLINE_EXCEEDED: "The run exceeded spec.activeDeadlineSeconds ({seconds}s) and was stopped.",
+    OPERATOR_EXITING: "The operator stopped; the run resumes when it starts again.",
+    INTERRUPTED: "Cancelled from the terminal (Ctrl-C or SIGTERM).",
+}
+
+
 @dataclass(frozen=True)
 class Outcome:
     phase: str
@@ -47,6 +63,16 @@ def final_phase(flow_state: str) -> str:
     if issubclass(cls, states.Cancelled | states.Cancelling):
         return CANCELLED
     return FAILED
+
+
+def stopped_outcome(why: str, deadline_seconds: int | None = None) -> Outcome:
+    """A run stopped from outside: deleted, cancelled, past its deadline, interrupted.
+
+    >>> stopped_outcome(DEADLINE_EXCEEDED, 5).message
+    'The run exceeded spec.activeDeadlineSeconds (5s) and was stopped.'
+    """
+    message = STOP_MESSAGES[why].format(seconds=deadline_seconds)
+    return Outcome(FAILED if why == DEADLINE_EXCEEDED else CANCELLED, why, message)
 
 
 def flow_outcome(flow_state: str, message: str | None) -> Outcome:
