@@ -399,3 +399,12 @@ def test_log_stdout_sends_prints_to_the_task_logger(caplog: pytest.LogCaptureFix
     with caplog.at_level("INFO", logger="flowrun.chatty"):
         assert TaskRunner(chatty).run().is_successful()
     assert "hello from the task" in caplog.text
+
+
+def test_edge_annotations_win_over_arguments() -> None:
+    a, b = Task(), Task()
+    assert Edge(flowrun.mapped(a), b, mapped=False).mapped is True
+    assert Edge(flowrun.unmapped(a), b, mapped=True).mapped is False
+    both = Edge(flowrun.flatten(flowrun.mapped(a)), b)
+    assert (both.mapped, both.flattened, both.upstream_task) == (True, True, a)
+    assert both.tasks == {a, b}

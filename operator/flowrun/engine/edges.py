@@ -27,6 +27,17 @@ class Edge(Generic[T]):
         mapped: bool | None = None,
         flattened: bool | None = None,
     ) -> None:
+        # `mapped(t)` / `unmapped(t)` / `flatten(t)` around either end win over the arguments.
+        noted_mapped, noted_flat = None, False
+        if isinstance(upstream_task, Annotated):
+            noted_mapped, noted_flat = upstream_task.mapped, upstream_task.flattened
+            upstream_task = upstream_task.value
+        if isinstance(downstream_task, Annotated):
+            noted_mapped = (
+                noted_mapped if downstream_task.mapped is None else downstream_task.mapped
+            )
+            noted_flat = noted_flat or downstream_task.flattened
+            downstream_task = downstream_task.value
         if upstream_task is downstream_task:
             raise ValueError("Edges can not connect a task to itself.")
         if key is not None and not (
@@ -36,8 +47,12 @@ class Edge(Generic[T]):
         self.upstream_task = upstream_task
         self.downstream_task = downstream_task
         self.key = key
-        self.mapped = bool(mapped)
-        self.flattened = bool(flattened)
+        self.mapped = bool(mapped) if noted_mapped is None else noted_mapped
+        self.flattened = noted_flat or bool(flattened)
+
+    @property
+    def tasks(self) -> set[T]:
+        return {self.upstream_task, self.downstream_task}
 
     @property
     def upstream(self) -> T:
