@@ -23,6 +23,7 @@ import pytest
 from flowrun.dev import build, image, kubeconfig
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.node import Node
+from flowrun.dev.waiting import wait_for
 
 
 @dataclass(frozen=True)
@@ -170,5 +171,12 @@ def dev_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevNode]:
 def node_namespace(dev_node: DevNode) -> Iterator[str]:
     name = f"n-{uuid.uuid4().hex[:10]}"
     dev_node.kubectl("create", "namespace", name)
+    # On the node, Pods get ServiceAccount tokens: a Pod created before the controller-manager
+    # made the namespace's default ServiceAccount would be refused.
+    wait_for(
+        lambda: dev_node.kubectl("get", "sa", "default", "-n", name, check=False).returncode == 0,
+        timeout=60,
+        what=f"the default ServiceAccount of {name}",
+    )
     yield name
     dev_node.kubectl("delete", "namespace", name, "--wait=false", check=False)

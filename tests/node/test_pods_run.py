@@ -194,3 +194,23 @@ with Client("{address}", timeout=60) as c:
     logs = dev_node.kubectl("logs", "client", "-n", node_namespace).stdout
     assert final == "Succeeded", logs
     assert logs.strip().splitlines()[-1] == "(49, 'worker')"
+
+
+def test_a_pod_reaches_the_api_server_as_its_service_account(dev_node, node_namespace):
+    """In-cluster config works as in any cluster: the `kubernetes` Service routes to the API
+    server, the Pod's token authenticates it, and RBAC applies to it (the default account may
+    read /version but not list Pods)."""
+    code = f"""
+from kubernetes import client, config
+config.load_incluster_config()
+print(client.VersionApi().get_code().git_version)
+try:
+    client.CoreV1Api().list_namespaced_pod("{node_namespace}")
+except client.ApiException as denied:
+    print(denied.status)
+"""
+    apply(dev_node, node_namespace, pod("incluster", dev_node.image, ["python", "-c", code]))
+    final = wait_phase(dev_node, node_namespace, "incluster", "Succeeded", "Failed")
+    logs = dev_node.kubectl("logs", "incluster", "-n", node_namespace).stdout
+    assert final == "Succeeded", logs
+    assert logs.split() == ["v1.34.10", "403"]

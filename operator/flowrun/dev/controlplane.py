@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from flowrun.dev import kubeconfig, pki
+from flowrun.dev.nodeconfig import NODE_IP
 
 _STOP_TIMEOUT = 20.0
 
@@ -191,7 +192,7 @@ class ControlPlane:
 
     def _apiserver_args(self, ports: dict[str, int]) -> list[str]:
         p = self.pki
-        return [
+        args = [
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
             "--bind-address=127.0.0.1",
             f"--secure-port={ports['apiserver']}",
@@ -215,6 +216,25 @@ class ControlPlane:
             "--profiling=false",
             *(self._node_apiserver_args() if self.state.netns else []),
         ]
+        return self._for_pods(args) if self.state.netns else args
+
+    @staticmethod
+    def _for_pods(args: list[str]) -> list[str]:
+        """On a node, Pods use the API as in any cluster: through the `kubernetes` Service (so the
+        apiserver advertises the node IP and keeps that Service's endpoints), with a token from
+        their ServiceAccount. Listening on every address is safe: the namespace has no uplink."""
+        changed = {
+            "--bind-address": "0.0.0.0",
+            "--advertise-address": NODE_IP,
+            "--endpoint-reconciler-type": "lease",
+        }
+        out = []
+        for arg in args:
+            flag = arg.split("=", 1)[0]
+            if flag == "--disable-admission-plugins":
+                continue
+            out.append(f"{flag}={changed[flag]}" if flag in changed else arg)
+        return out
 
     def _node_apiserver_args(self) -> list[str]:
         # Logs, exec and port-forward go from the apiserver to the kubelet: authenticate as admin,

@@ -131,10 +131,13 @@ def generate(directory: Path) -> Pki:
     _write(pki.ca_key, _pem_key(ca_key), private=True)
 
     serving_key = ec.generate_private_key(ec.SECP256R1())
-    sans = [
-        x509.DNSName("localhost"),
-        x509.DNSName("kubernetes.default.svc"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    # Pods on the dev node reach the API as kubernetes.default (10.0.0.1, the Service range's
+    # first address), served from the node IP 10.250.0.2; harmless where there is no node.
+    names = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+             "kubernetes.default.svc.cluster.local")  # fmt: skip
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    sans += [
+        x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", "10.0.0.1", "10.250.0.2")
     ]
     serving = (
         _builder(_name("kube-apiserver"), ca_name, serving_key.public_key())
