@@ -408,3 +408,21 @@ def test_edge_annotations_win_over_arguments() -> None:
     both = Edge(flowrun.flatten(flowrun.mapped(a)), b)
     assert (both.mapped, both.flattened, both.upstream_task) == (True, True, a)
     assert both.tasks == {a, b}
+
+
+def test_resuming_a_map_over_a_result_less_upstream_fails_children_not_the_run() -> None:
+    @task
+    def nums() -> list[int]:
+        return [1, 2]
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    with Flow("resume") as flow:
+        n = nums()
+        m = inc.map(n)
+    given = {n: states.Success(), m: states.Mapped(map_states=[states.Pending()] * 2)}
+    final = flow.run(task_states=given)
+    assert final.is_failed()
+    assert [type(c).__name__ for c in final.result[m].map_states] == ["Failed", "Failed"]

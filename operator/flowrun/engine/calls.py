@@ -50,6 +50,9 @@ def _child_view(up: states.State, edge: EdgeRef, index: int) -> states.State:
     value = up.result
     if edge.flattened:
         value = flatten_result(value)
+    if not hasattr(value, "__getitem__"):
+        # A resumed upstream without its result (Prefect passes None to the child).
+        return up.replace(result=None)
     return up.replace(result=value[index])
 
 
