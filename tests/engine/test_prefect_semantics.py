@@ -426,3 +426,26 @@ def test_resuming_a_map_over_a_result_less_upstream_fails_children_not_the_run()
     final = flow.run(task_states=given)
     assert final.is_failed()
     assert [type(c).__name__ for c in final.result[m].map_states] == ["Failed", "Failed"]
+
+
+def test_a_handler_resuming_a_paused_task_still_runs_out_of_retries() -> None:
+    runs: list[int] = []
+
+    def handler(t: Any, old: states.State, new: states.State) -> states.State | None:
+        if isinstance(new, states.Paused):
+            return states.Resume()
+        if old.is_running():
+            raise signals.FAIL("cant pass go")
+        return None
+
+    @task(
+        max_retries=2,
+        retry_delay=dt.timedelta(0),
+        state_handlers=[handler],
+        trigger=flowrun.triggers.manual_only,
+    )
+    def fail() -> None:
+        runs.append(1)
+
+    assert Flow("huh", tasks=[fail]).run().is_failed()
+    assert len(runs) == 3

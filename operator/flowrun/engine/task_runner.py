@@ -59,10 +59,12 @@ class TaskRunner:
         state = state or states.Pending()
         upstream = upstream_states or {}
         self.context = ctx = dict(context or {})
+        # A scheduled state (Resume, Paused, ...) carries the run count it was made in,
+        # as in Prefect, so a resumed task's retries still count down.
         self.run_count = (
             state.run_count + 1
             if isinstance(state, states.Retrying)
-            else ctx.get("task_run_count", 1)
+            else state.context.get("task_run_count") or ctx.get("task_run_count", 1)
         )
         ctx["task_run_count"] = self.run_count
         ctx.setdefault("task_name", self.task.name)
