@@ -20,7 +20,7 @@ import kr8s
 import kr8s.asyncio
 from dask_kubernetes.operator import KubeCluster
 
-from flowrun.cluster import base
+from flowrun.cluster import base, kr8s_session
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +229,7 @@ class KubernetesProvider:
     async def start(
         self, name: str, options: base.ClusterOptions, owner: base.Owner
     ) -> base.ClusterHandle:
+        kr8s_session.install()
         self._name, self._namespace = name, owner.namespace
         reconnected = await self._exists()
         spec = build_cluster_spec(

@@ -20,6 +20,7 @@ import kr8s
 import kr8s.asyncio
 
 from flowrun.api import crd, models
+from flowrun.cluster import kr8s_session
 from flowrun.controller.statuswriter import StatusGone, StatusRejected
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ PLURAL = crd.PLURAL
 
 
 async def connect() -> Any:
-    return await kr8s.asyncio.api()
+    return await kr8s_session.private_api()
 
 
 def status_sink(api: Any) -> KubeStatusSink:
