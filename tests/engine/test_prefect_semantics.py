@@ -449,3 +449,23 @@ def test_a_handler_resuming_a_paused_task_still_runs_out_of_retries() -> None:
 
     assert Flow("huh", tasks=[fail]).run().is_failed()
     assert len(runs) == 3
+
+
+def test_a_loop_that_fails_mid_way_retries_from_the_same_iteration() -> None:
+    counts: list[int] = []
+
+    @task(max_retries=1, retry_delay=dt.timedelta(0))
+    def looper(x: int) -> int:
+        counts.append(context.task_run_count)
+        loop = context.get("task_loop_count", 1)
+        if loop == 2 and context.task_run_count == 1:
+            raise ValueError("err")
+        if loop < 5:
+            raise signals.LOOP(result=context.get("task_loop_result", 0) + x)
+        return int(context.task_loop_result) + x
+
+    with Flow("looping") as flow:
+        out = looper(1)
+    final = flow.run()
+    assert final.result[out].result == 5
+    assert counts.count(2) == 1

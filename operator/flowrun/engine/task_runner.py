@@ -15,6 +15,7 @@ from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.task import Task
 
+LOOP_KEYS = ("task_loop_count", "task_loop_result")
 ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 RunnerStateHandler = Callable[["TaskRunner", states.State, states.State], "states.State | None"]
 
@@ -80,6 +81,7 @@ class TaskRunner:
             and state.start_time <= states.now()
         ):
             ctx["resume"] = True
+        ctx.update({k: state.context[k] for k in LOOP_KEYS if k in state.context})
         while True:
             with contexts.using(ctx):
                 try:
@@ -344,8 +346,11 @@ class TaskRunner:
             return state
         if task.retry_on is not None and not isinstance(state.result, task.retry_on):
             return state
+        # A loop that fails mid-way retries from the same iteration (as in Prefect).
+        looping = {k: self.context[k] for k in LOOP_KEYS if k in self.context}
         retry = states.Retrying(
             f"Retrying Task (after attempt {self.run_count} of {task.max_retries + 1})",
+            context=looping,
             start_time=states.now() + task.retry_delay,
             run_count=self.run_count,
         )
