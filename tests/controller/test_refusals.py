@@ -87,3 +87,19 @@ def test_in_process_execution_is_refused_unless_allowed(
         assert status["phase"] == "Failed"
         assert "--allow-in-process" in status["message"]
         assert "InProcessExecutionRefused" in frs.event_reasons(name)
+
+
+def test_an_unimportable_flow_ref_is_the_users_error(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    ref = {"ref": "no_such_package_here.flows:flow"}
+    frs.apply("ref-local", {"flow": ref, "executor": {"type": "Local"}})
+    frs.apply("ref-dask", {"flow": ref, "executor": {"type": "Dask", "dask": {"cluster": "Local"}}})
+    for name in ("ref-local", "ref-dask"):
+        status = frs.wait_phase(name)
+        assert status["phase"] == "Failed", status
+        assert "spec.flow.ref: cannot load 'no_such_package_here.flows:flow'" in status["message"]
+        assert "ModuleNotFoundError" in status["message"]
+        stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+        assert stalled["reason"] == "UnresolvableFlow"
+        assert "UnresolvableFlow" in frs.event_reasons(name)

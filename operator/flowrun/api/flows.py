@@ -46,13 +46,26 @@ def flow_dict(spec: models.FlowRunSpec) -> dict[str, Any]:
     return out
 
 
+# What importing a `package.module:attribute` reference raises when it does not name a Flow.
+LOAD_ERRORS = (ImportError, AttributeError, TypeError, ValueError)
+
+
+def unresolvable(ref: str, err: BaseException) -> SpecError:
+    """The user's error for a `flow.ref` that cannot be loaded where it was tried."""
+    return SpecError(
+        [
+            f"spec.flow.ref: cannot load {ref!r}: {type(err).__name__}: {err} "
+            "(the module must be importable in the worker image, spec.executor.dask.image)"
+        ],
+        reason="UnresolvableFlow",
+    )
+
+
 def _load_ref(ref: str) -> Flow:
     try:
         return graph.load_flow(ref)
-    except (ImportError, AttributeError, TypeError, ValueError) as err:
-        raise SpecError(
-            [f"spec.flow.ref: cannot load {ref!r}: {err}"], reason="UnresolvableFlow"
-        ) from None
+    except LOAD_ERRORS as err:
+        raise unresolvable(ref, err) from None
 
 
 def _reference(flow: Flow, names: list[str] | None) -> Flow:

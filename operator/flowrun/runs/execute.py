@@ -128,9 +128,13 @@ class Runner:
         ref = self.plan.flow.get("ref")
         if ref is None:
             return graph_mod.from_dict(self.plan.flow)
-        if self._client is None:
-            return graph_mod.from_flow(graph_mod.load_flow(ref))
-        text = self._client.submit(_graph_dict, ref, pure=False).result()
+        try:
+            if self._client is None:
+                return graph_mod.from_flow(graph_mod.load_flow(ref))
+            # Imported where the tasks run; a worker's import error comes back as its own type.
+            text = self._client.submit(_graph_dict, ref, pure=False).result()
+        except flows.LOAD_ERRORS as exc:
+            raise flows.unresolvable(ref, exc) from None
         return graph_mod.from_dict(json.loads(text))
 
     def _resumed(self, slugs: list[str]) -> dict[str, states.State]:
