@@ -89,3 +89,13 @@ def test_delete_cancels_and_leaves_nothing(
     assert "ClusterCreated" in reasons
     frs.open_gate(key)
     assert frs.runs(f"{key}-after") == 0
+
+
+def test_cancel_at_creation_runs_nothing(shared_operator: OperatorProcess, frs: FlowRuns) -> None:
+    key = f"born-cancelled-{frs.namespace}"
+    frs.apply("born-cancelled", {**local_spec([task("m", "mark", key)]), "cancel": True})
+    status = frs.wait_phase("born-cancelled")
+    assert status["phase"] == "Cancelled", status
+    assert "spec.cancel" in status["message"]
+    assert frs.runs(key) == 0
+    assert "ClusterCreated" not in frs.event_reasons("born-cancelled")

@@ -122,6 +122,8 @@ class Run:
         if self.initial_phase is None:
             self._phase("Pending", "Accepted", "Waiting to start.")
         self.ctx.set_phase(self.uid, self.initial_phase or "Pending")
+        if (why := self.stop.reason()) is not None:  # e.g. created with `cancel: true`: run nothing
+            raise stopping.Stopped(why)
         self.plan = await build_plan(
             self.body.get("spec") or {},
             namespace=self.namespace,
