@@ -4,6 +4,7 @@ closes the cluster and records why; a live task state is visible while the task 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -99,3 +100,18 @@ def test_cancel_at_creation_runs_nothing(shared_operator: OperatorProcess, frs: 
     assert "spec.cancel" in status["message"]
     assert frs.runs(key) == 0
     assert "ClusterCreated" not in frs.event_reasons("born-cancelled")
+
+
+def test_a_task_stuck_past_its_timeout_is_counted_in_metrics(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    stuck = {"name": "stuck", "fn": "time:sleep", "args": [20], "timeoutSeconds": 1}
+    frs.apply("stuck", local_spec([stuck], executor={"type": "Local"}))
+    status = frs.wait_phase("stuck")
+    assert status["phase"] == "Failed", status
+    assert status["tasks"]["stuck"]["state"] == "TimedOut"
+    found = re.search(
+        r"^flowrun_abandoned_task_threads_total (\S+)$", shared_operator.metrics(), re.M
+    )
+    assert found is not None
+    assert float(found.group(1)) >= 1

@@ -6,7 +6,13 @@ One `Metrics` value per operator process, created by the CLI and handed to the d
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from flowrun.engine import interrupts
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
 
@@ -47,9 +53,26 @@ class Metrics:
         self.status_patch_failures = Counter(
             "flowrun_status_patch_failures", "Status patches that failed (then retried)", registry=r
         )
+        r.register(_TaskThreads())
         for phase in PHASES:
             self.flowruns.labels(phase=phase).set(0)
 
     def serve(self, port: int) -> None:
         """Serve /metrics on a daemon thread of this process."""
         start_http_server(port, registry=self.registry)
+
+
+class _TaskThreads(Collector):
+    """Task threads given up on at a timeout or cancel: the engine keeps the counts, read here."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "flowrun_abandoned_task_threads",
+            "Task threads abandoned in a blocking call at their timeout or a cancel",
+            value=interrupts.abandoned_threads(),
+        )
+        yield GaugeMetricFamily(
+            "flowrun_stuck_task_threads",
+            "Abandoned task threads still running (a blocking call that has not returned)",
+            value=interrupts.stuck_threads(),
+        )
