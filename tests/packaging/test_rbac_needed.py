@@ -193,3 +193,32 @@ def test_without_the_rule_the_operator_is_denied(
     finally:
         # A crippled operator may retry its refused writes while shutting down: do not wait long.
         operator.stop(grace=10)
+
+
+def test_a_secret_the_operator_may_not_read_ends_the_run(
+    kubectl: Any,
+    namespaces: Callable[..., str],
+    account_without: Callable[[tuple[str, str, str]], Path],
+    flowrun_crd: None,
+    tmp_path: Path,
+) -> None:
+    """RBAC's 403 is final: the run ends Failed naming the field, not Pending forever."""
+    kubeconfig = account_without(("", "secrets", "get"))
+    work = namespaces("fr-pkg-ablw")
+    kubectl("create", "secret", "generic", "creds", "-n", work, "--from-literal=token=t0k3n")
+    operator = Operator(kubeconfig, tmp_path, [f"--namespace={work}", "--allow-in-process"])
+    operator.start()
+    try:
+        kubectl("apply", "-f", "-", input=flowrun_manifest("needs", work, WITH_SECRET))
+
+        def final() -> dict[str, Any] | None:
+            status = kubectl.json("get", "flowrun", "needs", "-n", work).get("status") or {}
+            return status if status.get("phase") in {"Failed", "Succeeded"} else None
+
+        status = wait_for(final, timeout=90, what="the FlowRun's final phase")
+        assert status["phase"] == "Failed", status
+        assert "spec.parametersFrom[0] (token): Secret 'creds'" in status["message"]
+        stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+        assert stalled["reason"] == "SecretForbidden"
+    finally:
+        operator.stop(grace=10)

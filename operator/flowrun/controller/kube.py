@@ -116,6 +116,8 @@ class KubeSecretReader:
         except (kr8s.ServerError, httpx.HTTPStatusError) as exc:
             if http_status(exc) == 404:
                 return None
+            if http_status(exc) == 403:  # RBAC's answer will not change by retrying
+                raise PermissionError(f"the operator may not read it: {exc}") from exc
             raise
         data: Mapping[str, str] = body.get("data") or {}
         return data

@@ -29,6 +29,8 @@ IN_PROCESS_REFUSED = (
 
 
 class SecretReader(Protocol):
+    """None for an absent Secret; PermissionError when the reader may not read it."""
+
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
 
 
@@ -57,6 +59,12 @@ async def resolve_secrets(
             data = await reader.read_secret(namespace, ref.name)
         except ValueError as exc:  # a name no Secret can have: never sent to the server
             raise FlowRunError("InvalidSpec", f"{where}: {exc}") from exc
+        except PermissionError as exc:
+            raise FlowRunError(
+                "SecretForbidden",
+                f"{where}: Secret {ref.name!r} in namespace {namespace!r}: {exc} (grant the "
+                "operator `get` on Secrets there, e.g. the chart's rbac.secretNamespaces)",
+            ) from exc
         if data is None:
             raise FlowRunError("SecretNotFound", f"{where}: Secret {ref.name!r} not found")
         if ref.key not in data:
