@@ -12,23 +12,9 @@ from pathlib import Path
 import pytest
 
 from flowrun.dev import build
+from support.processes import flowrun, pid_alive
 
 pytestmark = pytest.mark.controlplane
-
-
-def flowrun(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", *args],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_up_kubectl_down_from_a_shell(tmp_path: Path) -> None:

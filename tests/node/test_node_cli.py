@@ -18,6 +18,7 @@ import pytest
 
 from flowrun.dev import node, nodeconfig, nodehost
 from flowrun.dev.waiting import wait_for
+from support.processes import flowrun, pid_alive
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node]
 
@@ -51,21 +52,6 @@ def host_snapshot() -> dict[str, object]:
         "cgroups": sorted(str(p) for p in Path("/sys/fs/cgroup").glob("*/flowrun-*")),
         "sysctls": {key: Path("/proc/sys", key).read_text() for key in SYSCTLS},
     }
-
-
-def flowrun(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", *args],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
-    )  # fmt: skip
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.fixture
