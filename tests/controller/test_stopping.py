@@ -105,13 +105,16 @@ def test_cancel_at_creation_runs_nothing(shared_operator: OperatorProcess, frs: 
 def test_a_task_stuck_past_its_timeout_is_counted_in_metrics(
     shared_operator: OperatorProcess, frs: FlowRuns
 ) -> None:
+    def abandoned() -> float:
+        metrics = shared_operator.metrics()
+        found = re.search(r"^flowrun_abandoned_task_threads_total (\S+)$", metrics, re.M)
+        assert found is not None, metrics
+        return float(found.group(1))
+
+    before = abandoned()  # the operator is shared: earlier tests may have abandoned threads too
     stuck = {"name": "stuck", "fn": "time:sleep", "args": [20], "timeoutSeconds": 1}
     frs.apply("stuck", local_spec([stuck], executor={"type": "Local"}))
     status = frs.wait_phase("stuck")
     assert status["phase"] == "Failed", status
     assert status["tasks"]["stuck"]["state"] == "TimedOut"
-    found = re.search(
-        r"^flowrun_abandoned_task_threads_total (\S+)$", shared_operator.metrics(), re.M
-    )
-    assert found is not None
-    assert float(found.group(1)) >= 1
+    assert abandoned() >= before + 1
