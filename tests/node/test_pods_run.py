@@ -193,7 +193,8 @@ with Client("{address}", timeout=60) as c:
     final = wait_phase(dev_node, node_namespace, "client", "Succeeded", "Failed", timeout=240)
     logs = dev_node.kubectl("logs", "client", "-n", node_namespace).stdout
     assert final == "Succeeded", logs
-    assert logs.strip().splitlines()[-1] == "(49, 'worker')"
+    # distributed may log a closing-time warning after the result (stderr shares the log).
+    assert "(49, 'worker')" in logs.strip().splitlines(), logs
 
 
 def test_a_pod_reaches_the_api_server_as_its_service_account(dev_node, node_namespace):
