@@ -46,6 +46,7 @@ from flowrun.runs.outcome import (
     stopped_outcome,
 )
 from flowrun.runs.plan import make_plan
+from flowrun.runs.render import render
 from flowrun.runs.secrets import Masker
 
 HELP = "run a FlowRun manifest locally, without a cluster"
@@ -264,7 +265,8 @@ def execute(
         f"{builder.failed} failed",
         highlight=False,
     )
-    status = builder.render(
+    status = render(
+        builder,
         phase=ended.phase,
         message=ended.message,
         reason=ended.reason,

@@ -12,6 +12,7 @@ import yaml
 from flowrun.api import crd
 from flowrun.api.status import StatusBuilder
 from flowrun.engine.events import TaskEvent
+from flowrun.runs.render import render
 
 pytestmark = pytest.mark.controlplane
 
@@ -171,7 +172,8 @@ def test_a_rendered_status_is_accepted(installed: None, kubectl: Any, namespace:
     builder.apply(TaskEvent("a", None, "Success", None, 1, 1.0e9, True))
     builder.apply(TaskEvent("b", None, "Mapped", None, 1, 1.0e9, True, n_map_states=2))
     builder.apply(TaskEvent("b", 1, "Failed", "boom", 1, 1.0e9, True))
-    status = builder.render(
+    status = render(
+        builder,
         phase="Failed",
         now=1.0e9,
         generation=1,

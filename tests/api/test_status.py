@@ -11,6 +11,7 @@ from flowrun.api import conditions
 from flowrun.api.models import FlowRunStatus
 from flowrun.api.status import StatusBuilder, StatusLimits
 from flowrun.engine.events import TaskEvent
+from flowrun.runs.render import render
 
 T0 = 1_795_000_000.0
 FINISHED = {"Success", "Failed", "TimedOut", "TriggerFailed", "Mapped", "Skipped", "Cancelled"}
@@ -45,7 +46,7 @@ def size(status: dict[str, object]) -> int:
 def test_a_task_s_life_in_status() -> None:
     b = StatusBuilder(["extract", "load"])
     b.apply_all([ev("extract", "Running", at=T0), ev("extract", "Success", at=T0 + 2)])
-    status = b.render(phase="Running", now=T0 + 3, generation=4, start_time=T0)
+    status = render(b, phase="Running", now=T0 + 3, generation=4, start_time=T0)
     assert status["tasks"] == {
         "extract": {
             "state": "Success",
@@ -128,7 +129,7 @@ def test_messages_are_truncated_and_redacted() -> None:
     entry = b.tasks()[0]["t"]
     assert entry["message"].startswith("token *** rejected ")
     assert len(entry["message"]) == 30
-    assert "s3cr3t" not in json.dumps(b.render(phase="Failed", now=T0))
+    assert "s3cr3t" not in json.dumps(render(b, phase="Failed", now=T0))
 
 
 def _big_flow(n: int, *, failing_every: int = 0) -> StatusBuilder:
@@ -146,7 +147,7 @@ def _big_flow(n: int, *, failing_every: int = 0) -> StatusBuilder:
 @pytest.mark.parametrize("n", [1_000, 10_000])
 def test_status_of_a_big_flow_stays_under_256_kib(n: int) -> None:
     b = _big_flow(n, failing_every=7)
-    status = b.render(phase="Failed", now=T0 + n + 5, generation=1, start_time=T0)
+    status = render(b, phase="Failed", now=T0 + n + 5, generation=1, start_time=T0)
     measured = size(status)
     print(f"\nstatus of a {n:,}-task flow: {measured:,} bytes ({len(status['tasks']):,} listed)")
     assert measured < 256 * 1024
@@ -158,7 +159,7 @@ def test_status_of_a_big_flow_stays_under_256_kib(n: int) -> None:
 
 
 def test_a_1000_task_flow_lists_every_task() -> None:
-    status = _big_flow(1_000).render(phase="Succeeded", now=T0)
+    status = render(_big_flow(1_000), phase="Succeeded", now=T0)
     assert len(status["tasks"]) == 1_000
     assert "tasksOmitted" not in status
 
@@ -177,15 +178,15 @@ def test_a_huge_map_stays_small() -> None:
     for i in range(100_000):
         b.apply(ev("m", "Failed" if i % 2 else "Success", index=i, message="e" * 300))
     b.apply(ev("m", "Mapped", n_map_states=100_000))
-    status = b.render(phase="Failed", now=T0)
+    status = render(b, phase="Failed", now=T0)
     assert size(status) < 8 * 1024
     assert status["failed"] == 50_000
 
 
 def test_results_keep_small_json_and_name_the_rest() -> None:
     b = StatusBuilder(["a", "b", "c"], limits=StatusLimits(result_bytes=100))
-    status = b.render(
-        phase="Succeeded", now=T0, results={"a": {"rows": 3}, "b": "x" * 500, "c": object()}
+    status = render(
+        b, phase="Succeeded", now=T0, results={"a": {"rows": 3}, "b": "x" * 500, "c": object()}
     )
     assert status["results"] == {"a": {"rows": 3}}
     assert status["resultsOmitted"] == ["b", "c"]
@@ -219,8 +220,12 @@ def test_condition_transition_time_moves_only_when_status_changes() -> None:
 
 
 def test_failed_reason_reaches_the_conditions() -> None:
-    status = StatusBuilder([]).render(
-        phase="Failed", now=T0, reason="DeadlineExceeded", message="deadline of 60 s exceeded"
+    status = render(
+        StatusBuilder([]),
+        phase="Failed",
+        now=T0,
+        reason="DeadlineExceeded",
+        message="deadline of 60 s exceeded",
     )
     stalled = next(c for c in status["conditions"] if c["type"] == "Stalled")
     assert stalled["reason"] == "DeadlineExceeded"
@@ -234,7 +239,7 @@ def test_restore_takes_over_finished_tasks_after_a_restart() -> None:
     for i in range(4):
         before.apply(ev("m", "Failed" if i % 2 else "Success", index=i, message=f"e{i}"))
     before.apply(ev("b", "Running", at=T0 + 2))
-    previous = before.render(phase="Running", now=T0 + 3)
+    previous = render(before, phase="Running", now=T0 + 3)
 
     after = StatusBuilder(["a", "m", "b"], limits=StatusLimits(failed_children=2))
     after.restore(previous["tasks"])

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from flowrun.api.status import StatusBuilder, StatusLimits
 from flowrun.engine.events import TaskEvent
+from flowrun.runs.render import render
 
 STATES = ["Pending", "Running", "Retrying", "Success", "Failed", "TriggerFailed", "Skipped"]
 FINISHED = {"Success", "Failed", "TriggerFailed", "Skipped", "Mapped"}
@@ -39,7 +40,7 @@ def test_counts_add_up_and_the_budget_holds(sequence: list[TaskEvent]) -> None:
     limits = StatusLimits(tasks_bytes=2_000, message_chars=40, failed_children=2)
     builder = StatusBuilder([f"t{i}" for i in range(4)], limits=limits)
     builder.apply_all(sequence)
-    status = builder.render(phase="Running", now=1.8e9)
+    status = render(builder, phase="Running", now=1.8e9)
     assert sum(v for k, v in status["taskCounts"].items() if k != "total") == builder.total
     tasks_bytes = len(json.dumps(status["tasks"], separators=(",", ":")).encode())
     assert tasks_bytes <= limits.tasks_bytes + 2

@@ -14,13 +14,13 @@ import pytest
 
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
-from flowrun.controller import errors, phases, policy
+from flowrun.controller import errors, policy
 from flowrun.controller.clusteropts import cluster_options
-from flowrun.controller.taskstatus import TaskStatus, merge_diff
 from flowrun.engine.events import TaskEvent
-from flowrun.runs import outcome, plan
+from flowrun.runs import outcome, plan, render
 from flowrun.runs.execute import RunResult
 from flowrun.runs.outcome import FlowRunError
+from flowrun.runs.render import TaskStatus, merge_diff
 
 
 class Secrets:
@@ -109,8 +109,13 @@ class TestErrors:
 
 class TestPhases:
     def test_terminal_phase_fragment(self) -> None:
-        fragment = phases.phase_status(
-            "Failed", reason="DeadlineExceeded", message="too slow", generation=3
+        fragment = render.phase_fragment(
+            "Failed",
+            now=1.8e9,
+            reason="DeadlineExceeded",
+            message="too slow",
+            generation=3,
+            completion_time=1.8e9,
         )
         assert fragment["phase"] == "Failed"
         assert "completionTime" in fragment
@@ -193,8 +198,6 @@ class TestPolicy:
 
     def test_results_are_capped_once(self) -> None:
         big = list(range(10_000))
-        fragment = policy.results_fragment(
-            self.result("Success", results={"a": 1, "big": big}, results_omitted=("odd",))
-        )
+        fragment = render.results_fragment({"a": 1, "big": big}, ("odd",))
         assert fragment == {"results": {"a": 1}, "resultsOmitted": ["odd", "big"]}
-        assert policy.results_fragment(self.result("Success", results={})) is None
+        assert render.results_fragment({}) == {}

@@ -14,10 +14,10 @@ import kr8s.asyncio
 import pytest
 
 from flowrun.controller import kube
-from flowrun.controller.statuswriter import StatusWriter
 from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
 from flowrun.runs.secrets import spellings
+from flowrun.runs.statuswriter import StatusWriter
 from support.flowruns import FlowRuns, local_spec, make_namespace, task
 
 pytestmark = pytest.mark.controlplane

@@ -1,6 +1,6 @@
 """The Argo CD health check (deploy/argocd/health.lua) on the status shapes the operator writes.
 
-The statuses come from the operator's own status builder (`flowrun.controller.phases`), so a
+The statuses come from the operator's own status builder (`flowrun.runs.render`), so a
 renamed field or phase breaks this test; test_install.py feeds it real FlowRuns as well.
 """
 
@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from healthkit import HealthCheck
 
-from flowrun.controller import phases
+from flowrun.runs import render
+
+
+def phase_status(phase: str, **fields: Any) -> dict[str, Any]:
+    """The phase part as the operator sends it (no nulls; a terminal phase has its end time)."""
+    end = 1.8e9 if phase in ("Succeeded", "Failed", "Cancelled") else None
+    part = render.phase_fragment(phase, now=1.8e9, completion_time=end, **fields)
+    return {k: v for k, v in part.items() if v is not None}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def flowrun(
     ],
 )
 def test_each_phase(health: HealthCheck, phase: str, expected: str) -> None:
-    status = phases.phase_status(phase, reason="Because", message=f"It is {phase}.", generation=1)
+    status = phase_status(phase, reason="Because", message=f"It is {phase}.", generation=1)
     result = health(flowrun(status))
     assert result["status"] == expected
     assert f"It is {phase}." in result["message"]
@@ -55,14 +62,14 @@ def test_no_status_yet_is_progressing(health: HealthCheck) -> None:
 
 
 def test_status_of_an_older_generation_is_progressing(health: HealthCheck) -> None:
-    status = phases.phase_status("Succeeded", reason="Done", message="ok", generation=1)
+    status = phase_status("Succeeded", reason="Done", message="ok", generation=1)
     result = health(flowrun(status, generation=2))
     assert result["status"] == "Progressing"
     assert "generation 2" in result["message"]
 
 
 def test_progress_is_shown(health: HealthCheck) -> None:
-    status = {**phases.phase_status("Running", reason="R", message="", generation=1)}
+    status = {**phase_status("Running", reason="R", message="", generation=1)}
     status["progress"] = "7/10"
     status["message"] = ""
     result = health(flowrun(status))
@@ -71,7 +78,7 @@ def test_progress_is_shown(health: HealthCheck) -> None:
 
 
 def test_cancel_requested_while_running(health: HealthCheck) -> None:
-    status = phases.phase_status("Running", reason="R", message="", generation=1)
+    status = phase_status("Running", reason="R", message="", generation=1)
     status["message"] = ""
     result = health(flowrun(status, cancel=True))
     assert result["status"] == "Progressing"
@@ -85,7 +92,7 @@ def test_cancel_requested_while_running(health: HealthCheck) -> None:
 def test_without_a_phase_the_kstatus_conditions_decide(
     health: HealthCheck, phase: str, expected: str
 ) -> None:
-    status = phases.phase_status(phase, reason="R", message="m", generation=1)
+    status = phase_status(phase, reason="R", message="m", generation=1)
     del status["phase"]
     assert health(flowrun(status))["status"] == expected
 

@@ -3,8 +3,9 @@
 The engine reports every task state change as a `TaskEvent`; a 10,000-task flow or a
 100,000-child map produces far more than a Kubernetes object can hold (etcd's limit is about
 1.5 MiB, and every watcher receives every update). `StatusBuilder` keeps what it needs in memory
-(one small record per task, one state name per mapped child) and renders a status whose size
-is bounded by `StatusLimits`, not by the flow:
+(one small record per task, one state name per mapped child) and gives the task part of a status
+(`flowrun.runs.render` renders the whole status from it), bounded by `StatusLimits`, not by the
+flow:
 
 - `taskCounts`: `total` and the number of tasks per state, always complete;
 - `tasks`: one entry per task that has started, failures first, until `tasks_bytes` is used
@@ -19,7 +20,7 @@ thread (the controller hands events over to its loop; `flowrun run` uses a lock)
 
     builder = StatusBuilder(["extract", "load"])
     builder.apply(event)                      # for each TaskEvent
-    status = builder.render(phase="Running", generation=1, now=time.time())
+    status = flowrun.runs.render.render(builder, phase="Running", now=time.time())
 """
 
 from __future__ import annotations
@@ -29,11 +30,10 @@ import heapq
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowrun.api import conditions
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
 
@@ -194,7 +194,7 @@ class StatusBuilder:
         redact: Callable[[str], str] | None = None,
     ) -> None:
         self.limits = limits or StatusLimits()
-        self._redact = redact
+        self.redact = redact
         self._tasks: dict[str, _Task] = {}
         self._done = 0
         self._failed = 0
@@ -211,8 +211,8 @@ class StatusBuilder:
         return task.state if task is not None and task.seen else None
 
     def _message(self, text: str | None) -> str | None:
-        if text is not None and self._redact is not None:
-            text = self._redact(text)
+        if text is not None and self.redact is not None:
+            text = self.redact(text)
         return truncate(text, self.limits.message_chars)
 
     def apply(self, event: TaskEvent) -> None:
@@ -339,56 +339,3 @@ class StatusBuilder:
             chosen[name] = entry
         listed = {name: chosen[name] for name, _ in started if name in chosen}
         return listed, len(started) - len(listed)
-
-    def results(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """Return-task results that are JSON and small enough; the names of the others."""
-        return cap_results(values, self.limits)
-
-    def render(
-        self,
-        *,
-        phase: str,
-        now: float,
-        message: str | None = None,
-        reason: str | None = None,
-        generation: int | None = None,
-        start_time: float | None = None,
-        completion_time: float | None = None,
-        results: Mapping[str, Any] | None = None,
-        results_omitted: Sequence[str] = (),
-        cluster: Mapping[str, str] | None = None,
-        previous_conditions: Sequence[Mapping[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """The whole `status` object (camelCase, no nulls), ready for the status subresource."""
-        tasks, omitted = self.tasks()
-        status: dict[str, Any] = {"phase": phase}
-        if message is not None:
-            status["message"] = self._message(message)
-        status["progress"] = self.progress()
-        status["failed"] = self.failed
-        if start_time is not None:
-            status["startTime"] = rfc3339(start_time)
-        if completion_time is not None:
-            status["completionTime"] = rfc3339(completion_time)
-        status["taskCounts"] = self.task_counts()
-        status["tasks"] = tasks
-        if omitted:
-            status["tasksOmitted"] = omitted
-        kept, left_out = self.results(results or {})
-        if kept:
-            status["results"] = kept
-        if [*results_omitted, *left_out]:
-            status["resultsOmitted"] = [*results_omitted, *left_out]
-        if cluster:
-            status["cluster"] = dict(cluster)
-        status["conditions"] = conditions.for_phase(
-            phase,
-            generation=generation,
-            reason=reason,
-            message=status.get("message"),
-            now=rfc3339(now),
-            previous=previous_conditions,
-        )
-        if generation is not None:
-            status["observedGeneration"] = generation
-        return status

@@ -16,7 +16,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -24,13 +24,14 @@ import kopf
 from flowrun import cluster
 from flowrun.api import status as status_mod
 from flowrun.cluster.kubernetes import delete_daskcluster
-from flowrun.controller import errors, phases, policy, stopping
+from flowrun.controller import errors, policy, stopping
 from flowrun.controller.clusteropts import cluster_options
-from flowrun.controller.statuswriter import StatusWriter
-from flowrun.controller.taskstatus import TaskStatus
 from flowrun.engine.events import TaskEvent
+from flowrun.runs import render
 from flowrun.runs.execute import Runner, RunResult
+from flowrun.runs.outcome import TERMINAL
 from flowrun.runs.plan import Policy, RunPlan, build_plan
+from flowrun.runs.statuswriter import StatusWriter
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Run:
             metrics=ctx.metrics,
         )
         self.plan: RunPlan | None = None
-        self.tasks: TaskStatus | None = None
+        self.tasks: render.TaskStatus | None = None
         self.provider: cluster.ClusterProvider | None = None
         self.frozen = False  # operator exiting: stop writing task states
         self.failure_events = policy.TaskFailureEvents()
@@ -86,7 +87,7 @@ class Run:
     # -- the whole life ---------------------------------------------------------------------
 
     async def execute(self) -> None:
-        if self.initial_phase in phases.TERMINAL:
+        if self.initial_phase in TERMINAL:
             self.ctx.set_phase(self.uid, self.initial_phase)
             await self._sweep()
             return
@@ -284,7 +285,9 @@ class Run:
     def _track(self, names: list[str]) -> None:
         if self.tasks is not None or self.plan is None:
             return
-        self.tasks = TaskStatus(names, redact=self.plan.redact, sent=self.initial_status)
+        self.tasks = render.TaskStatus(
+            names, redact=self.plan.masker.text, sent=self.initial_status
+        )
         self.writer.set_source(self.tasks.fragment)
         self.writer.touch()
 
@@ -309,33 +312,40 @@ class Run:
 
     def _event(self, kind: str, reason: str, message: str) -> None:
         """Every Event of a run: secret values masked (as in status), then truncated."""
-        masker = self.plan.masker if self.plan is not None else None
-        text = errors.truncate(masker.text(message) if masker else message)
+        text = render.run_message(message, self._redact())
         post = kopf.info if kind == "Normal" else kopf.warn
         post(self.body, reason=reason, message=text)
 
+    def _redact(self) -> Callable[[str], str] | None:
+        return self.plan.masker.text if self.plan is not None else None
+
     def _phase(self, phase: str, reason: str, message: str) -> None:
-        fragment = phases.phase_status(
+        now = time.time()
+        started = status_mod.parse_rfc3339(self.start_time)
+        fragment = render.phase_fragment(
             phase,
+            now=now,
             reason=reason,
             message=message,
             generation=self.generation,
-            start_time=self.start_time,
-            previous=self.conditions,
+            start_time=(started or now) if phase == "Running" else None,
+            completion_time=now if phase in TERMINAL else None,
+            previous_conditions=self.conditions,
+            redact=self._redact(),
         )
         self.conditions = fragment["conditions"]
         if phase == "Running":
             self.start_time = fragment["startTime"]
-        self.writer.update(fragment)
+        # Keys this phase does not set are left as they are (None would delete them).
+        self.writer.update({k: v for k, v in fragment.items() if v is not None})
         self.ctx.set_phase(self.uid, phase)
 
     def _finish(self, outcome: errors.Outcome, result: RunResult | None) -> None:
         if outcome.retry:
             self._event("Warning", outcome.reason, outcome.message)
             return
-        results = policy.results_fragment(result)
-        if results is not None:
-            self.writer.update(results)
+        if result is not None:
+            self.writer.update(render.results_fragment(result.results, result.results_omitted))
         self._phase(outcome.phase, outcome.reason, outcome.message)
         started = status_mod.parse_rfc3339(self.start_time)
         if started is not None:

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import asyncio
 
-from flowrun.api import status
 from flowrun.api.validation import SpecError
 from flowrun.cluster import ClusterStartupError
 from flowrun.controller import kube
+from flowrun.runs import render
 from flowrun.runs.outcome import FlowRunError, Outcome
 
 __all__ = ["MAX_MESSAGE", "FlowRunError", "Outcome", "classify", "truncate"]
 
-MAX_MESSAGE = 1000
+MAX_MESSAGE = render.RUN_MESSAGE_CHARS
 
 
 def truncate(message: str) -> str:
     """A message as long as a condition or Event should hold."""
-    return status.truncate(message, MAX_MESSAGE) or ""
+    return render.run_message(message)
 
 
 def classify(exc: BaseException) -> Outcome:

@@ -21,7 +21,7 @@ import kr8s.asyncio
 
 from flowrun.api import crd, models
 from flowrun.cluster import kr8s_session
-from flowrun.controller.statuswriter import StatusGone, StatusRejected
+from flowrun.runs.statuswriter import StatusGone, StatusRejected
 
 logger = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from flowrun.api import status as status_mod
 from flowrun.controller import errors, stopping
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
-from flowrun.controller.statuswriter import StatusSink
 from flowrun.engine.events import TaskEvent
 from flowrun.runs import outcome as outcome_mod
 from flowrun.runs.execute import RunResult
 from flowrun.runs.outcome import SUCCEEDED, Outcome, flow_outcome
 from flowrun.runs.plan import SecretReader
+from flowrun.runs.statuswriter import StatusSink
 
 MAX_TASK_FAILURE_EVENTS = 10
 EXITING = frozenset({stopping.OPERATOR_EXITING, "OperatorStopped"})
@@ -68,15 +68,6 @@ def end_of_flow(
 def is_exiting(outcome: Outcome) -> bool:
     """The operator itself is going away: leave the run for the next one to resume."""
     return outcome.reason in EXITING
-
-
-def results_fragment(result: RunResult | None) -> dict[str, Any] | None:
-    """`results` and `resultsOmitted` for status, within the one results cap."""
-    if result is None or not (result.results or result.results_omitted):
-        return None
-    kept, left_out = status_mod.cap_results(result.results)
-    omitted = [*result.results_omitted, *left_out]
-    return {"results": kept or None, "resultsOmitted": omitted or None}
 
 
 class TaskFailureEvents:

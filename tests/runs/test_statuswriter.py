@@ -7,8 +7,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from flowrun.controller import statuswriter
-from flowrun.controller.statuswriter import StatusWriter, deep_merge
+from flowrun.runs import statuswriter
+from flowrun.runs.statuswriter import StatusWriter, deep_merge
 
 
 class RecordingSink:

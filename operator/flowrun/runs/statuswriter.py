@@ -11,8 +11,10 @@ Every patch passes the run's `Masker` on its way out (secret values never reach 
 a patch the API server refuses (400/422) is sent again field by field: the phase, message and
 conditions always land, so a run is never left without its end because of one bad field.
 
-Only the daemon's event loop touches a writer; the runner thread hands events over with
-`loop.call_soon_threadsafe(writer.update, fragment)`.
+Only one event loop touches a writer (the operator's daemon, or a runner Pod's); a runner
+thread hands events over with `loop.call_soon_threadsafe(writer.update, fragment)`. The writer
+knows Kubernetes only through its `StatusSink` (the front end's API client), so the run service
+uses it wherever it runs.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from flowrun.controller import metrics as metrics_mod
 from flowrun.runs.secrets import Masker
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,20 @@ class StatusRejected(Exception):
 
 class StatusSink(Protocol):
     async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None: ...
+
+
+class Counter(Protocol):
+    def inc(self) -> None: ...
+
+
+class WriterMetrics(Protocol):
+    """What the writer counts (the operator's Prometheus counters fit)."""
+
+    @property
+    def status_patches(self) -> Counter: ...
+
+    @property
+    def status_patch_failures(self) -> Counter: ...
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +88,7 @@ class StatusWriter:
         namespace: str,
         name: str,
         interval: float = 1.0,
-        metrics: metrics_mod.Metrics | None = None,
+        metrics: WriterMetrics | None = None,
     ) -> None:
         self._sink = sink
         self._namespace = namespace
