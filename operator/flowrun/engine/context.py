@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import Any
 
@@ -62,6 +62,14 @@ class Context:
     def __setattr__(self, name: str, value: Any) -> None:
         self.update({name: value})
 
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.update({name: value})
+
+    def __delitem__(self, name: str) -> None:
+        merged = dict(_CURRENT.get())
+        del merged[name]
+        _CURRENT.set(MappingProxyType(merged))
+
     def __reduce__(self) -> str:
         # By reference: a task function shipped to a Dask worker reads the worker's context.
         return "context"
@@ -81,6 +89,15 @@ class Context:
 
 
 context = Context()
+
+
+def push(values: Mapping[str, Any]) -> Token[Mapping[str, Any]]:
+    """Add `values` until `pop(token)` (a `with Flow(...)` block's `flow` key)."""
+    return _CURRENT.set(MappingProxyType({**_CURRENT.get(), **values}))
+
+
+def pop(token: Token[Mapping[str, Any]]) -> None:
+    _CURRENT.reset(token)
 
 
 @contextmanager

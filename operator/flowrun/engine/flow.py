@@ -46,7 +46,8 @@ class Flow(FlowAPI):
         """
         if flow_context.current_flow() is self:
             raise RuntimeError(
-                "Flow.run() can not be called inside its own `with Flow(...)` block."
+                "Don't call `flow.run()` from within a `Flow` context manager: "
+                "call it after the `with Flow(...)` block."
             )
         return running.run_flow(self, parameters, executor, **kwargs)
 

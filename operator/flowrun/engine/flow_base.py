@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
 from typing import Any, Self
 
+from flowrun.engine import context as contexts
 from flowrun.engine import flow_context
 from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated, Edge
+from flowrun.engine.flow_context import UNUSED_TRACKER
 from flowrun.engine.task import Constant, Parameter, Task, as_task, contains_task
 
 FlowStateHandler = Callable[[Any, states.State, states.State], "states.State | None"]
@@ -30,7 +34,7 @@ class FlowBase:
 
     def __init__(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
-        name: str = "flow",
+        name: str,
         tasks: Iterable[Task] | None = None,
         edges: Iterable[TaskEdge] | None = None,
         reference_tasks: Iterable[Task] | None = None,
@@ -38,9 +42,17 @@ class FlowBase:
         on_failure: Callable[[Any, states.State], None] | None = None,
         executor: Any = None,
         terminal_state_handler: TerminalStateHandler | None = None,
+        validate: bool | None = None,
+        result: Any = None,
     ) -> None:
+        if not name:
+            raise ValueError("A name must be provided for the flow.")
+        if state_handlers is not None and not isinstance(state_handlers, Iterable):
+            raise TypeError("state_handlers should be iterable.")
         self.name = name
+        self.logger = logging.getLogger(f"flowrun.{name}")
         self.executor = executor
+        self.result = result
         self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())
         if on_failure is not None:
             self.state_handlers.append(_failure_callback(on_failure))
@@ -53,7 +65,7 @@ class FlowBase:
         self._name_counts: collections.Counter[str] = collections.Counter()
         self._reference: list[Task] | None = None
         self._sorted: tuple[Task, ...] | None = None
-        self._tokens: list[Token[Any]] = []
+        self._tokens: list[tuple[Token[Any], Token[Any]]] = []
         for t in tasks or ():
             self.add_task(t)
         for e in edges or ():
@@ -67,11 +79,25 @@ class FlowBase:
         return f"<Flow: {self.name}>"
 
     def __enter__(self) -> Self:
-        self._tokens.append(flow_context.enter(self))
+        # `flowrun.context.flow` is this flow inside the block, and context values set
+        # in the block end with it, as in Prefect.
+        values = {"flow": self, UNUSED_TRACKER: set()}
+        self._tokens.append((flow_context.enter(self), contexts.push(values)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        flow_context.leave(self._tokens.pop())
+        created: set[Task] = context.get(UNUSED_TRACKER) or set()
+        builder, values = self._tokens.pop()
+        contexts.pop(values)
+        flow_context.leave(builder)
+        unused = created - set(self._tasks)
+        if unused:
+            warnings.warn(
+                f"Tasks were created but not added to the flow: {unused}. Tasks made "
+                "inside a `with Flow(...)` block join the flow when called (or passed to "
+                "another task) or through `flow.add_task`.",
+                stacklevel=2,
+            )
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -87,13 +113,10 @@ class FlowBase:
             raise TypeError(f"Tasks must be Task instances (got {task!r}).")
         if task in self._tasks:
             return task
-        if task.slug is None:
-            self._name_counts[task.name] += 1
-            slug = f"{task.name}-{self._name_counts[task.name]}"
-            while slug in self._slugs:
-                self._name_counts[task.name] += 1
-                slug = f"{task.name}-{self._name_counts[task.name]}"
-            task.slug = slug
+        # A slug this flow or another made up is made anew on a clash (Prefect keeps
+        # slugs per flow; here a task carries its slug, which FlowRuns name tasks by).
+        if task.slug is None or (task.slug in self._slugs and getattr(task, "_auto_slug", False)):
+            task.slug = self._new_slug(task)
             task._auto_slug = True  # type: ignore[attr-defined]
         if task.slug in self._slugs:
             raise ValueError(f'A task with the slug "{task.slug}" already exists in this flow.')
@@ -108,6 +131,15 @@ class FlowBase:
         if active_case is not None and not isinstance(task, Parameter | Constant):
             active_case.add_task(task, self)
         return task
+
+    def _new_slug(self, task: Task) -> str:
+        """`name-tags-count`, as Prefect makes them."""
+        prefix = "-".join([task.name, *sorted(task.tags)])
+        while True:
+            self._name_counts[prefix] += 1
+            slug = f"{prefix}-{self._name_counts[prefix]}"
+            if slug not in self._slugs:
+                return slug
 
     def add_edge(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
@@ -143,7 +175,9 @@ class FlowBase:
     def _check_key(self, task: Task, key: str) -> None:
         if any(e.key == key for e in self._up[task]) or key in self.constants.get(task, {}):
             raise ValueError(
-                f"Argument {key!r} of task {task.slug!r} already has an upstream value."
+                f"Argument {key!r} of task {task.slug!r} has already been assigned in this "
+                "flow (it has an upstream value); to call the task again with new "
+                "arguments, call Task.copy() first."
             )
         params = task.signature().parameters
         if key not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
@@ -186,9 +220,8 @@ class FlowBase:
                 self._check_key(task, key)
                 self.constants[task][key] = inner
 
-    def chain(self, *tasks: Task) -> None:
-        for up, down in itertools.pairwise(tasks):
-            self.add_edge(up, down)
+    def chain(self, *tasks: Task, validate: bool | None = None) -> list[TaskEdge]:
+        return [self.add_edge(up, down) for up, down in itertools.pairwise(tasks)]
 
     def get_tasks(self, name: str | None = None, slug: str | None = None) -> list[Task]:
         return [
@@ -200,17 +233,22 @@ class FlowBase:
     def task_by_slug(self, slug: str) -> Task:
         return self._slugs[slug]
 
+    def _known(self, task: Task) -> Task:
+        if task not in self._tasks:
+            raise ValueError(f"Task {task} was not found in Flow {self}")
+        return task
+
     def edges_to(self, task: Task) -> list[TaskEdge]:
-        return list(self._up[task])
+        return list(self._up[self._known(task)])
 
     def edges_from(self, task: Task) -> list[TaskEdge]:
-        return list(self._down[task])
+        return list(self._down[self._known(task)])
 
     def upstream_tasks(self, task: Task) -> set[Task]:
-        return {e.upstream for e in self._up[task]}
+        return {e.upstream for e in self._up[self._known(task)]}
 
     def downstream_tasks(self, task: Task) -> set[Task]:
-        return {e.downstream for e in self._down[task]}
+        return {e.downstream for e in self._down[self._known(task)]}
 
     def root_tasks(self) -> set[Task]:
         return {t for t in self._tasks if not self._up[t]}
@@ -229,11 +267,15 @@ class FlowBase:
         chosen = list(tasks)
         missing = [t for t in chosen if t not in self._tasks]
         if missing:
-            raise ValueError(f"Reference tasks are not in the flow: {missing!r}")
+            raise ValueError(f"Reference tasks must be part of the flow; not in it: {missing!r}")
         self._reference = chosen
 
-    def sorted_tasks(self) -> tuple[Task, ...]:
-        """Tasks in a topological order, in O(V + E); ties keep insertion order."""
+    def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> tuple[Task, ...]:
+        """Tasks in a topological order, in O(V + E); ties keep insertion order. With
+        `root_tasks`, only those and the tasks downstream of them."""
+        if root_tasks:
+            keep = self._downstream_of([self._known(t) for t in root_tasks])
+            return tuple(t for t in self.sorted_tasks() if t in keep)
         if self._sorted is None:
             indegree = {t: len(self._up[t]) for t in self._tasks}
             ready = collections.deque(t for t, n in indegree.items() if n == 0)
@@ -249,6 +291,16 @@ class FlowBase:
                 raise ValueError("Flows must be acyclic.")
             self._sorted = tuple(order)
         return self._sorted
+
+    def _downstream_of(self, roots: Iterable[Task]) -> set[Task]:
+        seen = set(roots)
+        stack = list(seen)
+        while stack:
+            for edge in self._down[stack.pop()]:
+                if edge.downstream not in seen:
+                    seen.add(edge.downstream)
+                    stack.append(edge.downstream)
+        return seen
 
     def is_constant(self, task: Task) -> bool:
         return type(task) is Constant

@@ -10,6 +10,11 @@ from collections.abc import Iterable, Mapping
 from contextvars import ContextVar, Token
 from typing import Any, Protocol
 
+from flowrun.engine.context import context
+
+# The context key of the tasks made inside a `with Flow(...)` block (to warn of unused ones).
+UNUSED_TRACKER = "_unused_task_tracker"
+
 
 class FlowBuilder(Protocol):
     """What a task needs of the flow it binds into."""
@@ -39,3 +44,13 @@ def enter(flow: FlowBuilder) -> Token[Any]:
 
 def leave(token: Token[Any]) -> None:
     _CURRENT.reset(token)
+
+
+def track(made: Any, used: Any, *, constant: bool) -> None:
+    """Note a task made in a `with Flow(...)` block; a task copied counts as used."""
+    tracker = context.get(UNUSED_TRACKER)
+    if tracker is None:
+        return
+    tracker.discard(used)
+    if not constant:
+        tracker.add(made)

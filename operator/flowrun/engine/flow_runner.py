@@ -214,8 +214,10 @@ class FlowRunner:
             final = states.Success("All reference tasks succeeded.")
         else:
             final = states.Success("No reference tasks failed.")
-        if self.flow.terminal_state_handler is not None:
-            final = self.flow.terminal_state_handler(self.flow, final, key_states) or final
+        handler = getattr(self.flow, "terminal_state_handler", None)
+        if handler is not None:
+            given = final.thaw()
+            final = (handler(self.flow, given, key_states) or given).seal()
         return final
 
 

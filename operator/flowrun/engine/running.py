@@ -41,7 +41,10 @@ def run_flow(
     **kwargs: Any,
 ) -> states.State:
     if "return_tasks" in kwargs:
-        raise ValueError("Flow.run() returns every task state; return_tasks is not accepted.")
+        raise ValueError(
+            "The `return_tasks` keyword cannot be provided to `Flow.run()`: it returns "
+            "every task's state."
+        )
     names = {p.name for p in flow.parameters()}
     given = dict(parameters or {})
     given.update({k: kwargs.pop(k) for k in list(kwargs) if k in names})

@@ -92,6 +92,7 @@ class Task(TaskAPI, TaskOperators):
         self.task_run_name = task_run_name
         self.auto_generated = False
         self._check_signature()
+        flow_context.track(self, None, constant=isinstance(self, Constant))
 
     def _set_result_options(self, checkpoint: bool | None, result: Any, target: Any) -> None:
         self.checkpoint = checkpoint
@@ -150,6 +151,7 @@ class Task(TaskAPI, TaskOperators):
         if "slug" not in task_args and getattr(self, "_auto_slug", False):
             new.slug = None
         new.tags = self.tags | frozenset(new.tags) | frozenset(context.get("tags") or ())
+        flow_context.track(new, self, constant=isinstance(new, Constant))
         return new
 
     def __call__(
@@ -320,6 +322,12 @@ class Parameter(Task):
 
     def __repr__(self) -> str:
         return f"<Parameter: {self.name}>"
+
+    def copy(self, name: str | None = None, **task_args: Any) -> Task:
+        """A copy under a new name (a parameter's slug is its name), as in Prefect."""
+        if name is None:
+            return super().copy(**task_args)
+        return super().copy(name=name, slug=name, **task_args)
 
     def run(self) -> Any:
         params = context.get("parameters") or {}
