@@ -9,6 +9,7 @@ import yaml
 
 from flowrun.api import crd
 from flowrun.cli import main as flowrun_main
+from flowrun.engine import graph_model
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "crds" / "flowrun.yaml"
@@ -113,3 +114,12 @@ def test_enums_defaults_and_minimums_are_in_the_schema() -> None:
     assert tasks["x-kubernetes-list-type"] == "atomic"
     assert tasks["items"]["required"] == ["name", "fn"]
     assert tasks["items"]["properties"]["timeoutSeconds"]["exclusiveMinimum"] is True
+
+
+def test_the_fn_pattern_is_the_engines_one() -> None:
+    """The API server (RE2) and the engine (Python `re`) check a task's `fn` with one pattern:
+    what apply accepts, the engine parses, and a non-ASCII name is refused by both."""
+    patterns = {node["pattern"] for path, node in _walk(_schema()) if path.endswith(".fn")}
+    assert patterns == {graph_model.FN_REGEX}
+    assert graph_model.FN_PATTERN.match("pkg.mod:func")
+    assert not graph_model.FN_PATTERN.match("pkg.módulo:func")

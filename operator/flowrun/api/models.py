@@ -29,6 +29,7 @@ from flowrun.api.status_schema import (
     Phase,
     TaskStatus,
 )
+from flowrun.engine import graph_model
 
 __all__ = [
     "API_GROUP",
@@ -70,8 +71,7 @@ API_GROUP = "flowrun.dev"
 API_VERSION = "v1alpha1"
 KIND = "FlowRun"
 
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-FN_PATTERN = rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$"
+FN_PATTERN = graph_model.FN_REGEX  # `package.module:function`, as the engine parses it
 MAX_TASKS = 10_000
 # Kubernetes object names (Secrets): anything else could change the path of the request.
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"

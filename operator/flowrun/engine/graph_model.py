@@ -131,7 +131,11 @@ def _task_dict(t: TaskSpec) -> dict[str, Any]:
 
 
 # -- parsing the dict form ------------------------------------------------------------------
-FN_PATTERN = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+# The one spelling of a task's `fn`, ASCII so that Python and the API server's RE2 agree (the
+# FlowRun CRD's schema takes it from here, through flowrun.api.models).
+FN_REGEX = rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$"
+FN_PATTERN = re.compile(FN_REGEX)
 FLOW_KEYS = {"name", "parameters", "referenceTasks", "tasks"}
 PARAM_KEYS = {"name", "required", "default"}
 TASK_KEYS = {
