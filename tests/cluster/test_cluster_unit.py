@@ -138,13 +138,12 @@ class TestBuildClusterSpec:
 
 class TestProviderChoice:
     @pytest.mark.parametrize(
-        ("kind", "in_process", "keeps"),
-        [("Local", True, False), ("Kubernetes", False, True), ("External", False, True)],
+        ("kind", "keeps"),
+        [("Local", False), ("Kubernetes", True), ("External", True)],
     )
-    def test_kinds(self, kind: str, in_process: bool, keeps: bool) -> None:
+    def test_kinds(self, kind: str, keeps: bool) -> None:
         provider = cluster.provider_for(kind)
         assert provider.kind == kind
-        assert provider.in_process is in_process
         assert provider.keeps_results is keeps
 
     def test_unknown_kind(self) -> None:

@@ -26,8 +26,8 @@ def provider_for(
 ) -> ClusterProvider:
     """A new provider instance for one run.
 
-    >>> provider_for("Local").in_process
-    True
+    >>> provider_for("Local").keeps_results  # a LocalCluster dies with its operator
+    False
     """
     if kind == "Kubernetes":
         return KubernetesProvider(default_image=default_image)

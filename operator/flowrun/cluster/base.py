@@ -65,13 +65,10 @@ class ClusterStartupError(RuntimeError):
 class ClusterProvider(Protocol):
     """One instance per run: `start` then, in every outcome, `close`.
 
-    `in_process` says whether user code would run inside the operator's own process
-    (the controller refuses such providers unless the operator allows in-process execution).
     `keeps_results` says whether task results survive an operator restart on this cluster.
     """
 
     kind: str
-    in_process: bool
     keeps_results: bool
 
     async def start(self, name: str, options: ClusterOptions, owner: Owner) -> ClusterHandle: ...

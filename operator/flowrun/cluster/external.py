@@ -17,7 +17,6 @@ from flowrun.cluster import base
 
 class ExternalProvider:
     kind = "External"
-    in_process = False
     keeps_results = True
 
     async def start(

@@ -216,7 +216,6 @@ class KubernetesProvider:
     """Starts (or reconnects to) a DaskCluster through dask-kubernetes, deletes it on close."""
 
     kind = "Kubernetes"
-    in_process = False
     keeps_results = True
 
     def __init__(self, *, default_image: str | None = None, delete_timeout: float = 60.0) -> None:

@@ -23,7 +23,6 @@ from flowrun.cluster import base
 
 class LocalProvider:
     kind = "Local"
-    in_process = True
     keeps_results = False
 
     def __init__(self, *, processes: bool = False) -> None:

@@ -124,6 +124,8 @@ async def build_plan(
     spec = validation.parse_spec(raw_spec)  # SpecError names every field that is wrong
     executor, cluster_kind = executor_of(spec)
     what = f"executor {executor}" if executor != "Dask" else "Dask cluster Local"
+    # The one in-process policy: a Local executor or a LocalCluster runs user code in this
+    # process (the operator's); the other cluster kinds run it on workers elsewhere.
     in_process = executor != "Dask" or cluster_kind == "Local"
     if in_process and not settings.allow_in_process:
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
