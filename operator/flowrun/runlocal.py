@@ -247,9 +247,12 @@ def execute(
     builder = StatusBuilder(resolved.tasks, redact=masker.text)
     view = LiveView(builder, console, quiet=quiet, mask=masker.text)
     name = run.metadata.name or resolved.flow.name
+    generation = run.metadata.generation or 1
+    if spec.cancel:  # as the operator does: Cancelled, with nothing planned, read or started
+        ended = stopped_outcome(CANCEL_REQUESTED)
+        return _show(render(None, phase=ended.phase, message=ended.message, reason=ended.reason,
+                            now=time.time(), generation=generation), masker)  # fmt: skip
     cancel = threading.Event()
-    if spec.cancel:
-        cancel.set()  # as the operator would: nothing starts
     with where_to_run(spec, choice) as (kind, address, label):
         console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
         # --param gave the secret values (now in spec.parameters): mask them as the operator does
@@ -271,15 +274,20 @@ def execute(
         message=ended.message,
         reason=ended.reason,
         now=finished,
-        generation=run.metadata.generation or 1,
+        generation=generation,
         start_time=started,
         completion_time=finished,
         results=stopped.results if stopped else None,
         results_omitted=stopped.results_omitted if stopped else (),
     )
+    return _show(status, masker)
+
+
+def _show(status: Mapping[str, Any], masker: Masker) -> int:
+    """Print the status as the FlowRun's would read; the exit code: 0 only if it succeeded."""
     shown = {"status": masker.value(status)}
     sys.stdout.write(yaml.safe_dump(shown, sort_keys=False, width=100))
-    return 0 if ended.phase == "Succeeded" else 1
+    return 0 if status["phase"] == "Succeeded" else 1
 
 
 def _run(

@@ -71,6 +71,17 @@ EDGES: dict[str, dict[str, Any]] = {
         "returnTasks": ["total", "x-2"],
         "executor": LOCAL,
     },
+    "cancel-at-creation": edge(
+        [task("a", "add", 1, 2), task("b", "double", {"task": "a"})], cancel=True
+    ),
+    "deadline": edge(  # stopped in `nap`: a done, nap Cancelled, after never started
+        [
+            task("a", "add", 1, 2),
+            {"name": "nap", "fn": "time:sleep", "args": [30], "upstream": ["a"]},
+            task("after", "double", {"task": "a"}, upstream=["nap"]),
+        ],
+        activeDeadlineSeconds=8,
+    ),
     "failing-reference": edge(
         [task("ok", "add", 1, 1), task("bad", "fail", "disk full")],
         flow={"referenceTasks": ["bad"]},

@@ -102,7 +102,7 @@ def results_fragment(
 
 
 def render(
-    builder: StatusBuilder,
+    builder: StatusBuilder | None,
     *,
     phase: str,
     now: float,
@@ -116,7 +116,11 @@ def render(
     cluster: Mapping[str, str] | None = None,
     previous_conditions: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The whole `status` object (camelCase, no nulls), ready for the status subresource."""
+    """The whole `status` object (camelCase, no nulls), ready for the status subresource.
+
+    Without a builder, a run stopped before its tasks were planned: no task part (as the
+    operator writes it for a FlowRun created with `cancel: true`)."""
+    limits = builder.limits if builder is not None else None
     parts: dict[str, Any] = {
         **phase_fragment(
             phase,
@@ -127,10 +131,10 @@ def render(
             start_time=start_time,
             completion_time=completion_time,
             previous_conditions=previous_conditions,
-            redact=builder.redact,
+            redact=builder.redact if builder is not None else None,
         ),
-        **task_fragment(builder),
-        **results_fragment(results or {}, results_omitted, builder.limits),
+        **(task_fragment(builder) if builder is not None else {}),
+        **results_fragment(results or {}, results_omitted, limits),
         "cluster": dict(cluster) if cluster else None,
     }
     return {key: parts[key] for key in ORDER if parts.get(key) is not None}
