@@ -17,6 +17,7 @@ from types import ModuleType
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("flowrun.runlocal", "run a FlowRun manifest locally, without a cluster"),
     "operator": ("flowrun.controller.cli", "run the operator"),
+    "runner": ("flowrun.controller.runner_cli", "run one FlowRun here (a runner Pod's command)"),
     "crd": ("flowrun.api.cli", "print the FlowRun CustomResourceDefinition"),
     "dev": ("flowrun.dev.cli", "a real local Kubernetes control plane: build, up, down, status"),
 }

@@ -75,20 +75,6 @@ def test_semantic_errors_fail_with_reason_and_event(
     assert frs.wait_phase("healthy")["phase"] == "Succeeded"
 
 
-def test_in_process_execution_is_refused_unless_allowed(
-    start_operator: Any, own_frs: FlowRuns
-) -> None:
-    frs = own_frs
-    start_operator("-n", frs.namespace)  # no --allow-in-process
-    frs.apply("local-cluster", local_spec([task("a", "add", 1, 2)]))
-    frs.apply("local-executor", local_spec([task("a", "add", 1, 2)], executor={"type": "Local"}))
-    for name in ("local-cluster", "local-executor"):
-        status = frs.wait_phase(name)
-        assert status["phase"] == "Failed"
-        assert "--allow-in-process" in status["message"]
-        assert "InProcessExecutionRefused" in frs.event_reasons(name)
-
-
 def test_an_unimportable_flow_ref_is_the_users_error(
     shared_operator: OperatorProcess, frs: FlowRuns
 ) -> None:

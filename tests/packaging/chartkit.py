@@ -93,6 +93,7 @@ def rules_of(role: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
 # and test_install.py (the whole set is sufficient); the rest is explained in docs/install.md.
 OPERATOR_RULES = frozenset(
     {
+        ("flowrun.dev", "flowruns", "get"),
         ("flowrun.dev", "flowruns", "list"),
         ("flowrun.dev", "flowruns", "watch"),
         ("flowrun.dev", "flowruns", "patch"),
@@ -110,7 +111,15 @@ OPERATOR_RULES = frozenset(
         ("", "services", "get"),
         ("", "services", "list"),
         ("", "pods/log", "get"),
-        ("", "secrets", "get"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "delete"),
+        ("", "serviceaccounts", "create"),
+        ("", "serviceaccounts", "delete"),
+        ("rbac.authorization.k8s.io", "roles", "create"),
+        ("rbac.authorization.k8s.io", "roles", "delete"),
+        ("rbac.authorization.k8s.io", "rolebindings", "create"),
+        ("rbac.authorization.k8s.io", "rolebindings", "delete"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
         ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
     }

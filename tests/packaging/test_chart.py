@@ -254,6 +254,7 @@ def test_metrics_off_means_no_port_and_no_service(helm_bin: Path) -> None:
 # --- RBAC, statically: the shape of least privilege ---------------------------------------------
 
 FORBIDDEN_EVERYWHERE = {
+    ("", "secrets", "get"),  # parametersFrom reach runners as secretKeyRef env, never the operator
     ("", "secrets", "list"),
     ("", "secrets", "watch"),
     ("", "namespaces", "delete"),
@@ -299,22 +300,7 @@ def test_cluster_wide_mode_uses_cluster_roles_only(helm_bin: Path) -> None:
     names = {r["metadata"]["name"] for r in operator_roles(docs)}
     assert names == {
         "fr-flowrun-operator",
-        "fr-flowrun-operator-secrets",
         "fr-flowrun-operator-crd-watch",
-    }
-
-
-def test_cluster_wide_secret_read_can_be_limited_to_namespaces(helm_bin: Path) -> None:
-    docs = render(helm_bin, values_files=[CHART / "ci" / "cluster-wide-values.yaml"])
-    [binding] = of_kind(docs, "RoleBinding")
-    assert binding["metadata"]["namespace"] == "team-a"
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "ClusterRole",
-        "name": "fr-flowrun-operator-secrets",
-    }
-    assert "fr-flowrun-operator-secrets" not in {
-        b["roleRef"]["name"] for b in of_kind(docs, "ClusterRoleBinding")
     }
 
 
@@ -326,7 +312,7 @@ def test_namespaced_mode_grants_only_in_watched_namespaces(helm_bin: Path) -> No
         "team-a",
         "team-b",
     }
-    assert ("", "secrets", "get") in set(rules_of(roles[0]))
+    assert not [t for t in rules_of(roles[0]) if t[1] == "secrets"]
     # The only cluster-scoped grant to the operator: read-only CRD discovery for kopf.
     cluster_rules = {
         t for r in operator_roles(docs) if r["kind"] == "ClusterRole" for t in rules_of(r)
@@ -343,11 +329,15 @@ def test_namespaced_mode_grants_only_in_watched_namespaces(helm_bin: Path) -> No
     assert not [r for r in operator_roles(off) if r["kind"] == "ClusterRole"]
 
 
-def test_read_secrets_off_removes_every_secret_rule(helm_bin: Path) -> None:
-    for extra in ({}, {"watchNamespaces": "{a}"}):
-        docs = render(helm_bin, values={"rbac.readSecrets": "false", **extra})
-        for role in of_kind(docs, "ClusterRole") + of_kind(docs, "Role"):
+def test_the_operator_may_read_no_secret_in_any_mode(helm_bin: Path) -> None:
+    for values in ({}, {"watchNamespaces": "{a}"}):
+        docs = render(helm_bin, values=values)
+        for role in operator_roles(docs):
             assert not [t for t in rules_of(role) if t[1] == "secrets"]
+    refused = run_helm(helm_bin, "template", "fr", str(CHART), "--set", "rbac.readSecrets=true",
+                       check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "readSecrets" in refused.stderr
 
 
 def test_user_roles_aggregate_into_builtin_roles(helm_bin: Path) -> None:

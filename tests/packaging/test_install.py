@@ -252,26 +252,36 @@ def test_a_cancelled_flowrun_reads_suspended_in_argo_cd(end_to_end: EndToEnd) ->
     assert HealthCheck()(cancelled)["status"] == "Suspended"
 
 
-def test_parameters_from_a_secret_need_only_get(
+def test_parameters_from_reach_the_runner_and_never_the_operator(
     kubectl: Any, sa_operator: Callable[..., Operator], namespaces: Callable[..., str]
 ) -> None:
+    """The chart's operator, on the product path, creates the runner with the Secret as a
+    secretKeyRef env (the kubelet reads it, tests/node show the value arrives) and reads no
+    Secret itself: it may not."""
     work = namespaces("fr-pkg-secret")
     kubectl(
         "create", "secret", "generic", "creds", "-n", work, f"--from-literal=token={SECRET_VALUE}"
     )
-    operator = sa_operator("--all-namespaces", "--allow-in-process")
+    operator = sa_operator("--all-namespaces", "--default-image=registry.invalid/flows:1")
     spec = local_spec(
         [{"name": "secret_len", "fn": "builtins:len", "args": [{"parameter": "token"}]}],
+        executor={"type": "Local"},
         flow={"parameters": [{"name": "token", "required": True}]},
         parametersFrom=[{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
         returnTasks=["secret_len"],
     )
     kubectl("apply", "-f", "-", input=flowrun_manifest("withsecret", work, spec))
-    obj = finished(kubectl, operator, "withsecret", work, timeout=60)
-    assert obj["status"]["phase"] == "Succeeded", obj["status"]
-    assert obj["status"]["results"] == {"secret_len": len(SECRET_VALUE)}
-    assert SECRET_VALUE not in json.dumps(obj)
-    assert SECRET_VALUE not in json.dumps(events_of(kubectl, "withsecret", work))
+
+    def runner_job() -> dict[str, Any] | None:
+        jobs = kubectl.json("get", "jobs", "-n", work)["items"]
+        return jobs[0] if jobs else None
+
+    job = wait_for(runner_job, timeout=60, what="the runner Job")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
+    assert refs == [{"name": "creds", "key": "token"}]
+    assert SECRET_VALUE not in json.dumps(job)
+    assert kubectl.json("get", "flowrun", "withsecret", "-n", work)["status"]["phase"] == "Pending"
     assert_no_forbidden(operator.log_text(), namespaces=(work,))
 
 
@@ -306,7 +316,7 @@ def test_the_charts_service_account_is_denied_everything_else(
     )
     assert forbidden(kubectl, kubeconfig, "get", "namespaces")
     # ...and what it does need is granted (the static view of the same RBAC).
-    assert can_i(kubectl, kubeconfig, "get", "secret/other", "-n", ns)
+    assert forbidden(kubectl, kubeconfig, "get", "secret", "other", "-n", ns)
     assert can_i(kubectl, kubeconfig, "patch", "flowruns.flowrun.dev/status", "-n", ns)
     assert can_i(kubectl, kubeconfig, "create", "daskclusters.kubernetes.dask.org", "-n", ns)
     assert not can_i(kubectl, kubeconfig, "update", "flowruns.flowrun.dev", "-n", ns)
@@ -444,13 +454,8 @@ def test_namespaced_operator_leaves_other_namespaces_alone(
     assert forbidden(kubectl, kubeconfig, "get", "flowruns", "-n", other)
     assert forbidden(kubectl, kubeconfig, "get", "flowruns", "-A")
     assert forbidden(kubectl, kubeconfig, "delete", "namespace", other, "--dry-run=server")
-    # ...and granted inside them: one Secret by name, never a listing.
-    assert (
-        kubectl(
-            "get", "secret", "ours", "-n", watched[0], kubeconfig=kubeconfig, check=False
-        ).returncode
-        == 0
-    )
+    # ...and inside them too: runners get parametersFrom from the kubelet, not the operator.
+    assert forbidden(kubectl, kubeconfig, "get", "secret", "ours", "-n", watched[0])
     assert forbidden(kubectl, kubeconfig, "get", "secrets", "-n", watched[0])
 
 

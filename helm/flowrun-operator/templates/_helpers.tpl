@@ -65,11 +65,12 @@ Each rule says what needs it; tests/packaging/test_rbac_needed.py shows the oper
 without it, test_install.py that the whole set is enough.
 */}}
 {{- define "flowrun-operator.rules" -}}
-# kopf lists and watches FlowRuns and patches them (finalizer, progress annotations); it never
-# reads one by name.
+# kopf lists and watches FlowRuns and patches them (finalizer, progress annotations). `get` is
+# held only so that the operator may grant it: each runner's Role allows get/watch of its own
+# FlowRun, and RBAC lets nobody grant what they do not hold.
 - apiGroups: ["flowrun.dev"]
   resources: ["flowruns"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # The status writer patches status (phase, tasks, conditions).
 - apiGroups: ["flowrun.dev"]
   resources: ["flowruns/status"]
@@ -100,11 +101,17 @@ without it, test_install.py that the whole set is enough.
 - apiGroups: [""]
   resources: ["pods/log"]
   verbs: ["get"]
-{{- end }}
-
-{{- define "flowrun-operator.secretRules" -}}
-# spec.parametersFrom[].secretKeyRef: one Secret read by name; no list or watch.
+# Each FlowRun's runner (the Pod that runs its flow): a Job, and its own identity, a
+# ServiceAccount bound to a Role on its FlowRun alone; created, then deleted at the run's end. The
+# operator follows the Job (and reads its Pods, above) to say why a runner died. No Secret is ever
+# read: parametersFrom reach the runner as secretKeyRef env, resolved by the kubelet.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "create", "delete"]
 - apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get"]
+  resources: ["serviceaccounts"]
+  verbs: ["create", "delete"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["create", "delete"]
 {{- end }}

@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 
 from flowrun.api import models
-from flowrun.controller import daemon, kube, policy
+from flowrun.controller import daemon, kube, podrun, policy
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
 
@@ -42,6 +42,14 @@ def apply_kopf_settings(kopf_settings: Any, settings: settings_mod.OperatorSetti
     # minute before falling back to the given names. Globs still need the scan to expand them.
     literal = not any(set(ns) & set("*?[]!") for ns in settings.namespaces)
     kopf_settings.scanning.disabled = not settings.clusterwide and literal
+
+
+def run_for(ctx: policy.Context, body: kopf.Body, stopped: Any) -> daemon.Run | podrun.PodRun:
+    """The product path runs every flow in a runner Pod of its FlowRun; only an operator started
+    with --allow-in-process (machines without a node: tests, the non-root demo) runs it here."""
+    if ctx.settings.allow_in_process:
+        return daemon.Run(ctx, body=body, stopped=stopped)
+    return podrun.PodRun(ctx, body=body, stopped=stopped)
 
 
 def build_registry(
@@ -85,7 +93,7 @@ def build_registry(
     ) -> None:
         ctx: policy.Context = memo["ctx"]
         try:
-            await daemon.Run(ctx, body=body, stopped=stopped).execute()
+            await run_for(ctx, body, stopped).execute()
         finally:
             if body.get("metadata", {}).get("deletionTimestamp"):
                 this = asyncio.current_task()

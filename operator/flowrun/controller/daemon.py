@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 class Run:
     """One attempt at one FlowRun inside this operator process."""
 
+    resumed_message = "Resumed after an operator restart."
+
     def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
         self.ctx = ctx
         self.body = body
@@ -142,7 +144,7 @@ class Run:
                 self._event("Normal", "Running", "The flow is running.")
             else:
                 self.ctx.set_phase(self.uid, "Running")
-                self._event("Normal", "Resumed", "Resumed after an operator restart.")
+                self._event("Normal", "Resumed", self.resumed_message)
             return await self._run_flow(address)
         finally:
             self.ctx.slots.release()
@@ -313,6 +315,9 @@ class Run:
     def _event(self, kind: str, reason: str, message: str) -> None:
         """Every Event of a run: secret values masked (as in status), then truncated."""
         text = render.run_message(message, self._redact())
+        self._post(kind, reason, text)
+
+    def _post(self, kind: str, reason: str, text: str) -> None:
         post = kopf.info if kind == "Normal" else kopf.warn
         post(self.body, reason=reason, message=text)
 

@@ -103,6 +103,13 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
         help="minimum seconds between status patches of one FlowRun",
     )
     parser.add_argument(
+        "--cancel-grace",
+        type=float,
+        default=float(env.get(ENV_PREFIX + "CANCEL_GRACE") or defaults.cancel_grace),
+        help="seconds a cancelled (or past-deadline) run may take to wind down before it is "
+        "stopped and its runner deleted",
+    )
+    parser.add_argument(
         "--peering",
         action="store_true",
         default=_env_bool(env, "PEERING"),
@@ -125,5 +132,6 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         metrics_port=args.metrics_port,
         liveness_port=args.liveness_port,
         status_interval=max(0.05, float(args.status_interval)),
+        cancel_grace=max(0.0, float(args.cancel_grace)),
         peering=bool(args.peering),
     )

@@ -1,0 +1,254 @@
+"""One FlowRun run by a runner Pod: the operator's side (the product path).
+
+The operator never runs a flow here and is never a Dask client: it checks the spec, creates
+Kubernetes objects owned by the FlowRun (the DaskCluster for cluster Kubernetes; the runner's
+ServiceAccount, Role, RoleBinding and Job), then only watches them. The runner
+(`runner_process`) writes the run's status and its end. The operator writes the end itself only
+when the runner cannot: a runner that died without one (OOMKilled, an image that cannot start,
+a Secret the kubelet cannot find, backoff exhausted), or a cancel/deadline the runner did not
+honour within the grace period. Every end, and deletion, removes the objects it created; an
+operator that exits leaves a running run alone (a new operator adopts it by name).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from flowrun.api import models, validation
+from flowrun.api import status as status_mod
+from flowrun.cluster import base as cluster_base
+from flowrun.controller import (
+    errors,
+    kubeobjects,
+    podcluster,
+    policy,
+    runner_lost,
+    stopping,
+)
+from flowrun.controller import runner_objects as objects
+from flowrun.runs import render
+from flowrun.runs.outcome import TERMINAL, FlowRunError, Outcome
+from flowrun.runs.statuswriter import StatusWriter
+
+logger = logging.getLogger(__name__)
+
+POLL = 1.0  # seconds between two looks at the runner's Job and Pods
+RUNNER_ENDED = Outcome("", "RunnerEnded", "")  # the runner wrote the run's end itself
+
+
+class PodRun:
+    """One FlowRun, from the operator's side, while a runner Pod runs it."""
+
+    def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
+        self.ctx = ctx
+        self.body = body
+        meta = body["metadata"]
+        self.namespace: str = meta["namespace"]
+        self.name: str = meta["name"]
+        self.uid: str = meta["uid"]
+        status: Mapping[str, Any] = body.get("status") or {}
+        self.initial_phase: str | None = status.get("phase")
+        self.start_time: str | None = status.get("startTime")
+        self.stop = stopping.Stop(stopped=stopped, body=body)
+        self.writer = StatusWriter(
+            ctx.sink,
+            namespace=self.namespace,
+            name=self.name,
+            interval=ctx.settings.status_interval,
+            metrics=ctx.metrics,
+        )
+        self.owner = cluster_base.Owner(
+            body["apiVersion"], body["kind"], self.name, self.namespace, self.uid
+        )
+        self.launched = False
+        self.cluster: str | None = None  # the DaskCluster's name, when we created one
+
+    def phase(self) -> str | None:
+        phase: str | None = (self.body.get("status") or {}).get("phase")
+        return phase
+
+    async def execute(self) -> None:
+        if self.initial_phase in TERMINAL:
+            self.ctx.set_phase(self.uid, self.initial_phase)
+            await self.cleanup(all_kinds=True)
+            return
+        outcome: Outcome | None = None
+        async with self.writer:
+            try:
+                outcome = await self._lifecycle()
+            except stopping.Stopped as stop:
+                outcome = await self._stopped(stop.reason)
+            except Exception as exc:  # every failure of a run ends here, mapped in one place
+                outcome = errors.classify(exc)
+                if outcome.reason == "InternalError":
+                    logger.exception("FlowRun %s/%s failed", self.namespace, self.name)
+            if policy.is_exiting(outcome) or outcome.retry:
+                self._retry_later(outcome)
+                return
+            await self.cleanup(all_kinds=self.launched or self.cluster is not None)
+            if outcome is not RUNNER_ENDED:
+                self._finish(outcome)
+        self.ctx.set_phase(self.uid, None if outcome.reason == stopping.DELETED else self.phase())
+
+    def _retry_later(self, outcome: Outcome) -> None:
+        if outcome.retry:  # a transient API problem: kopf runs this daemon again
+            self._event("Warning", outcome.reason, outcome.message)
+            raise kopf.TemporaryError(outcome.message, delay=30)
+
+    async def _lifecycle(self) -> Outcome:
+        if self.initial_phase is None:
+            self._phase("Pending", "Accepted", "Waiting to start.")
+        self.ctx.set_phase(self.uid, self.initial_phase or "Pending")
+        if (why := self.stop.reason()) is not None:  # e.g. created with `cancel: true`
+            raise stopping.Stopped(why)
+        spec = validation.parse_spec(self.body.get("spec") or {})  # no user code: names only
+        image = objects.runner_image(spec, self.ctx.settings.default_image)
+        if image is None:
+            raise FlowRunError("ImageRequired", objects.NO_IMAGE)
+        self._arm_deadline(spec)
+        await self.stop.race(self.ctx.slots.acquire())
+        self.ctx.metrics.runs_in_flight.inc()
+        try:
+            address = await self.stop.race(self._start_cluster(spec))
+            await self._launch(spec, image, address)
+            return await self.stop.race(self._follow())
+        finally:
+            self.ctx.slots.release()
+            self.ctx.metrics.runs_in_flight.dec()
+
+    def _arm_deadline(self, spec: models.FlowRunSpec) -> None:
+        if spec.active_deadline_seconds:
+            started = status_mod.parse_rfc3339(self.start_time)
+            self.stop.deadline_at = (started or time.time()) + spec.active_deadline_seconds
+
+    async def _start_cluster(self, spec: models.FlowRunSpec) -> str | None:
+        """Cluster Kubernetes: the DaskCluster, created here as a plain object; its scheduler is
+        waited for through the API server (Pod readiness), never by talking Dask to it."""
+        dask = spec.executor.dask if spec.executor else None
+        executor = spec.executor.type.value if spec.executor else "Dask"
+        kind = (dask.cluster.value if dask else "Kubernetes") if executor == "Dask" else None
+        if kind != "Kubernetes":
+            return None  # External and Local: the runner connects or starts one itself
+        name = cluster_base.cluster_name(self.owner)
+        self.cluster = name
+        started = await podcluster.start(
+            self.ctx.api,
+            spec,
+            owner=self.owner,
+            name=name,
+            default_image=self.ctx.settings.default_image,
+        )
+        reason = "ClusterCreated" if started.created else "ClusterReconnected"
+        self._event("Normal", reason, f"Dask cluster {name} (Kubernetes) {reason[7:].lower()}.")
+        self.writer.update({"cluster": {"name": name, "scheduler": started.address}})
+        return started.address
+
+    async def _launch(self, spec: models.FlowRunSpec, image: str, address: str | None) -> None:
+        api, owner = self.ctx.api, self.owner
+        self.launched = True
+        for obj in (
+            objects.service_account(owner),
+            objects.role(owner),
+            objects.role_binding(owner),
+        ):
+            await kubeobjects.create(api, obj)
+        config = objects.RunnerConfig(
+            image=image,
+            scheduler=address,
+            deadline_at=self.stop.deadline_at,
+            status_interval=self.ctx.settings.status_interval,
+            grace_seconds=int(self.ctx.settings.cancel_grace) + 10,
+        )
+        if await kubeobjects.create(api, objects.job(owner, spec, config)):
+            name = objects.runner_name(owner)
+            self._event("Normal", "RunnerCreated", f"Runner Job {name} created ({image}).")
+
+    async def _follow(self) -> Outcome:
+        """Until the runner writes the run's end, or is found lost."""
+        while True:
+            if self.phase() in TERMINAL:
+                return RUNNER_ENDED
+            lost = await runner_lost.diagnose(self.ctx.api, self.owner)
+            if lost is not None:
+                # Its last status patch may still be on its way to our copy of the FlowRun.
+                await asyncio.sleep(3 * POLL + self.ctx.settings.status_interval)
+                return RUNNER_ENDED if self.phase() in TERMINAL else lost
+            await asyncio.sleep(POLL)
+
+    async def _stopped(self, why: str) -> Outcome:
+        outcome = stopping_outcome(why, self.body)
+        if why in (stopping.CANCEL_REQUESTED, stopping.DEADLINE_EXCEEDED) and self.launched:
+            # The runner sees the same cancel or deadline: let it end the run with its tasks.
+            grace = self.ctx.settings.cancel_grace + 10
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and self.phase() not in TERMINAL:
+                await asyncio.sleep(0.5)
+            if self.phase() in TERMINAL:
+                return RUNNER_ENDED
+            logger.warning("runner of %s/%s did not stop in %gs", self.namespace, self.name, grace)
+        return outcome
+
+    async def cleanup(self, *, all_kinds: bool) -> None:
+        """Delete what the run created (each by its deterministic name; absent ones are fine)."""
+        if not all_kinds:
+            return
+        name = objects.runner_name(self.owner)
+        for kind in ("Job", "RoleBinding", "Role", "ServiceAccount"):
+            try:
+                await kubeobjects.delete(self.ctx.api, kind, self.namespace, name)
+            except Exception as exc:  # cleanup must not mask the outcome; say it loudly
+                logger.warning("deleting %s %s/%s failed: %s", kind, self.namespace, name, exc)
+        if self.cluster is None and not asks_for_daskcluster(self.body):
+            return
+        cluster = self.cluster or cluster_base.cluster_name(self.owner)
+        try:
+            await podcluster.delete(self.ctx.api, cluster, self.namespace)
+        except Exception as exc:
+            logger.warning("deleting DaskCluster %s/%s failed: %s", self.namespace, cluster, exc)
+
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        post = kopf.info if kind == "Normal" else kopf.warn
+        post(self.body, reason=reason, message=render.run_message(message))
+
+    def _phase(self, phase: str, reason: str, message: str) -> None:
+        status = self.body.get("status") or {}
+        now = time.time()
+        started = status_mod.parse_rfc3339(self.start_time or status.get("startTime"))
+        fragment = render.phase_fragment(
+            phase,
+            now=now,
+            reason=reason,
+            message=message,
+            generation=self.body["metadata"].get("generation"),
+            start_time=(started or now) if phase == "Running" else None,
+            completion_time=now if phase in TERMINAL else None,
+            previous_conditions=status.get("conditions") or [],
+        )
+        # Keys this phase does not set are left as they are (None would delete them).
+        self.writer.update({k: v for k, v in fragment.items() if v is not None})
+        self.ctx.set_phase(self.uid, phase)
+
+    def _finish(self, outcome: Outcome) -> None:
+        self._phase(outcome.phase, outcome.reason, outcome.message)
+        kind = "Normal" if outcome.phase == "Succeeded" else "Warning"
+        self._event(kind, outcome.reason, outcome.message)
+
+
+def asks_for_daskcluster(body: Mapping[str, Any]) -> bool:
+    executor = (body.get("spec") or {}).get("executor") or {}
+    if executor.get("type", "Dask") != "Dask":
+        return False
+    return bool((executor.get("dask") or {}).get("cluster", "Kubernetes") == "Kubernetes")
+
+
+def stopping_outcome(why: str, body: Mapping[str, Any]) -> Outcome:
+    seconds = (body.get("spec") or {}).get("activeDeadlineSeconds")
+    if why == stopping.OPERATOR_EXITING:
+        return Outcome("Running", why, "")
+    return policy.stopped_outcome(why, seconds)

@@ -1,0 +1,197 @@
+"""The Kubernetes objects of a FlowRun's runner, as pure manifests (testable without a cluster).
+
+The runner (`flowrun runner` in a Job's Pod, from the run's image) is where the FlowRunner runs:
+it is the Dask client of the run's scheduler and writes the run's status itself, so the operator
+never unpickles a byte from a scheduler the FlowRun's author controls (docs/install.md, security
+model). Each runner gets its own identity, owned by the FlowRun (cascading deletion):
+
+- a ServiceAccount, and a Role + RoleBinding that allow exactly: get/watch of its own FlowRun
+  (`resourceNames`), patch of its own `flowruns/status`, create of Events. Nothing else.
+- `parametersFrom` Secrets reach the runner as `env[].valueFrom.secretKeyRef`: the kubelet reads
+  them, in the FlowRun's namespace; the operator never reads Secret data.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from flowrun.api import models
+from flowrun.cluster import base
+from flowrun.cluster.kubernetes import (
+    CONTAINER_SECURITY_CONTEXT,
+    LABEL_FLOWRUN,
+    LABEL_FLOWRUN_UID,
+    build_owner_reference,
+    label_value,
+)
+
+LABEL_RUNNER = "flowrun.dev/runner"
+RBAC = "rbac.authorization.k8s.io"
+BACKOFF_LIMIT = 2  # a runner lost twice more (node gone, OOM) ends the run Failed
+SECRET_ENV = "FLOWRUN_SECRET_{index}"  # the value of spec.parametersFrom[index]
+
+# What the runner reads from its environment (set by the operator in the Job's Pod template).
+ENV_NAMESPACE = "FLOWRUN_RUN_NAMESPACE"
+ENV_NAME = "FLOWRUN_RUN_NAME"
+ENV_UID = "FLOWRUN_RUN_UID"
+ENV_SCHEDULER = "FLOWRUN_SCHEDULER"
+ENV_DEADLINE_AT = "FLOWRUN_DEADLINE_AT"
+ENV_STATUS_INTERVAL = "FLOWRUN_STATUS_INTERVAL"
+
+NO_IMAGE = (
+    "the runner needs an image: set spec.executor.dask.image to a tagged image that contains "
+    "flowrun and the flow's code, or start the operator with --default-image "
+    "(Helm: operator.defaultImage)."
+)
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What the operator decides about one runner."""
+
+    image: str
+    scheduler: str | None = None  # the Dask scheduler the runner connects to (Kubernetes)
+    deadline_at: float | None = None  # epoch seconds (spec.activeDeadlineSeconds)
+    status_interval: float = 1.0
+    grace_seconds: int = 30  # SIGTERM to SIGKILL: the runner winds down its run
+
+
+def runner_name(owner: base.Owner) -> str:
+    """The deterministic name of every runner object of a FlowRun (at most 60 characters).
+
+    >>> runner_name(base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "0a1b2c3d-9"))
+    'fr-etl-0a1b2c3d-runner'
+    """
+    return f"{base.cluster_name(owner)}-runner"
+
+
+def runner_image(spec: models.FlowRunSpec, default_image: str | None) -> str | None:
+    """The run's image: its Dask image (which has the flow's code), else the operator's default."""
+    dask = (spec.executor.dask if spec.executor else None) or None
+    return (dask.image if dask else None) or default_image
+
+
+def labels(owner: base.Owner) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/managed-by": "flowrun-operator",
+        "app.kubernetes.io/component": "runner",
+        LABEL_FLOWRUN: label_value(owner.name),
+        LABEL_FLOWRUN_UID: label_value(owner.uid),
+    }
+
+
+def _metadata(owner: base.Owner) -> dict[str, Any]:
+    return {
+        "name": runner_name(owner),
+        "namespace": owner.namespace,
+        "labels": labels(owner),
+        "ownerReferences": [build_owner_reference(owner)],
+    }
+
+
+def service_account(owner: base.Owner) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(owner)}
+
+
+def role(owner: base.Owner) -> dict[str, Any]:
+    """Exactly what a runner needs, and only on its own FlowRun."""
+    own = [owner.name]
+    return {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "Role",
+        "metadata": _metadata(owner),
+        "rules": [
+            {
+                "apiGroups": [models.API_GROUP],
+                "resources": ["flowruns"],
+                "resourceNames": own,
+                "verbs": ["get", "watch"],
+            },
+            {
+                "apiGroups": [models.API_GROUP],
+                "resources": ["flowruns/status"],
+                "resourceNames": own,
+                "verbs": ["patch"],
+            },
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        ],
+    }
+
+
+def role_binding(owner: base.Owner) -> dict[str, Any]:
+    name = runner_name(owner)
+    return {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(owner),
+        "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}],
+    }
+
+
+def secret_env(spec: models.FlowRunSpec) -> list[dict[str, Any]]:
+    """One variable per `parametersFrom` item, read by the kubelet from the Secret."""
+    return [
+        {
+            "name": SECRET_ENV.format(index=i),
+            "valueFrom": {
+                "secretKeyRef": {"name": item.secret_key_ref.name, "key": item.secret_key_ref.key}
+            },
+        }
+        for i, item in enumerate(spec.parameters_from or [])
+    ]
+
+
+def _env(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> list[Any]:
+    plain = {
+        ENV_NAMESPACE: owner.namespace,
+        ENV_NAME: owner.name,
+        ENV_UID: owner.uid,
+        ENV_STATUS_INTERVAL: f"{config.status_interval:g}",
+    }
+    if config.scheduler:
+        plain[ENV_SCHEDULER] = config.scheduler
+    if config.deadline_at is not None:
+        plain[ENV_DEADLINE_AT] = f"{config.deadline_at:.3f}"
+    return [{"name": k, "value": v} for k, v in plain.items()] + secret_env(spec)
+
+
+def job(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> dict[str, Any]:
+    """The runner Job: one Pod at a time; a lost Pod is replaced and resumes the run.
+
+    >>> owner = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "uid-1")
+    >>> spec = models.FlowRunSpec.model_validate({"flow": {"ref": "a.b:c"}})
+    >>> job(owner, spec, RunnerConfig(image="img:1"))["spec"]["template"]["spec"]["containers"][0][
+    ...     "command"]
+    ['flowrun', 'runner']
+    """
+    name = runner_name(owner)
+    pod_labels = {**labels(owner), LABEL_RUNNER: name}
+    container = {
+        "name": "runner",
+        "image": config.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["flowrun", "runner"],
+        "env": _env(owner, spec, config),
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _metadata(owner),
+        "spec": {
+            "backoffLimit": BACKOFF_LIMIT,
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "serviceAccountName": name,
+                    "restartPolicy": "Never",
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": config.grace_seconds,
+                    "containers": [container],
+                },
+            },
+        },
+    }

@@ -1,0 +1,187 @@
+"""`flowrun runner`: one FlowRun's run, in the runner Pod the operator created for it.
+
+The same life as the operator's in-process daemon (`daemon.Run`: plan, cluster, the run
+service on a thread, the bounded status writer, Events, the one outcome policy), so a run's
+status, Events and `flowrun run` output stay the same; what differs is where it happens and
+with which identity:
+
+- the FlowRun is read by name (a plain GET, every `POLL` seconds) with the runner's per-run
+  ServiceAccount, which may only read its own FlowRun and patch its status;
+- `parametersFrom` values come from the environment (`secretKeyRef` env, set by the kubelet);
+- on cluster Kubernetes the operator created the DaskCluster: the runner connects to the
+  scheduler's Service by DNS (`FLOWRUN_SCHEDULER`); External and Local as in `flowrun run`;
+- SIGTERM (the Pod deleted, the node drained) leaves the run Running, as an exiting operator
+  does: the Job's next Pod resumes it from the results published on the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any, cast
+
+import kopf
+
+from flowrun.cluster.kr8s_session import private_api
+from flowrun.controller import daemon, kubeobjects, policy
+from flowrun.controller import metrics as metrics_mod
+from flowrun.controller import runner_objects as objects
+from flowrun.controller import settings as settings_mod
+from flowrun.controller.kube import KubeStatusSink
+from flowrun.runs.outcome import TERMINAL
+
+logger = logging.getLogger(__name__)
+
+POLL = 1.0  # seconds between two reads of the FlowRun (spec.cancel, deletion)
+COMPONENT = "flowrun-runner"
+
+
+class EnvSecretReader:
+    """`parametersFrom` values as the kubelet put them into this process's environment."""
+
+    def __init__(self, spec: Mapping[str, Any], env: Mapping[str, str]) -> None:
+        self._data: dict[str, dict[str, str]] = {}
+        for i, item in enumerate(spec.get("parametersFrom") or []):
+            ref = item.get("secretKeyRef") or {}
+            value = env.get(objects.SECRET_ENV.format(index=i))
+            if value is not None:
+                encoded = base64.b64encode(value.encode()).decode()
+                self._data.setdefault(ref.get("name", ""), {})[ref.get("key", "")] = encoded
+
+    async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return self._data.get(name)
+
+
+class Terminated:
+    """kopf's `stopped` flag for a daemon, set by SIGTERM: the run is left for the next Pod."""
+
+    reason = None
+
+    def __init__(self) -> None:
+        self.flag = False
+
+    def __bool__(self) -> bool:
+        return self.flag
+
+
+class PodRun(daemon.Run):
+    """`daemon.Run` with the runner's identity: its own API calls, Events and cluster address."""
+
+    resumed_message = "Resumed in a new runner Pod."
+
+    def __init__(
+        self,
+        ctx: policy.Context,
+        *,
+        body: dict[str, Any],
+        stopped: Terminated,
+        scheduler: str | None,
+        deadline_at: float | None,
+    ) -> None:
+        super().__init__(ctx, body=cast(kopf.Body, body), stopped=stopped)
+        self.live = body
+        self.scheduler = scheduler
+        self.deadline_at = deadline_at
+        self.posting: set[asyncio.Task[None]] = set()
+
+    def _post(self, kind: str, reason: str, text: str) -> None:
+        involved = {
+            k: self.owner_ref[k] for k in ("apiVersion", "kind", "name", "namespace", "uid")
+        }
+        obj = kubeobjects.event(involved, kind, reason, text, component=COMPONENT)
+        task = asyncio.get_running_loop().create_task(kubeobjects.post_event(self.ctx.api, obj))
+        self.posting.add(task)
+        task.add_done_callback(self.posting.discard)
+
+    @property
+    def owner_ref(self) -> dict[str, str]:
+        return {
+            "apiVersion": self.body["apiVersion"],
+            "kind": self.body["kind"],
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+        }
+
+    def _arm_deadline(self) -> None:
+        # The operator's deadline (same clock base on both sides); else the spec's from now.
+        if self.deadline_at is not None:
+            self.stop.deadline_at = self.deadline_at
+        else:
+            super()._arm_deadline()
+
+    async def _start_cluster(self) -> str | None:
+        assert self.plan is not None
+        if self.plan.executor == "Dask" and self.plan.cluster_kind == "Kubernetes":
+            return self.scheduler  # the operator created the DaskCluster and said where it is
+        return await super()._start_cluster()
+
+    async def _sweep(self) -> None:
+        return None  # the operator deletes what the run left (this identity may not)
+
+    async def follow(self) -> None:
+        """Keep `self.live` (what `Stop` reads) current; a FlowRun gone is a deleted one."""
+        while True:
+            await asyncio.sleep(POLL)
+            try:
+                found = await kubeobjects.get(self.ctx.api, "FlowRun", self.namespace, self.name)
+            except Exception as exc:  # a blip of the API server: the next poll will do
+                logger.warning("reading FlowRun %s failed: %s", self.name, exc)
+                continue
+            if found is None or found["metadata"]["uid"] != self.uid:
+                self.live.setdefault("metadata", {})["deletionTimestamp"] = "gone"
+                return
+            self.live.clear()
+            self.live.update(found)
+
+
+async def run_once(env: Mapping[str, str]) -> int:
+    """The runner's whole life; the exit code tells the Job whether to try again."""
+    namespace, name = env[objects.ENV_NAMESPACE], env[objects.ENV_NAME]
+    api = await private_api()
+    body = await kubeobjects.get(api, "FlowRun", namespace, name)
+    if body is None or body["metadata"]["uid"] != env.get(objects.ENV_UID, body["metadata"]["uid"]):
+        logger.info("FlowRun %s/%s is gone: nothing to run", namespace, name)
+        return 0
+    if (body.get("status") or {}).get("phase") in TERMINAL:
+        logger.info("FlowRun %s/%s has ended already", namespace, name)
+        return 0
+    interval = float(env.get(objects.ENV_STATUS_INTERVAL) or 1.0)
+    settings = settings_mod.OperatorSettings(allow_in_process=True, status_interval=interval)
+    ctx = policy.Context(
+        settings=settings,
+        api=api,
+        metrics=metrics_mod.Metrics(),
+        sink=KubeStatusSink(api),
+        secrets=EnvSecretReader(body.get("spec") or {}, env),
+        slots=asyncio.Semaphore(1),
+    )
+    stopped = Terminated()
+    deadline = env.get(objects.ENV_DEADLINE_AT)
+    run = PodRun(
+        ctx,
+        body=body,
+        stopped=stopped,
+        scheduler=env.get(objects.ENV_SCHEDULER),
+        deadline_at=float(deadline) if deadline else None,
+    )
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, lambda: setattr(stopped, "flag", True))
+    follower = asyncio.create_task(run.follow())
+    try:
+        await run.execute()
+    except kopf.TemporaryError as exc:  # e.g. the API server unreachable: the Job tries again
+        logger.error("the run could not finish: %s", exc)
+        return 1
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        if run.posting:
+            await asyncio.wait(set(run.posting), timeout=10)
+    # Stopped by SIGTERM with the run left Running: fail this Pod, so the Job starts another.
+    return 143 if stopped else 0

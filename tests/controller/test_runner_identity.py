@@ -1,0 +1,189 @@
+"""`flowrun runner` under its per-run identity, on the control plane (no node needed).
+
+The runner runs here as a host process holding a token of the FlowRun's own ServiceAccount,
+bound to the per-run Role the operator creates (`runner_objects`): with exactly those rights it
+reads its FlowRun, runs the flow, writes status and Events, and takes `parametersFrom` values from
+its environment (where the kubelet puts `secretKeyRef` env). The API server's RBAC decides what
+that identity may do: its own FlowRun's status, and nothing of another FlowRun or of Secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowrun.cluster import base
+from flowrun.cluster.kr8s_session import private_api
+from flowrun.controller import kube
+from flowrun.controller import runner_objects as objects
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FLOWS, FlowRuns, local_spec, task
+
+pytestmark = [pytest.mark.controlplane]
+
+
+def owner_of(frs: FlowRuns, name: str) -> base.Owner:
+    obj = frs.get(name)
+    assert obj is not None
+    return base.Owner(
+        "flowrun.dev/v1alpha1", "FlowRun", name, frs.namespace, obj["metadata"]["uid"]
+    )
+
+
+def grant(frs: FlowRuns, owner: base.Owner) -> None:
+    """What the operator creates for a run: its ServiceAccount, Role and RoleBinding."""
+    items = [objects.service_account(owner), objects.role(owner), objects.role_binding(owner)]
+    frs.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
+
+
+def runner(kubeconfig: Path, owner: base.Owner, tmp: Path, **env: str) -> subprocess.Popen[bytes]:
+    environ = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "PYTHONPATH": os.pathsep.join([str(FLOWS), os.environ.get("PYTHONPATH", "")]),
+        objects.ENV_NAMESPACE: owner.namespace,
+        objects.ENV_NAME: owner.name,
+        objects.ENV_UID: owner.uid,
+        objects.ENV_STATUS_INTERVAL: "0.3",
+        **env,
+    }
+    log = (tmp / f"runner-{owner.name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "flowrun.cli", "runner"],
+        env=environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def patch_status(kubeconfig: Path, namespace: str, name: str, patch: dict[str, Any]) -> int:
+    """A JSON merge patch of `flowruns/<name>/status` as that identity; the HTTP status."""
+
+    async def send() -> int:
+        api = await private_api(kubeconfig=str(kubeconfig))
+        try:
+            await kube.merge_patch(api, namespace, name, patch, subresource="/status")
+        except Exception as exc:
+            code = kube.http_status(exc)
+            if code is None:
+                raise
+            return code
+        return 200
+
+    return asyncio.run(send())
+
+
+def finish(proc: subprocess.Popen[bytes], tmp: Path, name: str) -> int:
+    try:
+        return proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError((tmp / f"runner-{name}.log").read_text()[-4000:]) from None
+
+
+def test_the_runner_runs_its_flow_and_writes_status_and_events(
+    own_frs: FlowRuns, sa_kubeconfig: Any, tmp_path: Path
+) -> None:
+    frs = own_frs
+    spec = local_spec(
+        [
+            task("a", "add", 1, 2),
+            {"name": "b", "fn": "builtins:len", "args": [{"parameter": "token"}]},
+        ],
+        executor={"type": "Local"},
+        flow={"parameters": [{"name": "token", "required": True}]},
+        parametersFrom=[{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
+        returnTasks=["a", "b"],
+    )
+    frs.apply("own", spec)
+    owner = owner_of(frs, "own")
+    grant(frs, owner)
+    kubeconfig = sa_kubeconfig(frs.namespace, objects.runner_name(owner))
+    # The kubelet would set this from the Secret; the runner only ever sees the value.
+    secret = {objects.SECRET_ENV.format(index=0): "s3cr3t-value-1234"}
+    proc = runner(kubeconfig, owner, tmp_path, **secret)
+    assert finish(proc, tmp_path, "own") == 0, (tmp_path / "runner-own.log").read_text()
+    status = frs.status("own")
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"a": 3, "b": len("s3cr3t-value-1234")}
+    assert status["tasks"]["a"]["state"] == "Success"
+    assert {"Running", "Succeeded"} <= frs.event_reasons("own")
+
+
+def test_the_runner_identity_may_touch_only_its_own_flowrun(
+    own_frs: FlowRuns, sa_kubeconfig: Any, kubectl: Any
+) -> None:
+    frs = own_frs
+    frs.apply("mine", local_spec([task("a", "add", 1, 2)], executor={"type": "Local"}))
+    frs.apply("other", local_spec([task("a", "add", 1, 2)], executor={"type": "Local"}))
+    owner = owner_of(frs, "mine")
+    grant(frs, owner)
+    kubeconfig = sa_kubeconfig(frs.namespace, objects.runner_name(owner))
+    ns = frs.namespace
+    patch = {"status": {"phase": "Failed", "message": "written by another run"}}
+
+    def as_runner(*args: str) -> subprocess.CompletedProcess[str]:
+        result: subprocess.CompletedProcess[str] = kubectl(
+            *args, "--kubeconfig", str(kubeconfig), check=False
+        )
+        return result
+
+    # The patch the runner's status writer sends (kubectl patch would GET the object first).
+    assert patch_status(kubeconfig, ns, "mine", patch) == 200
+    assert patch_status(kubeconfig, ns, "other", patch) == 403
+    assert frs.status("mine")["message"] == "written by another run"
+    assert "phase" not in frs.status("other")
+    for denied in (
+        ("get", "flowrun", "other", "-n", ns),
+        ("patch", "flowrun", "mine", "-n", ns, "--type=merge", "-p", '{"spec":{"cancel":true}}'),
+        ("get", "secret", "anything", "-n", ns),
+        ("get", "pods", "-n", ns),
+        ("list", "flowruns", "-n", ns),
+    ):
+        out = as_runner(*denied) if denied[0] != "list" else as_runner("get", "flowruns", "-n", ns)
+        assert out.returncode != 0, denied
+        assert "forbidden" in out.stderr.lower(), (denied, out.stderr)
+    assert as_runner("get", "flowrun", "mine", "-n", ns).returncode == 0
+
+
+def test_the_runner_stops_on_spec_cancel(
+    own_frs: FlowRuns, sa_kubeconfig: Any, tmp_path: Path
+) -> None:
+    frs = own_frs
+    spec = local_spec(
+        [{"name": "slow", "fn": "time:sleep", "args": [300]}], executor={"type": "Local"}
+    )
+    frs.apply("cancelme", spec)
+    owner = owner_of(frs, "cancelme")
+    grant(frs, owner)
+    proc = runner(sa_kubeconfig(frs.namespace, objects.runner_name(owner)), owner, tmp_path)
+    frs.wait_phase("cancelme", "Running", timeout=60)
+    wait_for(
+        lambda: frs.status("cancelme").get("tasks", {}).get("slow", {}).get("state") == "Running",
+        timeout=60,
+        what="the task to run",
+    )
+    frs.kubectl(
+        "patch",
+        "flowrun",
+        "cancelme",
+        "-n",
+        frs.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancel":true}}',
+    )
+    assert finish(proc, tmp_path, "cancelme") == 0
+    status = frs.status("cancelme")
+    assert status["phase"] == "Cancelled", status
+    assert status["tasks"]["slow"]["state"] == "Cancelled"

