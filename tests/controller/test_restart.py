@@ -1,5 +1,5 @@
-"""Stop the operator (kill -9, or SIGTERM) in the middle of a run and start it again: the run
-finishes and no task that had finished runs again. Task results survive on an External Dask
+"""Stop the in-process operator (kill -9, or SIGTERM) in the middle of a run and start it again:
+the run finishes and no task that had finished runs again. Task results survive on an External Dask
 cluster (a scheduler and a worker this test starts as subprocesses), published by name."""
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def test_operator_stopped_mid_run_then_restarted_resumes_without_rerunning(
         "executor": {"type": "Dask", "dask": {"cluster": "External", "address": external_dask}},
         "returnTasks": ["c"],
     }
-    first = start_operator("-n", ns)
+    # The in-process path (a runner Pod needs a node: tests/node/test_runner_pods.py).
+    first = start_operator("-n", ns, "--allow-in-process")
     frs.apply("resume", spec)
     wait_for(lambda: frs.runs(f"g-{ns}-started"), what="g started")
     wait_for(
@@ -87,7 +88,7 @@ def test_operator_stopped_mid_run_then_restarted_resumes_without_rerunning(
         first.stop()  # SIGTERM: the run is left Running for the next operator, not Cancelled
     assert frs.status("resume")["phase"] == "Running"
 
-    start_operator("-n", ns)
+    start_operator("-n", ns, "--allow-in-process")
     wait_for(lambda: "Resumed" in frs.event_reasons("resume"), what="Resumed event")
     frs.open_gate(f"g-{ns}")
     status = frs.wait_phase("resume")

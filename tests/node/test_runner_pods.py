@@ -87,8 +87,15 @@ def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
     operator: OperatorProcess, frs: FlowRuns
 ) -> None:
     secret = "s3cr3t-" + uuid.uuid4().hex
-    frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
-                f"--from-literal=token={secret}")  # fmt: skip
+    frs.kubectl(
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        frs.namespace,
+        f"--from-literal=token={secret}",
+    )
     spec = {
         "flow": {
             "parameters": [{"name": "token", "required": True}],
@@ -123,31 +130,39 @@ def hostile_scheduler(dev_node: Any, namespace: str, command: str) -> None:
     """A real Dask scheduler (the project's image) that attacks every client that connects."""
     preload = (HERE / "hostile_scheduler.py").read_text()
     labels = {"app": "hostile"}
-    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "hostile"},
-              "data": {"hostile_scheduler.py": preload}}  # fmt: skip
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "hostile"},
+        "data": {"hostile_scheduler.py": preload},
+    }
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "hostile", "labels": labels},
         "spec": {
             "terminationGracePeriodSeconds": 1,
-            "containers": [{
-                "name": "scheduler",
-                "image": dev_node.image,
-                "command": ["dask", "scheduler", "--preload", "/preload/hostile_scheduler.py"],
-                "env": [{"name": "HOSTILE_COMMAND", "value": command}],
-                "volumeMounts": [{"name": "preload", "mountPath": "/preload"}],
-            }],
+            "containers": [
+                {
+                    "name": "scheduler",
+                    "image": dev_node.image,
+                    "command": ["dask", "scheduler", "--preload", "/preload/hostile_scheduler.py"],
+                    "env": [{"name": "HOSTILE_COMMAND", "value": command}],
+                    "volumeMounts": [{"name": "preload", "mountPath": "/preload"}],
+                }
+            ],
             "volumes": [{"name": "preload", "configMap": {"name": "hostile"}}],
         },
-    }  # fmt: skip
+    }
     service = {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "hostile"},
-        "spec": {"selector": labels, "ports": [{"name": "dask", "port": 8786},
-                                               {"name": "http", "port": 8000}]},
-    }  # fmt: skip
+        "spec": {
+            "selector": labels,
+            "ports": [{"name": "dask", "port": 8786}, {"name": "http", "port": 8000}],
+        },
+    }
     apply(dev_node, namespace, config, pod, service)
 
 
@@ -194,16 +209,28 @@ def test_a_hostile_scheduler_reaches_only_the_runner_pod(
 def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
     dev_node: Any, operator: OperatorProcess, frs: FlowRuns
 ) -> None:
-    missing_image = {"type": "Dask", "dask": {"cluster": "Local",
-                                              "image": "localhost/flowrun/absent:1"}}  # fmt: skip
-    frs.apply("noimage", {"flow": {"tasks": [{"name": "a", "fn": "operator:neg", "args": [1]}]},
-                          "executor": missing_image})  # fmt: skip
-    frs.apply("nosecret", {
-        "flow": {"parameters": [{"name": "p", "required": True}],
-                 "tasks": [{"name": "a", "fn": "builtins:len", "args": [{"parameter": "p"}]}]},
-        "executor": {"type": "Local"},
-        "parametersFrom": [{"name": "p", "secretKeyRef": {"name": "absent", "key": "k"}}],
-    })  # fmt: skip
+    missing_image = {
+        "type": "Dask",
+        "dask": {"cluster": "Local", "image": "localhost/flowrun/absent:1"},
+    }
+    frs.apply(
+        "noimage",
+        {
+            "flow": {"tasks": [{"name": "a", "fn": "operator:neg", "args": [1]}]},
+            "executor": missing_image,
+        },
+    )
+    frs.apply(
+        "nosecret",
+        {
+            "flow": {
+                "parameters": [{"name": "p", "required": True}],
+                "tasks": [{"name": "a", "fn": "builtins:len", "args": [{"parameter": "p"}]}],
+            },
+            "executor": {"type": "Local"},
+            "parametersFrom": [{"name": "p", "secretKeyRef": {"name": "absent", "key": "k"}}],
+        },
+    )
     uids = {n: uid_of(frs, n) for n in ("noimage", "nosecret")}
     image = finished(frs, "noimage", operator)
     assert image["phase"] == "Failed", image
@@ -215,3 +242,113 @@ def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
     assert {c["type"]: c for c in secret["conditions"]}["Stalled"]["reason"] == "SecretNotFound"
     for name, uid in uids.items():
         wait_for(lambda uid=uid: not owned_by(frs, uid), timeout=120, what=f"{name} cleaned up")
+
+
+def dask_cluster(dev_node: Any, namespace: str) -> str:
+    """A plain Dask scheduler and worker in Pods (an External cluster): results published on it
+    outlive any runner Pod. Returns the scheduler's address."""
+
+    def pod(name: str, command: list[str]) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app": name}},
+            "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": name, "image": dev_node.image, "command": command}],
+            },
+        }
+
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "dask"},
+        "spec": {"selector": {"app": "dask"}, "ports": [{"port": 8786}]},
+    }
+    address = f"tcp://dask.{namespace}.svc:8786"
+    apply(
+        dev_node,
+        namespace,
+        service,
+        pod("dask", ["dask", "scheduler"]),
+        pod("worker", ["dask", "worker", address, "--nthreads", "2", "--no-dashboard"]),
+    )
+    return address
+
+
+def counted_flow(address: str) -> dict[str, Any]:
+    """`mark` leaves one file per run on the worker; `hold` keeps the run busy for a while."""
+    return {
+        "flow": {
+            "tasks": [
+                {
+                    "name": "mark",
+                    "fn": "tempfile:mkstemp",
+                    "kwargs": {"prefix": "mark-", "dir": "/tmp"},
+                },
+                {"name": "hold", "fn": "time:sleep", "args": [25], "upstream": ["mark"]},
+                {"name": "last", "fn": "operator:add", "args": [1, 2], "upstream": ["hold"]},
+            ]
+        },
+        "executor": {"type": "Dask", "dask": {"cluster": "External", "address": address}},
+        "returnTasks": ["last"],
+    }
+
+
+def marks(frs: FlowRuns) -> int:
+    code = "import glob; print(len(glob.glob('/tmp/mark-*')))"
+    out = frs.kubectl("exec", "worker", "-n", frs.namespace, "--", "python", "-c", code).stdout
+    return int(out.strip())
+
+
+def holding(frs: FlowRuns, name: str) -> bool:
+    tasks = frs.status(name).get("tasks") or {}
+    return bool(
+        tasks.get("mark", {}).get("state") == "Success"
+        and tasks.get("hold", {}).get("state") == "Running"
+    )
+
+
+def runner_pods(frs: FlowRuns, uid: str) -> list[str]:
+    return owned_by(frs, uid).get("pods", [])
+
+
+def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
+    dev_node: Any, operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    address = dask_cluster(dev_node, frs.namespace)
+    frs.apply("resume", counted_flow(address))
+    uid = uid_of(frs, "resume")
+    wait_for(lambda: holding(frs, "resume"), timeout=240, what="mark done and hold running")
+    [first] = runner_pods(frs, uid)
+    frs.kubectl("delete", "pod", first, "-n", frs.namespace, "--wait=false")
+    status = finished(frs, "resume", operator, timeout=240)
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"last": 3}
+    assert marks(frs) == 1  # the finished task did not run again in the new runner Pod
+    assert "Resumed" in frs.event_reasons("resume")
+    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
+
+
+def test_killing_the_operator_mid_run_does_not_interrupt_the_run(
+    dev_node: Any, operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+) -> None:
+    address = dask_cluster(dev_node, frs.namespace)
+    frs.apply("steady", counted_flow(address))
+    uid = uid_of(frs, "steady")
+    wait_for(lambda: holding(frs, "steady"), timeout=240, what="mark done and hold running")
+    [runner] = runner_pods(frs, uid)
+    operator.kill()
+    # With no operator at all, the runner Pod finishes the run and writes its end.
+    status = frs.wait_phase("steady", timeout=240)
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"last": 3}
+    assert marks(frs) == 1
+    assert runner_pods(frs, uid) == [runner]  # the same Pod ran it all
+    again = OperatorProcess(
+        dev_node.node.kubeconfig,
+        tmp_path / "operator-2.log",
+        ["-n", frs.namespace, f"--default-image={dev_node.image}"],
+    )
+    with again:
+        wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the new operator to clean up")

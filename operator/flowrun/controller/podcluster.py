@@ -67,13 +67,15 @@ async def _scheduler_ready(api: Any, namespace: str, name: str) -> None:
         await asyncio.sleep(POLL)
 
 
-async def delete(api: Any, name: str, namespace: str, *, timeout: float = 60.0) -> None:
-    """Delete the DaskCluster and wait (bounded) until the API server no longer has it."""
+async def delete(api: Any, name: str, namespace: str, *, timeout: float = 60.0) -> bool:
+    """Delete the DaskCluster and wait (bounded) until the API server no longer has it; False
+    when there was none."""
     if not await kubeobjects.delete(api, "DaskCluster", namespace, name):
-        return
+        return False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         if await kubeobjects.get(api, "DaskCluster", namespace, name) is None:
-            return
+            break
         await asyncio.sleep(0.5)
+    return True

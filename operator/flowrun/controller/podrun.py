@@ -208,7 +208,8 @@ class PodRun:
             return
         cluster = self.cluster or cluster_base.cluster_name(self.owner)
         try:
-            await podcluster.delete(self.ctx.api, cluster, self.namespace)
+            if await podcluster.delete(self.ctx.api, cluster, self.namespace):
+                self._event("Normal", "ClusterDeleted", "Dask cluster deleted.")
         except Exception as exc:
             logger.warning("deleting DaskCluster %s/%s failed: %s", self.namespace, cluster, exc)
 

@@ -41,8 +41,9 @@ ENV_DEADLINE_AT = "FLOWRUN_DEADLINE_AT"
 ENV_STATUS_INTERVAL = "FLOWRUN_STATUS_INTERVAL"
 
 NO_IMAGE = (
-    "the runner needs an image: set spec.executor.dask.image to a tagged image that contains "
-    "flowrun and the flow's code, or start the operator with --default-image "
+    "spec.executor.dask.image is not set and the operator has no default image: the run's "
+    "runner (and its Dask cluster) need one. Set spec.executor.dask.image to a tagged image that "
+    "contains flowrun and the flow's code, or start the operator with --default-image "
     "(Helm: operator.defaultImage)."
 )
 
@@ -187,6 +188,13 @@ def job(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> di
                 "metadata": {"labels": pod_labels},
                 "spec": {
                     "serviceAccountName": name,
+                    "automountServiceAccountToken": True,  # the runner writes its status
+                    # Pod Security "restricted": the runner never needs root (the project's
+                    # image runs as 10001; an image of flows built on it keeps that user).
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
                     "restartPolicy": "Never",
                     "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": config.grace_seconds,
