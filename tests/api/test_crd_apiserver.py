@@ -71,7 +71,7 @@ def test_bad_shapes_are_refused_naming_the_field(
     text = manifest(
         "bad",
         namespace,
-        executor={"type": "Foo", "dask": {"workers": 0}},
+        executor={"type": "Foo", "dask": {"workers": 0, "mapBatchSize": 0}},
         activeDeadlineSeconds=0,
         startTasks=["a", "a"],
     )
@@ -80,6 +80,7 @@ def test_bad_shapes_are_refused_naming_the_field(
     for field in (
         "spec.executor.type",
         "spec.executor.dask.workers",
+        "spec.executor.dask.mapBatchSize",
         "spec.activeDeadlineSeconds",
         "spec.startTasks[1]",
     ):

@@ -89,6 +89,11 @@ def test_a_parameter_from_a_secret_counts_as_given() -> None:
             {"executor": {"dask": {"resources": {"requests": {"cpu": 1.5}}}}},
             "spec.executor.dask.resources.requests.cpu: Input should be a valid",
         ),
+        ({"executor": {"dask": {"mapBatchSize": 0}}}, "spec.executor.dask.mapBatchSize: Input"),
+        (
+            {"flow": {"tasks": [{"name": "a", "fn": "m:f", "mapBatchSize": 2.5}]}},
+            "spec.flow.tasks[0].mapBatchSize: Input should be a valid integer",
+        ),
     ],
 )
 def test_shape_errors_name_the_field(change: dict[str, Any], expected: str) -> None:

@@ -44,6 +44,7 @@ INLINE: dict[str, Any] = {
             "maxRetries": 2,
             "retryDelaySeconds": 0.5,
             "timeoutSeconds": 30,
+            "mapBatchSize": 2,
         },
         {
             "name": "load",
@@ -73,6 +74,8 @@ def test_inline_dict_parses_into_a_graph() -> None:
     assert transform.args[0] == g.Ref("task", "extract", map=True)
     assert transform.max_retries == 2
     assert transform.timeout_seconds == 30
+    assert transform.map_batch_size == 2
+    assert graph.tasks[0].map_batch_size is None
     assert graph.tasks[3].kwargs["spec"] == g.Literal({"task": "not a reference"})
     assert graph.parameters[0].required
     assert graph.parameters[1].default == 10
@@ -136,6 +139,10 @@ def test_graph_missing_parameter_fails_the_parameter_task() -> None:
         (
             lambda d: d["tasks"][0].__setitem__("skipOnUpstreamSkip", "yes"),
             "tasks[0].skipOnUpstreamSkip: must be true or false",
+        ),
+        (
+            lambda d: d["tasks"][1].__setitem__("mapBatchSize", 0),
+            "tasks[1].mapBatchSize: must be a positive integer",
         ),
         (lambda d: d["tasks"][0].__setitem__("colour", "red"), "tasks[0].colour: unknown field"),
         (

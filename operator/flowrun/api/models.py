@@ -179,6 +179,12 @@ class InlineTask(Model):
         None, description="When a cached result is still valid (duration_only)."
     )
     tags: list[str] | None = Field(None, description="Free-form labels.")
+    map_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="A mapped task's children run this many per Dask task (executor Dask); "
+        "left out, the size adapts to the map's length and the cluster's threads.",
+    )
 
 
 class Flow(Model):
@@ -340,6 +346,12 @@ class DaskSpec(Model):
     env: list[EnvVar] | None = _keyed("Environment of scheduler and workers.", max_items=256)
     startup_timeout_seconds: int = Field(
         300, ge=1, description="The run fails when the cluster is not ready in time."
+    )
+    map_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Mapped children per Dask task for every mapped task without its own "
+        "`mapBatchSize`; left out, the size adapts to each map and the cluster's threads.",
     )
 
     @model_validator(mode="after")

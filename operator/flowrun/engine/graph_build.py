@@ -53,6 +53,7 @@ def build(graph: FlowGraph, cls: type[F]) -> F:
                 cache_validator=None
                 if spec.cache_validator is None
                 else cache_validators.BY_NAME[spec.cache_validator],
+                map_batch_size=spec.map_batch_size,
             )
         )
     for spec in graph.tasks:
@@ -160,4 +161,5 @@ def _task_spec(flow: FlowBase, task: Task) -> TaskSpec:
         if cached
         else None,
         tags=tuple(sorted(task.tags)),
+        map_batch_size=task.map_batch_size,
     )

@@ -56,6 +56,7 @@ class TaskSpec:
     cache_for_seconds: float | None = None
     cache_validator: str | None = None
     tags: tuple[str, ...] = ()
+    map_batch_size: int | None = None  # mapped children per Dask task (None: adaptive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +111,7 @@ _OPTIONS = (
     ("skip_on_upstream_skip", "skipOnUpstreamSkip", True),
     ("cache_for_seconds", "cacheForSeconds", None),
     ("cache_validator", "cacheValidator", None),
+    ("map_batch_size", "mapBatchSize", None),
 )
 
 
@@ -140,7 +142,7 @@ FLOW_KEYS = {"name", "parameters", "referenceTasks", "tasks"}
 PARAM_KEYS = {"name", "required", "default"}
 TASK_KEYS = {
     "name", "fn", "args", "kwargs", "upstream", "maxRetries", "retryDelaySeconds", "timeoutSeconds",
-    "trigger", "skipOnUpstreamSkip", "cacheForSeconds", "cacheValidator", "tags",
+    "trigger", "skipOnUpstreamSkip", "cacheForSeconds", "cacheValidator", "tags", "mapBatchSize",
 }  # fmt: skip
 
 
@@ -190,6 +192,13 @@ def _number(value: Any, path: str, *, positive: bool = False) -> float:
 def _int(value: Any, path: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise _fail(path, "must be a non-negative integer")
+    return value
+
+
+def _batch_size(value: Any, path: str) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise _fail(path, "must be a positive integer (mapped children per Dask task); leave it "
+                    "out for a size that adapts to the map and the cluster")  # fmt: skip
     return value
 
 
@@ -292,6 +301,7 @@ def _task(value: Any, path: str, tasks: set[str], params: set[str]) -> TaskSpec:
         cache_for_seconds=optional("cacheForSeconds", positive=True),
         cache_validator=validator,
         tags=tags,
+        map_batch_size=_batch_size(body.get("mapBatchSize"), f"{path}.mapBatchSize"),
     )
 
 
