@@ -249,3 +249,24 @@ def test_restore_takes_over_finished_tasks_after_a_restart() -> None:
     assert "b" not in tasks  # it was running: it runs again and reports again
     assert after.progress() == "2/3"
     assert after.failed == 2
+
+
+def test_a_resumed_map_counts_each_child_once() -> None:
+    """Restored counts are not tied to indices: the children's events after a restart (those
+    that ran again, then every child's final state) take their place instead of adding up."""
+    before = StatusBuilder(["m"])
+    before.apply(ev("m", "Mapped", n_map_states=40))
+    for i in range(40):
+        before.apply(ev("m", "Success" if i < 30 else "Running", index=i))
+    previous = before.render(phase="Running", now=T0 + 3)
+    assert previous["tasks"]["m"]["children"] == {"total": 40, "Success": 30, "Running": 10}
+
+    after = StatusBuilder(["m"])
+    after.restore(previous["tasks"])
+    for i in range(30, 40):  # the children that were running run again
+        after.apply(ev("m", "Running", index=i))
+        after.apply(ev("m", "Success", index=i))
+    for i in range(40):  # every child's final state, resumed ones included
+        after.apply(ev("m", "Success", index=i))
+    tasks, _ = after.tasks()
+    assert tasks["m"]["children"] == {"total": 40, "Success": 40}

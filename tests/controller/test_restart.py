@@ -99,3 +99,48 @@ def test_operator_stopped_mid_run_then_restarted_resumes_without_rerunning(
     # finish the old operator's submissions until it drops that client, so "at least once".
     assert frs.runs(f"g-{ns}") >= 1
     assert frs.runs(f"c-{ns}") >= 1
+
+
+def test_a_batched_map_finished_before_a_restart_is_not_run_again(
+    start_operator: Any, own_frs: FlowRuns, external_dask: str
+) -> None:
+    """The operator's path batches mapped children while it publishes them (one name per
+    batch); a restarted operator resumes the map from those batches instead of re-running it."""
+    import distributed  # noqa: PLC0415 - only this test looks at the cluster itself
+
+    frs = own_frs
+    ns = frs.namespace
+    tasks = [
+        {"name": "n", "fn": "frtasks:numbers", "args": [40]},
+        {"name": "m", "fn": "frtasks:mark", "args": [f"m-{ns}", {"task": "n", "map": True}],
+         "mapBatchSize": 10},
+        {"name": "g", "fn": "frtasks:gate", "args": [f"g-{ns}", {"task": "m"}]},
+        {"name": "c", "fn": "frtasks:total", "args": [{"task": "g"}]},
+    ]  # fmt: skip
+    spec = {
+        "flow": {"tasks": tasks},
+        "executor": {"type": "Dask", "dask": {"cluster": "External", "address": external_dask}},
+        "returnTasks": ["c", "m"],
+    }
+    first = start_operator("-n", ns)
+    frs.apply("mapped", spec)
+    wait_for(lambda: frs.runs(f"g-{ns}-started"), what="g started")
+    with distributed.Client(external_dask, set_as_default=False) as client:
+
+        def batches() -> list[str]:
+            names = (str(n) for n in client.list_datasets())
+            return sorted(n.rsplit("/", 1)[1] for n in names if "/mapped/" in n and "/m[" in n)
+
+        wait_for(lambda: len(batches()) == 4, what="the 4 batches of m published")
+        assert batches() == ["m[0-9]", "m[10-19]", "m[20-29]", "m[30-39]"]
+    assert frs.runs(f"m-{ns}") == 40
+    first.kill()
+
+    start_operator("-n", ns)
+    wait_for(lambda: "Resumed" in frs.event_reasons("mapped"), what="Resumed event")
+    frs.open_gate(f"g-{ns}")
+    status = frs.wait_phase("mapped")
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"c": sum(range(40)), "m": list(range(40))}
+    assert status["tasks"]["m"]["children"] == {"total": 40, "Success": 40}
+    assert frs.runs(f"m-{ns}") == 40  # published in batches before the kill: not run again

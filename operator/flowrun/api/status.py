@@ -130,6 +130,8 @@ class _Children:
     n_done: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     failures: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    # Restored counts (`restore`) no index carries yet: a child's first event takes one over.
+    unplaced: Counter[str] = field(default_factory=Counter)
 
     def apply(self, index: int, event: TaskEvent, message: str | None) -> None:
         if index >= len(self.states):
@@ -137,6 +139,10 @@ class _Children:
             self.states.extend([None] * grow)
             self.done.extend(bytes(grow))
         old = self.states[index]
+        if old is None and self.unplaced:  # same state if restored so, else one that ran again
+            rank = {k: (k not in FINISHED_STATES, n) for k, n in self.unplaced.items()}
+            old = event.state if self.unplaced[event.state] else max(rank, key=rank.__getitem__)
+            self.unplaced -= Counter({old: 1})
         if old is not None:
             self.counts[old] -= 1
             if not self.counts[old]:
@@ -272,6 +278,7 @@ class StatusBuilder:
                     states=[None] * total, done=bytearray(b"\x01" * total), n_done=total
                 )
                 kids.counts.update({k: int(v) for k, v in counts.items()})
+                kids.unplaced.update(kids.counts)
                 for child in entry.get("failedChildren") or ():
                     kids.failures[int(child["index"])] = (child["state"], child.get("message"))
                 task.n_children = total

@@ -16,7 +16,7 @@ import dataclasses
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,17 +56,12 @@ def _value(stored: Any) -> Any:
     return stored.result if isinstance(stored, states.State) else stored
 
 
-def _state_name(stored: Any) -> str:
-    """Runs on a worker: the kind of state a published result holds (a plain string)."""
-    return type(stored).__name__ if isinstance(stored, states.State) else "Success"
-
-
 def _json_text(stored: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
     """Runs where the result lives: JSON text if small and JSON-able, else None."""
     return _dumps(_value(stored), limit)
 
 
-def _json_list_text(*children: Any, limit: int = MAX_RESULT_BYTES) -> str | None:
+def _json_list_text(children: list[Any], limit: int = MAX_RESULT_BYTES) -> str | None:
     """Runs on a worker: the results of a mapped task's children as one JSON list."""
     return _dumps([_value(c) for c in children], limit)
 
@@ -78,6 +73,19 @@ def _dumps(value: Any, limit: int) -> str | None:
 def _graph_dict(ref: str) -> str:
     """Runs on a worker: import a Flow by reference and return its graph as JSON text."""
     return json.dumps(graph_mod.from_flow(graph_mod.load_flow(ref)).to_dict())
+
+
+def _final_events(task_states: Mapping[str, Any]) -> Iterator[TaskEvent]:
+    """Every finished task's final state as an event, mapped children included: children
+    resumed from a published batch report nothing live, and status must still count them."""
+    for slug, st in task_states.items():
+        if not isinstance(st, states.State) or not st.is_finished():
+            continue
+        if isinstance(st, states.Mapped):
+            for index, child in enumerate(st.map_states):
+                if child.is_finished():
+                    yield events_mod.event_for(slug, index, child, 0)
+        yield events_mod.event_for(slug, None, st, 0)
 
 
 class Runner:
@@ -122,7 +130,13 @@ class Runner:
 
         # Our own Client, so futures we looked up (resumed results) belong to the client the
         # engine submits with; the Client is closed by its owner (`run`), not by the executor.
-        return DaskExecutor(client=self._client, publish_prefix=self.publish_prefix)
+        executor = self.plan.spec.executor
+        dask = executor.dask if executor is not None else None
+        return DaskExecutor(
+            client=self._client,
+            publish_prefix=self.publish_prefix,
+            map_batch_size=None if dask is None else dask.map_batch_size,
+        )
 
     def _graph(self) -> Any:
         ref = self.plan.flow.get("ref")
@@ -148,7 +162,7 @@ class Runner:
             if (
                 slug not in out
                 and state_name in status_mod.RESUMABLE_STATES
-                and _needs_value(states.BY_NAME[state_name])
+                and not _needs_value(states.BY_NAME[state_name])
             ):
                 out[slug] = states.BY_NAME[state_name](message=record.get("message"))
         return out
@@ -156,31 +170,16 @@ class Runner:
     def _published(self, slugs: list[str]) -> dict[str, states.State]:
         """Results published by name on a surviving cluster, with the state a worker reads
         from each (a cancelled or failed future, e.g. from an operator that was stopping, does
-        not count as a finished task)."""
+        not count as a finished task). A mapped task comes back with its finished children."""
         if self._client is None:
             return {}
-        names = set(self._client.list_datasets())
-        found = {s: self._client.get_dataset(self.publish_prefix + s)
-                 for s in slugs if self.publish_prefix + s in names}  # fmt: skip
-        if not found:
-            return {}
-        probes = {s: self._client.submit(_state_name, f, pure=False) for s, f in found.items()}
-        kinds: dict[str, str] = {}
-        for slug, probe in probes.items():
-            try:
-                kinds[slug] = probe.result(timeout=30)
-            except Exception as exc:  # cancelled, lost or erred: that task has to run again
-                logger.info("published result of %s is not usable: %s", slug, exc)
-        out: dict[str, states.State] = {}
-        for slug, kind in kinds.items():
-            future = found[slug]
-            cls = states.BY_NAME.get(kind, states.Success)
-            if issubclass(cls, states.Finished) and not issubclass(
-                cls, states.Cancelled | states.Mapped
-            ):
-                message = (self.known_tasks.get(slug) or {}).get("message")
-                out[slug] = cls(message=message, result=future)
-        return out
+        from flowrun.engine.executors import dask_resume  # noqa: PLC0415 - see `run`
+
+        found = dask_resume.published_states(self._client, self.publish_prefix, slugs)
+        return {
+            slug: st.replace(message=(self.known_tasks.get(slug) or {}).get("message"))
+            for slug, st in found.items()
+        }
 
     def _run(self) -> RunResult:
         graph = self._graph()
@@ -208,11 +207,7 @@ class Runner:
             cancel=self.cancel,
         )
         results, omitted = self._results(final, return_tasks)
-        finals = tuple(
-            events_mod.event_for(slug, None, st, 0)
-            for slug, st in (final.result or {}).items()
-            if isinstance(st, states.State) and st.is_finished()
-        )
+        finals = tuple(_final_events(final.result or {}))
         return RunResult(
             state=type(final).__name__,
             message=None if final.message is None else str(final.message),
@@ -229,30 +224,28 @@ class Runner:
             st = task_states.get(name)
             if st is None or not st.is_successful():
                 continue
-            text = self._result_text(name, st.result)
+            text = self._result_text(name, st)
             if text is None:
                 omitted.append(name)
             else:
                 results[name] = json.loads(text)
         return results, omitted
 
-    def _result_text(self, name: str, value: Any) -> str | None:
+    def _result_text(self, name: str, st: states.State) -> str | None:
         if self._client is None:
-            return _json_text(value)
-        # The result lives on a worker; look it up by its published name with our own client
-        # and convert it there, so only JSON text reaches the operator.
-        key = self.publish_prefix + name
-        published = set(self._client.list_datasets())
-        text: str | None
-        if key in published:
-            future = self._client.get_dataset(key)
-            text = self._client.submit(_json_text, future, pure=False).result()
-            return text
-        children = sorted(
-            (int(n[len(key) + 1 : -1]), n) for n in published if n.startswith(key + "[")
-        )
-        if not children:
-            return None
-        futures = [self._client.get_dataset(n) for _, n in children]
-        text = self._client.submit(_json_list_text, *futures, pure=False).result()
+            return _json_text(st.result)
+        from flowrun.engine.executors import dask_resume  # noqa: PLC0415 - see `run`
+
+        if isinstance(st, states.Mapped):
+            # Each child's result is on a worker (its own future or its place in a batch):
+            # gathered and turned into JSON there, so only the text reaches the operator.
+            done = dask_resume.on_children(self._client, st.map_states, _json_list_text)
+        else:
+            # The result lives on a worker; look it up by its published name with our own
+            # client and convert it there, so only JSON text reaches the operator.
+            key = self.publish_prefix + name
+            if key not in set(self._client.list_datasets()):
+                return None
+            done = self._client.submit(_json_text, self._client.get_dataset(key), pure=False)
+        text: str | None = done.result()
         return text

@@ -40,7 +40,8 @@ class DaskExecutor:
     any worker failure, so use it where tasks may run twice.
 
     With `publish_prefix="run-1/"`, each finished task's result future is published as the
-    dataset `run-1/<slug>`, so a later client can resume from it.
+    dataset `run-1/<slug>` (a batch of mapped children as `run-1/<slug>[first-last]`), so a
+    later client can resume from it (`dask_resume.published_states`).
     """
 
     def __init__(  # noqa: PLR0917 - Prefect 1.x's signature

@@ -54,6 +54,19 @@ def batch_size(n: int, threads: int, forced: int | None) -> int:
     return max(1, min(MAX_BATCH, math.ceil(n / (max(1, threads) * BATCHES_PER_THREAD))))
 
 
+def chunks(indices: Sequence[int], size: int) -> list[range]:
+    """Positions of `indices` cut into batches of at most `size` whose map indices run
+    without a gap, so that a batch published as `slug[first-last]` holds exactly those
+    children (children re-run after a resume or a retry need not be contiguous)."""
+    out: list[range] = []
+    start = 0
+    for j in range(1, len(indices) + 1):
+        if j == len(indices) or j - start == size or indices[j] != indices[j - 1] + 1:
+            out.append(range(start, j))
+            start = j
+    return out
+
+
 def pick_marker(future: Any, offset: int) -> dict[str, Any]:
     return {PICK: offset, "batch": future}
 
@@ -122,12 +135,12 @@ def submit(
     keys: list[str] = []
     specs, ups, reds, results = [], [], [], []
     handles: list[Any] = []
-    for start in range(0, len(prepared), size):
-        chunk = range(start, min(len(prepared), start + size))
+    for chunk in chunks([p[0].map_index or 0 for p in prepared], size):
         session.counter += 1
         first, last = prepared[chunk[0]][0].map_index, prepared[chunk[-1]][0].map_index
         key = f"{slug}[{first}-{last}]-{session.token}-{session.counter}"
         keys.append(key)
+        session.track_batch(key, f"{slug}[{first}-{last}]", [prepared[j][0].key for j in chunk])
         specs.append(child_specs([prepared[j] for j in chunk]))
         ups.append([session._arg(inputs[j][0]) for j in chunk])
         reds.append([session._arg(inputs[j][1]) for j in chunk])

@@ -25,12 +25,12 @@ from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
 from flowrun.engine.executors import base, fusion
 from flowrun.engine.executors import dask_batches as batches
+from flowrun.engine.executors.dask_publish import Publisher, worth_publishing
 from flowrun.engine.executors.dask_worker import (
     Opaque,
     TopicDone,
     TopicEvents,
     describe,
-    pick,
     run_child_on_worker,
     run_on_worker,
     run_segment,
@@ -100,7 +100,7 @@ class DaskSession:
         self.run_id = run_id
         self.topic = f"flowrun-{run_id}"
         self.callback = base.safe_callback(on_task_state)
-        self.publish_prefix = publish_prefix
+        self.publisher = Publisher(client, publish_prefix)
         self.cond = threading.Condition()
         self.done: dict[str, Mapping[str, Any]] = {}
         self.records: dict[str, states.State] = {}
@@ -109,6 +109,7 @@ class DaskSession:
         self.queue: collections.deque[events.TaskEvent] = collections.deque()
         self.finished_at: dict[str, float] = {}
         self.cancelled = False
+        self.spared: set[str] = set()
         self.unsent: dict[str, tuple[Any, ...]] = {}
         self.fusable: set[str] = set()
         self.token = uuid.uuid4().hex[:12]
@@ -131,6 +132,8 @@ class DaskSession:
             # again: they were reported already, once is what the callback and records get.
             return
         elif message.get("done"):
+            # Reported before the record is visible: whoever sees the record then publishes.
+            self.publisher.report(message["key"], worth_publishing(message))
             with self.cond:
                 self.done[message["key"]] = message
                 self.cond.notify_all()
@@ -285,8 +288,6 @@ class DaskSession:
 
     def _batch_size(self, n: int, call: calls.TaskCall) -> int:
         forced = getattr(call.task, "map_batch_size", None) or self.map_batch_size
-        if forced is None and self.publish_prefix is not None:
-            return 1  # resuming finds each child's result by name: one Dask task each
         if self.threads is None:
             self.threads = sum(self.client.nthreads().values())
         return batches.batch_size(n, self.threads, forced)
@@ -310,17 +311,20 @@ class DaskSession:
             raw = self._without_event(future, key, offset)
             if raw is None:
                 return None
+            if isinstance(raw, dict):  # no final event came: publish from this record
+                self.publisher.report(key, worth_publishing(raw))
         if isinstance(raw, states.State):
             found = raw
         else:
             result = future if offset is None else batches.Picked(future, offset)
             found = events.state_of(raw, result)
-            self._publish(key, result, found)
         self.records[key] = found
         return found
 
     def _without_event(self, future: Any, key: str, offset: int | None) -> Any:
         status = future.status
+        if status == "pending" and future.key in self.spared:
+            return None  # a batch ending its children Cancelled itself: wait for its records
         if status == "cancelled" or (self.cancelled and status != "finished"):
             return states.Cancelled("Task was cancelled.")
         if status == "error":
@@ -332,14 +336,12 @@ class DaskSession:
                 return self.client.submit(describe, future, key, offset, pure=False).result()
         return None
 
-    def _publish(self, key: str, future: Any, record: states.State) -> None:
-        if self.publish_prefix is None or not record.is_finished():
-            return
-        if isinstance(future, batches.Picked):  # published alone, so it is found by name
-            future = self.client.submit(pick, future.future, future.offset, pure=False)
+    def track_batch(self, key: str, name: str, children: list[str | None]) -> None:
+        self.publisher.track_batch(key, name, children)
+
+    def _name(self, key: str) -> str:
         slug, index = self.names.get(key, (key, None))
-        name = f"{self.publish_prefix}{slug}" + ("" if index is None else f"[{index}]")
-        self.client.publish_dataset(future, name=name, override=True)
+        return slug if index is None else f"{slug}[{index}]"
 
     def wait_some(self, handles: Sequence[Any], timeout: float) -> None:
         with self.cond:
@@ -347,6 +349,8 @@ class DaskSession:
                 self.cond.wait(timeout)
 
     def drain_events(self) -> None:
+        # Published first: a task that status shows finished is then found by a resume.
+        self.publisher.flush(self.futures, self._name)
         while self.queue and self.callback is not None:
             self.callback(self.queue.popleft())
 
@@ -380,7 +384,10 @@ class DaskSession:
         # Drop everything not finished first, so no downstream task starts when the
         # running ones end; then interrupt the threads that still run task code.
         self.unsent.clear()
-        pending = [f for f in self.futures.values() if f.status == "pending"]
+        self.spared = self.publisher.running_batches()
+        with self.cond:  # finished, but pending while its fused chain runs: keep its value
+            kept = self.spared | {k for k, m in self.done.items() if m.get("is_finished")}
+        pending = [f for k, f in self.futures.items() if f.status == "pending" and k not in kept]
         if pending:
             self.client.cancel(pending)
         self.client.run(interrupts.cancel_scope, self.run_id)

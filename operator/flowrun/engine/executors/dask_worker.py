@@ -197,11 +197,6 @@ def describe(final: Any, key: str, offset: int | None = None) -> dict[str, Any]:
     return {**events.event_for("", None, found, 0).to_dict(), "key": key, "done": True}
 
 
-def pick(batch: list[Any], offset: int) -> Any:
-    """One child's final state out of its batch's result (to publish it alone)."""
-    return batch[offset]
-
-
 def _carry_dask_task() -> AbstractContextManager[Any] | None:
     """Task code runs in an `interrupts` task thread: give it the Dask task of the worker
     thread that waits for it, so `get_worker().get_current_task()` and the like work."""

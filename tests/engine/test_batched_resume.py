@@ -1,0 +1,99 @@
+"""Publishing and resuming batched maps: a batch is published under one name once all its
+children reported, and a new client (a restarted operator) resumes the map without running
+again the children that finished."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import distributed
+from engine_helpers import poll
+
+from flowrun import Flow, task
+from flowrun.engine import run_until_finished
+from flowrun.engine import state as s
+from flowrun.engine.executors import dask_batches, dask_resume
+from flowrun.executors import DaskExecutor
+
+BLOCKED = 25
+
+
+def test_batches_never_hold_a_gap_in_map_indices() -> None:
+    chunks = dask_batches.chunks([0, 1, 2, 3, 4, 7, 8, 20], 3)
+    assert chunks == [range(0, 3), range(3, 5), range(5, 7), range(7, 8)]
+    assert dask_batches.chunks([], 3) == []
+
+
+def _runs(folder: Path, index: int) -> int:
+    return len(list(folder.glob(f"{index}-*")))
+
+
+def _flow(folder: Path) -> tuple[Flow, Any, Any]:
+    @task
+    def count(x: int) -> int:
+        (folder / f"{x}-{uuid.uuid4().hex}").touch()
+        if x == BLOCKED:  # holds its batch until the run is cancelled (and released)
+            poll(lambda: (folder / "release").exists() or not (folder / "block").exists(), 120)
+        return x
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    with Flow("resume-batches") as flow:
+        m = count.map(list(range(40)))
+        t = total(m)
+    return flow, m, t
+
+
+def test_a_new_client_resumes_a_batched_map_without_rerunning_finished_children(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    prefix = f"resume-{uuid.uuid4().hex[:8]}/"
+    (tmp_path / "block").touch()
+    flow, m, t = _flow(tmp_path)
+    cancel = threading.Event()
+    out: dict[str, Any] = {}
+    first = DaskExecutor(
+        address=dask_cluster.scheduler_address, publish_prefix=prefix, map_batch_size=10
+    )
+    thread = threading.Thread(
+        target=lambda: out.update(state=run_until_finished(flow, executor=first, cancel=cancel))
+    )
+    thread.start()
+    poll(lambda: all(_runs(tmp_path, i) for i in (*range(20), BLOCKED)), timeout=120)
+    cancel.set()  # as an operator that stops in the middle of the map
+    thread.join(60)
+    assert not thread.is_alive()
+    (tmp_path / "release").touch()
+    before = out["state"].result[m].map_states
+    succeeded = [i for i, c in enumerate(before) if type(c) is s.Success]
+    assert set(range(20)) <= set(succeeded)
+    assert type(before[BLOCKED]) is s.Cancelled
+
+    with distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        names = [n for n in client.list_datasets() if str(n).startswith(prefix)]
+        # One name per batch, none per child (the batch of 30-39 may have been cancelled).
+        assert {f"{prefix}{m.slug}[0-9]", f"{prefix}{m.slug}[10-19]"} <= set(names)
+        parts = [dask_resume.PART.search(str(n)) for n in names if "[" in str(n)]
+        assert all(p is not None and p.group(2) is not None for p in parts), names
+        found = dask_resume.published_states(client, prefix, [m.slug, t.slug])
+        resumed = found[m.slug]
+        assert isinstance(resumed, s.Mapped)
+        assert resumed.n_map_states == 40
+        for i in succeeded:
+            assert type(resumed.map_states[i]) is s.Success
+        assert not resumed.map_states[BLOCKED].is_finished()
+        later = DaskExecutor(client=client, map_batch_size=10)
+        state = run_until_finished(flow, executor=later, task_states=found, return_tasks=[m, t])
+        for name in names:
+            client.unpublish_dataset(name)
+    assert state.is_successful(), state
+    assert state.result[t].result == sum(range(40))
+    assert state.result[m].result == list(range(40))
+    for i in succeeded:
+        assert _runs(tmp_path, i) == 1, i  # finished before the stop: not run again
+    assert _runs(tmp_path, BLOCKED) == 2  # cancelled: runs again
