@@ -258,7 +258,7 @@ def test_a_resumed_map_counts_each_child_once() -> None:
     before.apply(ev("m", "Mapped", n_map_states=40))
     for i in range(40):
         before.apply(ev("m", "Success" if i < 30 else "Running", index=i))
-    previous = before.render(phase="Running", now=T0 + 3)
+    previous = render(before, phase="Running", now=T0 + 3)
     assert previous["tasks"]["m"]["children"] == {"total": 40, "Success": 30, "Running": 10}
 
     after = StatusBuilder(["m"])
