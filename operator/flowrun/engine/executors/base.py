@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 from flowrun.engine import calls, events, interrupts
@@ -62,16 +62,39 @@ class Session(Protocol):
         ...
 
 
-class Executor(Protocol):
-    def start(self) -> AbstractContextManager[Any]: ...
+class Executor:
+    """The executor base class, as Prefect's: `start()` (a context manager), `submit(fn,
+    *args, extra_context=None, **kwargs)`, `wait(futures)`; flowrun's runners also need
+    `session()`. Subclass it for an executor of your own."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+    def __init__(self) -> None:
+        self.logger = logging.getLogger(f"flowrun.{type(self).__name__}")
 
-    def wait(self, futures: Any) -> Any: ...
+    def __repr__(self) -> str:
+        return f"<Executor: {type(self).__name__}>"
+
+    @contextmanager
+    def start(self) -> Iterator[Any]:
+        yield None
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement submit()")
+
+    def wait(self, futures: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not implement wait()")
 
     def session(
         self, *, run_id: str, on_task_state: events.OnTaskState | None
-    ) -> AbstractContextManager[Session]: ...
+    ) -> AbstractContextManager[Session]:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no session(): flowrun's runners cannot run flows on it"
+        )
 
 
 def safe_callback(callback: events.OnTaskState | None) -> events.OnTaskState | None:

@@ -7,6 +7,7 @@ modules import `distributed`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -14,13 +15,14 @@ from typing import Any
 import distributed
 
 from flowrun.engine import events
+from flowrun.engine.executors.dask_api import DaskSubmitAPI
 from flowrun.engine.executors.dask_session import DaskSession
 from flowrun.engine.refs import resolve
 
 __all__ = ["DaskExecutor", "DaskSession"]
 
 
-class DaskExecutor:
+class DaskExecutor(DaskSubmitAPI):
     """Run on a distributed cluster: an existing one (`address`) or one it creates.
 
     >>> DaskExecutor(address="tcp://scheduler:8786")                  # doctest: +SKIP
@@ -56,7 +58,12 @@ class DaskExecutor:
         client: Any | None = None,
         restart_stuck_workers: bool = False,
         map_batch_size: int | None = None,
+        debug: bool | None = None,
+        performance_report_path: str | None = None,
+        disable_cancellation_event: bool = False,
+        watch_worker_status: bool | None = None,
     ) -> None:
+        super().__init__()
         if address is not None and (cluster_class is not None or cluster_kwargs):
             raise ValueError("Give either an address or a cluster_class/cluster_kwargs, not both.")
         if client is not None and (
@@ -70,12 +77,31 @@ class DaskExecutor:
         self.restart_stuck_workers = restart_stuck_workers
         self.map_batch_size = map_batch_size
         self.address = address
-        self.cluster_class = cluster_class
-        self.cluster_kwargs = dict(cluster_kwargs or {})
-        self.adapt_kwargs = adapt_kwargs
-        self.client_kwargs = dict(client_kwargs or {})
+        # As in Prefect: without an address, the cluster class is resolved now and a
+        # LocalCluster is quiet unless `debug=True`.
+        self.cluster_class: Callable[..., Any] | None = None
+        self.cluster_kwargs: dict[str, Any] | None = None
+        self.adapt_kwargs: dict[str, Any] | None = None
+        if address is None and client is None:
+            factory = cluster_class or distributed.LocalCluster
+            if isinstance(factory, str):
+                # "package.module.Class" (Prefect's form) or "package.module:Class"
+                factory = resolve(factory if ":" in factory else ":".join(factory.rsplit(".", 1)))
+            self.cluster_class = factory
+            self.cluster_kwargs = dict(cluster_kwargs or {})
+            if self.cluster_class is distributed.LocalCluster:
+                quiet = logging.WARNING if debug else logging.CRITICAL
+                self.cluster_kwargs.setdefault("silence_logs", quiet)
+            self.adapt_kwargs = {}
+        if adapt_kwargs is not None:
+            self.adapt_kwargs = dict(adapt_kwargs)
+        self.client_kwargs = {"set_as_default": False, **(client_kwargs or {})}
         self.publish_prefix = publish_prefix
+        self.performance_report_path = performance_report_path
+        self.disable_cancellation_event = disable_cancellation_event
+        self.watch_worker_status = watch_worker_status
         self.client: Any | None = None
+        self._init_submit_api()
 
     @contextmanager
     def start(self) -> Iterator[Any]:
@@ -90,38 +116,42 @@ class DaskExecutor:
             finally:
                 self.client = None
             return
-        cluster = None
-        address: Any = self.address
-        if address is None:
-            factory = self.cluster_class or distributed.LocalCluster
-            if isinstance(factory, str):
-                factory = resolve(factory)
-            cluster = factory(**self.cluster_kwargs)
+        with (
+            self._cluster() as address,
+            distributed.Client(address, **self.client_kwargs) as c,  # type: ignore[no-untyped-call]
+        ):
+            self.client = c
+            try:
+                with self._started():
+                    yield c
+            finally:
+                self.client = None
+
+    @contextmanager
+    def _cluster(self) -> Iterator[Any]:
+        """The address to connect to: the one given, or a cluster made for this run."""
+        if self.address is not None:
+            self.logger.info("Connecting to an existing Dask cluster at %s", self.address)
+            yield self.address
+            return
+        factory: Any = self.cluster_class
+        self.logger.info(
+            "Creating a new Dask cluster with `%s.%s`...", factory.__module__, factory.__qualname__
+        )
+        cluster = factory(**(self.cluster_kwargs or {}))
+        try:
+            if getattr(cluster, "dashboard_link", None):
+                self.logger.info("The Dask dashboard is available at %s", cluster.dashboard_link)
             if self.adapt_kwargs:
                 cluster.adapt(**self.adapt_kwargs)
-            address = cluster
-        client: Any = distributed.Client(  # type: ignore[no-untyped-call]
-            address, set_as_default=False, **self.client_kwargs
-        )
-        self.client = client
-        try:
-            yield client
+            yield cluster
         finally:
-            self.client = None
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            cluster.close()
 
     def _client(self) -> Any:
         if self.client is None:
             raise RuntimeError("DaskExecutor is not started: use `with executor.start():`")
         return self.client
-
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return self._client().submit(fn, *args, pure=False, **kwargs)
-
-    def wait(self, futures: Any) -> Any:
-        return self._client().gather(futures)
 
     @contextmanager
     def session(

@@ -10,14 +10,20 @@ from flowrun.engine import calls, events
 from flowrun.engine.executors import base
 
 
-class LocalExecutor:
+class LocalExecutor(base.Executor):
     """In process and synchronous: the fastest way to run and debug a flow."""
 
     @contextmanager
     def start(self) -> Iterator[None]:
         yield
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return fn(*args, **kwargs)
 
     def wait(self, futures: Any) -> Any:

@@ -33,12 +33,18 @@ def _run_task(
     return result
 
 
-class SynchronousExecutor:
+class SynchronousExecutor(base.Executor):
     @contextmanager
     def start(self) -> Iterator[None]:
         yield
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return _compute(fn, *args, **kwargs)
 
     def wait(self, futures: Any) -> Any:
