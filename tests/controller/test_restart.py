@@ -122,7 +122,7 @@ def test_a_batched_map_finished_before_a_restart_is_not_run_again(
         "executor": {"type": "Dask", "dask": {"cluster": "External", "address": external_dask}},
         "returnTasks": ["c", "m"],
     }
-    first = start_operator("-n", ns)
+    first = start_operator("-n", ns, "--allow-in-process")
     frs.apply("mapped", spec)
     wait_for(lambda: frs.runs(f"g-{ns}-started"), what="g started")
     with distributed.Client(external_dask, set_as_default=False) as client:
@@ -136,7 +136,7 @@ def test_a_batched_map_finished_before_a_restart_is_not_run_again(
     assert frs.runs(f"m-{ns}") == 40
     first.kill()
 
-    start_operator("-n", ns)
+    start_operator("-n", ns, "--allow-in-process")
     wait_for(lambda: "Resumed" in frs.event_reasons("mapped"), what="Resumed event")
     frs.open_gate(f"g-{ns}")
     status = frs.wait_phase("mapped")
