@@ -8,9 +8,6 @@ equal but for what differs by nature: times and the cluster's address.
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +15,13 @@ import pytest
 import yaml
 
 from flowrun.dev.operator_process import OperatorProcess
-from support.flowruns import FLOWS, ROOT, FlowRuns, task
+from support.flowruns import ROOT, FlowRuns, task
+from support.parity import comparable, run_locally
 
 pytestmark = pytest.mark.controlplane
 
 LOCAL = {"type": "Dask", "dask": {"cluster": "Local", "workers": 1}}
 SECRET = "t0ken-Parity-0123456789"
-TIMES = {"startTime", "completionTime", "endTime", "lastTransitionTime"}
 
 
 def edge(tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
@@ -97,39 +94,6 @@ def manifests() -> dict[str, dict[str, Any]]:
     return {**found, **EDGES}
 
 
-def comparable(status: dict[str, Any]) -> dict[str, Any]:
-    """A status without what differs by nature between two runs: times, cluster address."""
-
-    def strip(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in TIMES and k != "cluster"}
-        if isinstance(value, list):
-            return [strip(v) for v in value]
-        return value
-
-    out: dict[str, Any] = strip(status)
-    return out
-
-
-def run_locally(name: str, spec: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
-    manifest = tmp_path / f"{name}.yaml"
-    body = {"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun",
-            "metadata": {"name": name}, "spec": spec}  # fmt: skip
-    manifest.write_text(yaml.safe_dump(body))
-    params = [f"--param=token={SECRET}"] if spec.get("parametersFrom") else []
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(FLOWS), os.environ.get("PYTHONPATH", "")]),
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "flowrun.cli", "run", str(manifest), "-q", *params],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
-    assert out.returncode in (0, 1), out.stderr
-    status: dict[str, Any] = yaml.safe_load(out.stdout)["status"]
-    return status
-
-
 @pytest.mark.parametrize("name", sorted(manifests()))
 def test_flowrun_run_and_the_operator_give_the_same_status(
     name: str, shared_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
@@ -139,7 +103,8 @@ def test_flowrun_run_and_the_operator_give_the_same_status(
         frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
                     f"--from-literal=token={SECRET}")  # fmt: skip
     frs.apply(name, spec, server_side=True)  # client-side apply would drop `default: null`
-    local = run_locally(name, spec, tmp_path)
+    params = [f"--param=token={SECRET}"] if spec.get("parametersFrom") else []
+    local = run_locally(name, spec, tmp_path, params)
     remote = frs.wait_phase(name, "Succeeded", "Failed", "Cancelled", "Running"
                             ) if name == "paused" else frs.wait_phase(name)  # fmt: skip
     assert comparable(remote) == comparable(local)

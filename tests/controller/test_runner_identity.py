@@ -184,6 +184,8 @@ def test_the_runner_stops_on_spec_cancel(
         '{"spec":{"cancel":true}}',
     )
     assert finish(proc, tmp_path, "cancelme") == 0
+    log = (tmp_path / "runner-cancelme.log").read_text()
+    assert "refused" not in log, log  # its watch is allowed (resourceNames, by field selector)
     status = frs.status("cancelme")
     assert status["phase"] == "Cancelled", status
     assert status["tasks"]["slow"]["state"] == "Cancelled"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,38 +18,12 @@ import pytest
 
 from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
-from support.flowruns import ROOT, FlowRuns, crd_established
+from support.flowruns import FlowRuns
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("jobs", "serviceaccounts", "roles", "rolebindings", "pods")
-
-
-@pytest.fixture(scope="module")
-def node_crd(dev_node: Any) -> None:
-    dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
-    wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
-
-
-@pytest.fixture
-def operator(
-    dev_node: Any, node_crd: None, node_namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """The operator, as a host process, on the product path, for this test's namespace."""
-    proc = OperatorProcess(
-        dev_node.node.kubeconfig,
-        tmp_path / "operator.log",
-        ["-n", node_namespace, f"--default-image={dev_node.image}", "--status-interval=0.5"],
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def frs(dev_node: Any, node_namespace: str, tmp_path: Path) -> FlowRuns:
-    return FlowRuns(dev_node.kubectl, node_namespace, tmp_path)
 
 
 def apply(dev_node: Any, namespace: str, *objs: dict[str, Any]) -> None:
@@ -76,15 +49,15 @@ def uid_of(frs: FlowRuns, name: str) -> str:
     return str(obj["metadata"]["uid"])
 
 
-def finished(frs: FlowRuns, name: str, operator: OperatorProcess, timeout: float = 180) -> Any:
+def finished(frs: FlowRuns, name: str, host_operator: OperatorProcess, timeout: float = 180) -> Any:
     try:
         return frs.wait_phase(name, timeout=timeout)
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{operator.log_text()[-3000:]}") from None
+        raise AssertionError(f"{exc}\n{host_operator.log_text()[-3000:]}") from None
 
 
 def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
-    operator: OperatorProcess, frs: FlowRuns
+    host_operator: OperatorProcess, frs: FlowRuns
 ) -> None:
     secret = "s3cr3t-" + uuid.uuid4().hex
     frs.kubectl(
@@ -111,7 +84,7 @@ def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
     }
     frs.apply("inpod", spec)
     uid = uid_of(frs, "inpod")
-    status = finished(frs, "inpod", operator)
+    status = finished(frs, "inpod", host_operator)
     assert status["phase"] == "Succeeded", status
     job = f"fr-inpod-{uid.replace('-', '')[:8]}-runner"
     assert status["results"]["where"].startswith(f"{job}-"), status["results"]  # the runner Pod
@@ -122,7 +95,7 @@ def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
     events = json.dumps(frs.events("inpod"))
     assert secret not in events
     assert secret not in json.dumps(frs.get("inpod"))
-    assert secret not in operator.log_text()
+    assert secret not in host_operator.log_text()
     wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
 
 
@@ -167,7 +140,7 @@ def hostile_scheduler(dev_node: Any, namespace: str, command: str) -> None:
 
 
 def test_a_hostile_scheduler_reaches_only_the_runner_pod(
-    dev_node: Any, operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
 ) -> None:
     """An External scheduler the FlowRun's author runs sends a pickled payload to its Dask
     client. The payload reports the host it ran on and would create a file on this host (where
@@ -196,10 +169,10 @@ def test_a_hostile_scheduler_reaches_only_the_runner_pod(
     try:
         line = wait_for(reported, timeout=180, what="the payload to run somewhere")
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{operator.log_text()[-3000:]}") from None
+        raise AssertionError(f"{exc}\n{host_operator.log_text()[-3000:]}") from None
     assert f"GET /ran-in-{job}-" in line, line  # in the runner Pod of this FlowRun
     assert not marker.exists()  # never in the operator's process (nor anywhere on this host)
-    assert "hostile" not in operator.log_text()  # the operator never even connected
+    assert "hostile" not in host_operator.log_text()  # the operator never even connected
     frs.kubectl("delete", "flowrun", "victim", "-n", frs.namespace, "--wait=false")
     wait_for(lambda: frs.get("victim") is None, timeout=120, what="the FlowRun to go")
     wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
@@ -207,7 +180,7 @@ def test_a_hostile_scheduler_reaches_only_the_runner_pod(
 
 
 def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
-    dev_node: Any, operator: OperatorProcess, frs: FlowRuns
+    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns
 ) -> None:
     missing_image = {
         "type": "Dask",
@@ -232,11 +205,11 @@ def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
         },
     )
     uids = {n: uid_of(frs, n) for n in ("noimage", "nosecret")}
-    image = finished(frs, "noimage", operator)
+    image = finished(frs, "noimage", host_operator)
     assert image["phase"] == "Failed", image
     assert "ImagePullBackOff" in image["message"] or "ErrImage" in image["message"], image
     assert "localhost/flowrun/absent:1" in image["message"]
-    secret = finished(frs, "nosecret", operator)
+    secret = finished(frs, "nosecret", host_operator)
     assert secret["phase"] == "Failed", secret
     assert "Secret 'absent' not found" in secret["message"], secret
     assert {c["type"]: c for c in secret["conditions"]}["Stalled"]["reason"] == "SecretNotFound"
@@ -314,7 +287,7 @@ def runner_pods(frs: FlowRuns, uid: str) -> list[str]:
 
 
 def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
-    dev_node: Any, operator: OperatorProcess, frs: FlowRuns
+    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns
 ) -> None:
     address = dask_cluster(dev_node, frs.namespace)
     frs.apply("resume", counted_flow(address))
@@ -322,7 +295,7 @@ def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
     wait_for(lambda: holding(frs, "resume"), timeout=240, what="mark done and hold running")
     [first] = runner_pods(frs, uid)
     frs.kubectl("delete", "pod", first, "-n", frs.namespace, "--wait=false")
-    status = finished(frs, "resume", operator, timeout=240)
+    status = finished(frs, "resume", host_operator, timeout=240)
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"last": 3}
     assert marks(frs) == 1  # the finished task did not run again in the new runner Pod
@@ -331,14 +304,14 @@ def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
 
 
 def test_killing_the_operator_mid_run_does_not_interrupt_the_run(
-    dev_node: Any, operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
 ) -> None:
     address = dask_cluster(dev_node, frs.namespace)
     frs.apply("steady", counted_flow(address))
     uid = uid_of(frs, "steady")
     wait_for(lambda: holding(frs, "steady"), timeout=240, what="mark done and hold running")
     [runner] = runner_pods(frs, uid)
-    operator.kill()
+    host_operator.kill()
     # With no operator at all, the runner Pod finishes the run and writes its end.
     status = frs.wait_phase("steady", timeout=240)
     assert status["phase"] == "Succeeded", status

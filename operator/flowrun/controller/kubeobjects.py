@@ -11,7 +11,7 @@ import datetime
 import json
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -74,6 +74,34 @@ async def list_labelled(api: Any, kind: str, namespace: str, selector: str) -> l
     found = await _call(api, "GET", kind, namespace, params={"labelSelector": selector})
     items: list[Any] = (found or {}).get("items") or []
     return items
+
+
+async def watch_one(
+    api: Any, kind: str, namespace: str, name: str, *, version: str | None, seconds: int
+) -> AsyncIterator[dict[str, Any]]:
+    """Watch events of one object by name (a field selector: RBAC's resourceNames apply), from
+    `version`; the server ends the stream after `seconds`."""
+    group_version, base, plural = KINDS[kind]
+    params = {
+        "watch": "true",
+        "fieldSelector": f"metadata.name={name}",
+        "timeoutSeconds": str(seconds),
+    }
+    if version:
+        params["resourceVersion"] = version
+    async with api.call_api(
+        "GET",
+        version=group_version,
+        base=base,
+        namespace=namespace,
+        url=plural,
+        params=params,
+        stream=True,
+    ) as response:
+        async for line in response.aiter_lines():
+            if line.strip():
+                event: dict[str, Any] = json.loads(line)
+                yield event
 
 
 async def delete(api: Any, kind: str, namespace: str, name: str) -> bool:

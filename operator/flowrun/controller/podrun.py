@@ -38,7 +38,7 @@ from flowrun.runs.statuswriter import StatusWriter
 
 logger = logging.getLogger(__name__)
 
-POLL = 1.0  # seconds between two looks at the runner's Job and Pods
+POLL = 2.0  # seconds between two looks at the runner's Job and Pods
 RUNNER_ENDED = Outcome("", "RunnerEnded", "")  # the runner wrote the run's end itself
 
 

@@ -5,8 +5,8 @@ service on a thread, the bounded status writer, Events, the one outcome policy),
 status, Events and `flowrun run` output stay the same; what differs is where it happens and
 with which identity:
 
-- the FlowRun is read by name (a plain GET, every `POLL` seconds) with the runner's per-run
-  ServiceAccount, which may only read its own FlowRun and patch its status;
+- the FlowRun is read and watched by name with the runner's per-run ServiceAccount, which may
+  only read its own FlowRun and patch its status;
 - `parametersFrom` values come from the environment (`secretKeyRef` env, set by the kubelet);
 - on cluster Kubernetes the operator created the DaskCluster: the runner connects to the
   scheduler's Service by DNS (`FLOWRUN_SCHEDULER`); External and Local as in `flowrun run`;
@@ -36,7 +36,9 @@ from flowrun.runs.outcome import TERMINAL
 
 logger = logging.getLogger(__name__)
 
-POLL = 1.0  # seconds between two reads of the FlowRun (spec.cancel, deletion)
+POLL = 1.0  # seconds before a broken watch of the FlowRun is caught up and started again
+WATCH_SECONDS = 300  # the API server ends a watch after this long; it is started again
+GONE = "<gone>"
 COMPONENT = "flowrun-runner"
 
 
@@ -124,19 +126,49 @@ class PodRun(daemon.Run):
         return None  # the operator deletes what the run left (this identity may not)
 
     async def follow(self) -> None:
-        """Keep `self.live` (what `Stop` reads) current; a FlowRun gone is a deleted one."""
+        """Keep `self.live` (what `Stop` reads) current by watching the FlowRun; a FlowRun gone
+        is a deleted one. After any break in the watch, one GET catches up."""
+        version: str | None = self.live["metadata"].get("resourceVersion")
         while True:
+            try:
+                async with asyncio.timeout(WATCH_SECONDS + 30):
+                    async for event in kubeobjects.watch_one(
+                        self.ctx.api,
+                        "FlowRun",
+                        self.namespace,
+                        self.name,
+                        version=version,
+                        seconds=WATCH_SECONDS,
+                    ):
+                        version = self._apply(event)
+                        if version == GONE:
+                            return
+            except kubeobjects.API_ERRORS as exc:  # refused: say so; polling still works
+                logger.warning("watch of FlowRun %s refused: %s", self.name, exc)
+            except Exception as exc:  # expired or unreachable: catch up below
+                logger.debug("watch of FlowRun %s ended: %s", self.name, exc)
             await asyncio.sleep(POLL)
             try:
                 found = await kubeobjects.get(self.ctx.api, "FlowRun", self.namespace, self.name)
-            except Exception as exc:  # a blip of the API server: the next poll will do
+            except Exception as exc:  # a blip of the API server: the next round will do
                 logger.warning("reading FlowRun %s failed: %s", self.name, exc)
                 continue
-            if found is None or found["metadata"]["uid"] != self.uid:
-                self.live.setdefault("metadata", {})["deletionTimestamp"] = "gone"
+            version = self._apply({"type": "MODIFIED" if found else "DELETED", "object": found})
+            if version == GONE:
                 return
-            self.live.clear()
-            self.live.update(found)
+
+    def _apply(self, event: Mapping[str, Any]) -> str | None:
+        """Take one watch event into `self.live`; the version to watch from next, or GONE."""
+        obj = event.get("object") or {}
+        if event.get("type") == "ERROR":
+            return None  # e.g. 410 Gone: watch again from now
+        if event.get("type") == "DELETED" or obj.get("metadata", {}).get("uid") != self.uid:
+            self.live.setdefault("metadata", {})["deletionTimestamp"] = "gone"
+            return GONE
+        self.live.clear()
+        self.live.update(obj)
+        version: str | None = obj["metadata"].get("resourceVersion")
+        return version
 
 
 async def run_once(env: Mapping[str, str]) -> int:
