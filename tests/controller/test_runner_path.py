@@ -9,6 +9,7 @@ behind. tests/node runs the same runners on real Pods.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -90,8 +91,16 @@ def test_cancel_and_deletion_leave_no_runner_behind(start_operator: Any, own_frs
     uids = {name: uid_of(frs, name) for name in ("cancelled", "deleted", "deadline")}
     for name, uid in uids.items():
         wait_for(lambda uid=uid: "jobs" in runner_objects(frs, uid), timeout=60, what=name)
-    frs.kubectl("patch", "flowrun", "cancelled", "-n", frs.namespace, "--type=merge",
-                "-p", '{"spec":{"cancel":true}}')  # fmt: skip
+    frs.kubectl(
+        "patch",
+        "flowrun",
+        "cancelled",
+        "-n",
+        frs.namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"cancel":true}}',
+    )
     frs.kubectl("delete", "flowrun", "deleted", "-n", frs.namespace, "--wait=false")
     cancelled = frs.wait_phase("cancelled", timeout=90)
     assert cancelled["phase"] == "Cancelled", cancelled
@@ -102,3 +111,26 @@ def test_cancel_and_deletion_leave_no_runner_behind(start_operator: Any, own_frs
     for name, uid in uids.items():
         wait_for(lambda uid=uid: not runner_objects(frs, uid), timeout=60, what=f"{name} clean")
     assert {"CancelRequested"} <= frs.event_reasons("cancelled")
+
+
+def test_a_secret_key_ref_cannot_name_another_namespace(own_frs: FlowRuns) -> None:
+    """The only route to a Secret is the runner Pod's secretKeyRef env, which the kubelet resolves
+    in the Pod's own namespace; the FlowRun cannot even say another one."""
+    frs = own_frs
+    base = local_spec([task("a", "add", 1, 2)], executor={"type": "Local"})
+    for ref in (
+        {"name": "creds", "key": "token", "namespace": "kube-system"},
+        {"name": "kube-system/creds", "key": "token"},
+        {"name": "../kube-system/secrets/creds", "key": "token"},
+    ):
+        spec = {**base, "parametersFrom": [{"name": "token", "secretKeyRef": ref}]}
+        body = {
+            "apiVersion": "flowrun.dev/v1alpha1",
+            "kind": "FlowRun",
+            "metadata": {"name": "elsewhere", "namespace": frs.namespace},
+            "spec": spec,
+        }
+        out = frs.kubectl("apply", "-f", "-", input=json.dumps(body), check=False)
+        assert out.returncode != 0, ref
+        assert "secretKeyRef" in out.stderr, out.stderr
+    assert frs.get("elsewhere") is None
