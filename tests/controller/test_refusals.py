@@ -78,11 +78,11 @@ def test_semantic_errors_fail_with_reason_and_event(
 def test_an_unimportable_flow_ref_is_the_users_error(
     shared_operator: OperatorProcess, frs: FlowRuns
 ) -> None:
-    # Imported on a Dask worker, where a FlowRun's tasks run. (The Local-executor variant once
-    # ended with no status at all in CI, unexplained yet: see the closing note of this change.)
+    # Imported in the operator (Local executor) or on a Dask worker, where the tasks run.
     ref = {"ref": "no_such_package_here.flows:flow"}
+    frs.apply("ref-local", {"flow": ref, "executor": {"type": "Local"}})
     frs.apply("ref-dask", {"flow": ref, "executor": {"type": "Dask", "dask": {"cluster": "Local"}}})
-    for name in ("ref-dask",):
+    for name in ("ref-local", "ref-dask"):
         status = frs.wait_phase(name)
         assert status["phase"] == "Failed", status
         assert "spec.flow.ref: cannot load 'no_such_package_here.flows:flow'" in status["message"]

@@ -149,3 +149,79 @@ def test_a_requeued_patch_never_overrides_newer_source_values() -> None:
 
     sink = run(scenario())
     assert sink.state["status"]["progress"] == "2/2"
+
+
+class FirstGatedSink(GatedSink):
+    """Holds only the first patch; later ones go straight through."""
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        if self.in_flight.is_set():
+            await RecordingSink.patch_status(self, namespace, name, patch)
+            return
+        await super().patch_status(namespace, name, patch)
+
+
+def test_flush_waits_for_the_patch_in_flight_and_sends_in_order() -> None:
+    async def scenario() -> tuple[bool, list[dict[str, Any]]]:
+        sink = FirstGatedSink()
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=30) as writer:
+            writer.update({"phase": "Pending"})
+            await sink.in_flight.wait()  # the loop's patch is in flight
+            writer.update({"phase": "Running"})
+            flushing = asyncio.ensure_future(writer.flush())
+            await asyncio.sleep(0.05)
+            assert not flushing.done()  # it waits for the patch in flight, never overtakes it
+            sink.gate.set()
+            landed = await flushing
+            seen = list(sink.patches)  # on the server when flush() returned
+        return landed, seen
+
+    landed, seen = run(scenario())
+    assert landed
+    assert [p["status"]["phase"] for p in seen] == ["Pending", "Running"]
+
+
+class SlowServerSink(RecordingSink):
+    """The first patch reaches the server, which applies it only when the gate opens, whether
+    or not the client still waits: a request cancelled in flight is not un-sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = asyncio.Event()
+        self.gate = asyncio.Event()
+        self.server: list[asyncio.Future[None]] = []
+
+    async def _apply_later(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        await self.gate.wait()
+        await RecordingSink.patch_status(self, namespace, name, patch)
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        if self.in_flight.is_set():
+            await super().patch_status(namespace, name, patch)
+            return
+        self.in_flight.set()
+        self.server.append(asyncio.ensure_future(self._apply_later(namespace, name, patch)))
+        await asyncio.shield(self.server[-1])
+
+
+def test_a_run_ending_while_its_first_patch_is_in_flight_keeps_its_end() -> None:
+    """A run that fails within milliseconds: its final phase is written while the first patch
+    (Pending) is still in flight. The final patch must land after it, never before (a merge
+    patch applied late would put the run back to Pending)."""
+
+    async def scenario() -> RecordingSink:
+        sink = SlowServerSink()
+        writer = StatusWriter(sink, namespace="ns", name="fr", interval=0.01)
+        async with writer:
+            writer.update({"phase": "Pending"})
+            await sink.in_flight.wait()
+            writer.update({"phase": "Failed", "message": "cannot load flow.ref"})
+            closing = asyncio.ensure_future(writer.close())
+            await asyncio.sleep(0.1)  # the close is under way while the server is slow
+            sink.gate.set()
+            await closing
+        await asyncio.gather(*sink.server)
+        return sink
+
+    sink = run(scenario())
+    assert sink.state["status"] == {"phase": "Failed", "message": "cannot load flow.ref"}

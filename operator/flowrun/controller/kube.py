@@ -29,8 +29,15 @@ GROUP_VERSION = f"{models.API_GROUP}/{models.API_VERSION}"
 PLURAL = crd.PLURAL
 
 
+# No request of ours may wait forever (kr8s' default: no timeout at all): the status writer
+# waits for a patch in flight rather than abandon it, so a hung request would hang the run's end.
+REQUEST_TIMEOUT = 30.0
+
+
 async def connect() -> Any:
-    return await kr8s_session.private_api()
+    api = await kr8s_session.private_api()
+    api.timeout = REQUEST_TIMEOUT
+    return api
 
 
 def status_sink(api: Any) -> KubeStatusSink:
@@ -80,7 +87,7 @@ def _strict_json(patch: Mapping[str, Any]) -> str:
 
 def is_api_error(exc: BaseException) -> bool:
     """A failed API call (an answer, or none): transient for the run that met it."""
-    return isinstance(exc, kr8s.ServerError | httpx.TransportError)
+    return isinstance(exc, kr8s.ServerError | kr8s.APITimeoutError | httpx.TransportError)
 
 
 def http_status(exc: Exception) -> int | None:

@@ -4,8 +4,9 @@ Task state changes arrive far faster than the API server should be patched (a 1,
 emits thousands of events a second). The writer merges every update into one pending JSON merge
 patch and sends it at most once per `interval`; updates that arrive while a patch is in flight
 wait for the next one. A failed patch is merged back *under* newer updates and retried with
-backoff, so nothing is lost and nothing old overwrites something new. The daemon calls `close`
-at the end of a run, which flushes the final phase before the daemon returns.
+backoff, so nothing is lost and nothing old overwrites something new. One patch is in flight at a
+time, and none is ever abandoned in flight (the server may apply it late, after a newer one). The
+daemon calls `close` at the end of a run, which flushes the final phase before it returns.
 
 Every patch passes the run's `Masker` on its way out (secret values never reach the server), and
 a patch the API server refuses (400/422) is sent again field by field: the phase, message and
@@ -99,6 +100,9 @@ class StatusWriter:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._gone = False
+        # One patch in flight at a time (the loop's or a flush's): merge patches that overtake
+        # each other would let an older value overwrite a newer one.
+        self._sending = asyncio.Lock()
         self._source: Callable[[], Mapping[str, Any]] | None = None
         self._mask = Masker()
         self.patches_sent = 0
@@ -132,18 +136,26 @@ class StatusWriter:
         self._dirty.set()
 
     async def flush(self, *, attempts: int = 20) -> bool:
-        """Send what is pending now, retrying; True when everything reached the server."""
+        """Send what is pending now, retrying; True when everything reached the server.
+
+        May run beside the writer's own loop (sends never overlap): the daemon flushes what
+        must be on the server before the run goes on."""
         for attempt in range(attempts):
-            if (not self._pending and not self._dirty.is_set()) or self._gone:
-                return True
-            if await self._send_once():
-                continue
-            await asyncio.sleep(min(MAX_BACKOFF, 0.2 * 2**attempt))
+            async with self._sending:  # a patch in flight lands (or comes back) first
+                if (not self._pending and not self._dirty.is_set()) or self._gone:
+                    return True
+                sent = await self._send_pending()
+            if not sent:
+                await asyncio.sleep(min(MAX_BACKOFF, 0.2 * 2**attempt))
         return not self._pending
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Never cancel a patch in flight: the server may still apply it after the final
+            # patch and undo the run's end (a run that failed within milliseconds stayed
+            # Pending that way). The loop is stopped between two sends.
+            async with self._sending:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
@@ -162,6 +174,10 @@ class StatusWriter:
                 await asyncio.sleep(min(MAX_BACKOFF, self._interval * 2**failures))
 
     async def _send_once(self) -> bool:
+        async with self._sending:
+            return await self._send_pending()
+
+    async def _send_pending(self) -> bool:
         patch, self._pending = self._pending, {}
         if self._source is not None:
             # The source is always the newest word on its keys: a patch that failed or was
