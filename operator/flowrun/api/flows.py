@@ -86,15 +86,21 @@ def _reference(flow: Flow, names: list[str] | None) -> Flow:
     return graph.to_flow(copy)
 
 
+def inline_graph(flow: Mapping[str, Any]) -> graph.FlowGraph:
+    """The graph of an inline `spec.flow` (its dict form); SpecError names the field under
+    `spec.flow` (the engine names it within the flow)."""
+    try:
+        return graph.from_dict(flow)
+    except graph.FlowGraphError as err:
+        raise SpecError([f"spec.flow.{err}"]) from None
+
+
 def resolve(spec: models.FlowRunSpec) -> ResolvedFlow:
     """The engine flow for `spec.flow`, with every name in the spec checked against it."""
     if spec.flow.ref is not None:
         flow = _load_ref(spec.flow.ref)
     else:
-        try:
-            flow = graph.to_flow(graph.from_dict(flow_dict(spec)))
-        except graph.FlowGraphError as err:
-            raise SpecError([f"spec.flow.{err}"]) from None
+        flow = graph.to_flow(inline_graph(flow_dict(spec)))
     tasks = tuple(t.slug or t.name for t in flow.sorted_tasks())
     declared = tuple(
         DeclaredParameter(t.name, t.required)

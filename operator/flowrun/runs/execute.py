@@ -141,7 +141,7 @@ class Runner:
     def _graph(self) -> Any:
         ref = self.plan.flow.get("ref")
         if ref is None:
-            return graph_mod.from_dict(self.plan.flow)
+            return flows.inline_graph(self.plan.flow)
         try:
             if self._client is None:
                 return graph_mod.from_flow(graph_mod.load_flow(ref))

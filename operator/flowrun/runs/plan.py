@@ -129,4 +129,7 @@ async def build_plan(
     in_process = executor != "Dask" or cluster_kind == "Local"
     if in_process and not settings.allow_in_process:
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
-    return make_plan(spec, secret_values=await resolve_secrets(spec, namespace, secrets))
+    plan = make_plan(spec, secret_values=await resolve_secrets(spec, namespace, secrets))
+    if "ref" not in plan.flow:  # an inline flow is checked whole before any cluster starts
+        flows.inline_graph(plan.flow)
+    return plan
