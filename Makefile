@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/operator.py
 	$(BIN)/python benchmarks/status_writes.py
+	$(BIN)/python benchmarks/restart.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -196,6 +196,29 @@ class TestPolicy:
         ]  # fmt: skip
         assert admitted == [False, False, True, True, False]
 
+    def test_takeovers_count_until_the_limit_unless_handed_over(self) -> None:
+        counted, error = policy.takeover({"phase": "Running"}, 2)
+        assert (counted, error) == ({"operatorRestarts": 1, "handedOver": None}, None)
+        _, error = policy.takeover({"operatorRestarts": 2}, 2)
+        assert error is not None
+        assert (error.reason, "restarted 3 times" in error.message) == ("OperatorRestarts", True)
+        clean = policy.takeover({"operatorRestarts": 2, "handedOver": True}, 2)
+        assert clean == ({"handedOver": None}, None)
+
+    @pytest.mark.parametrize(
+        ("executor", "status", "sweep"),
+        [({"type": "Local"}, {}, False), ({"type": "Dask", "dask": {"cluster": "Local"}},
+          {"cluster": {"name": "fr-a-1"}}, False), (None, {}, False),
+         (None, {"cluster": {"name": "fr-a-1"}}, True),
+         (None, {"cluster": {"name": "fr-a-1", "deleted": True}}, False),
+         ({"type": "Dask", "dask": {"cluster": "External"}}, {"cluster": {"name": "x"}}, False)],
+    )  # fmt: skip
+    def test_only_runs_that_got_a_kubernetes_cluster_are_swept(
+        self, executor: dict[str, Any] | None, status: dict[str, Any], sweep: bool
+    ) -> None:
+        spec = {"executor": executor} if executor else {}
+        assert policy.needs_sweep(spec, status) is sweep
+
     def test_results_are_capped_once(self) -> None:
         big = list(range(10_000))
         fragment = render.results_fragment({"a": 1, "big": big}, ("odd",))

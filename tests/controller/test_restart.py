@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from flowrun.dev.controlplane import free_port
+from flowrun.dev.operator_process import OperatorExited, tied_to_parent
 from flowrun.dev.waiting import wait_for
 from support.flowruns import FLOWS, FlowRuns
 
@@ -39,7 +40,11 @@ def external_dask(tmp_path: Path, tasks_dir: Path) -> Iterator[str]:
         ):
             procs.append(
                 subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                    tied_to_parent(cmd),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
                 )
             )
     try:
@@ -144,3 +149,55 @@ def test_a_batched_map_finished_before_a_restart_is_not_run_again(
     assert status["results"] == {"c": sum(range(40)), "m": list(range(40))}
     assert status["tasks"]["m"]["children"] == {"total": 40, "Success": 40}
     assert frs.runs(f"m-{ns}") == 40  # published in batches before the kill: not run again
+
+
+def test_a_run_that_kills_its_operator_ends_failed_after_the_restart_limit(
+    start_operator: Any, own_frs: FlowRuns
+) -> None:
+    """A task calling os._exit kills the operator (in-process executor); each new operator
+    counts its takeover in status and, past --max-run-restarts, ends the run Failed instead
+    of running it again. A crash-looping run can also be cancelled."""
+    frs = own_frs
+    die = {"flow": {"tasks": [{"name": "die", "fn": "os:_exit", "args": [3]}]},
+           "executor": {"type": "Local"}}  # fmt: skip
+    args = ("-n", frs.namespace, "--allow-in-process", "--max-run-restarts=2")
+
+    def ended(name: str) -> bool:
+        return frs.status(name).get("phase") in ("Succeeded", "Failed", "Cancelled")
+
+    def operator_until(name: str) -> tuple[int, Any]:
+        """Start operators, one after another as each dies, until `name` has ended."""
+        for starts in range(1, 7):
+            try:
+                proc = start_operator(*args)
+            except OperatorExited:  # killed by the run before /healthz answered
+                continue
+            wait_for(lambda: proc.proc.poll() is not None or ended(name), timeout=120,  # noqa: B023
+                     what=f"the operator to die or {name} to end")  # fmt: skip
+            if ended(name):
+                return starts, proc
+        raise AssertionError(f"{name} never ended: {frs.status(name)}")
+
+    frs.apply("crash", die)
+    starts, proc = operator_until("crash")
+    status = frs.status("crash")
+    assert (status["phase"], status["operatorRestarts"]) == ("Failed", 3), status
+    assert "restarted 3 times" in status["message"]
+    stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
+    assert stalled["reason"] == "OperatorRestarts"
+    assert starts == 4  # the first run, two counted restarts, and the one that ended it
+    assert proc.ready()  # the last operator stays up
+
+    proc.stop()
+    frs.apply("cancelled", die)
+    try:  # the run kills the operator...
+        victim = start_operator(*args)
+        wait_for(lambda: victim.proc.poll() is not None, timeout=120, what="the operator killed")
+    except OperatorExited:  # (before its /healthz answered)
+        pass
+    frs.kubectl("patch", "flowrun", "cancelled", "-n", frs.namespace, "--type=merge",
+                "-p", '{"spec": {"cancel": true}}')  # fmt: skip
+    starts, proc = operator_until("cancelled")  # ...it is cancelled: it ends, nothing runs
+    assert starts == 1
+    assert frs.status("cancelled")["phase"] == "Cancelled"
+    assert proc.ready()

@@ -50,3 +50,11 @@ def test_environment_provides_defaults_and_flags_win() -> None:
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         parse(["--max-concurrent-runs", "0"])
+
+
+def test_run_restarts_limit_from_flag_or_env() -> None:
+    assert parse([]).max_run_restarts == 3
+    assert parse([], {"FLOWRUN_MAX_RUN_RESTARTS": "0"}).max_run_restarts == 0
+    assert parse(["--max-run-restarts", "5"]).max_run_restarts == 5
+    with pytest.raises(ValueError, match="at least 0"):
+        parse(["--max-run-restarts", "-1"])

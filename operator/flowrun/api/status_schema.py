@@ -45,6 +45,9 @@ class ClusterStatus(Model):
     name: str | None = Field(None, description="The Dask cluster's name.")
     scheduler: str | None = Field(None, description="Scheduler address.")
     dashboard: str | None = Field(None, description="Dashboard URL.")
+    deleted: bool | None = Field(
+        None, description="The operator deleted the cluster when the run ended (nothing is left)."
+    )
 
 
 class ConditionStatus(StrEnum):
@@ -96,3 +99,12 @@ class FlowRunStatus(Model):
         },
     )
     observed_generation: int | None = Field(None, ge=0, description="metadata.generation seen.")
+    operator_restarts: int | None = Field(
+        None,
+        ge=0,
+        description="Times an operator took this run over after the previous one crashed or "
+        "was killed while it was in flight (the run ends Failed past the operator's limit).",
+    )
+    handed_over: bool | None = Field(
+        None, description="The last operator stopped cleanly and left this run to the next one."
+    )

@@ -116,6 +116,8 @@ class Run:
                 await self._close_cluster(keep=outcome is None or policy.is_exiting(outcome))
             if outcome is not None and not policy.is_exiting(outcome):
                 self._finish(outcome, results)
+            elif outcome is not None:
+                self.writer.update(policy.HANDED_OVER)
         if outcome is not None and outcome.reason == stopping.DELETED:
             self.ctx.set_phase(self.uid, None)
         if outcome is not None and outcome.retry:
@@ -127,6 +129,8 @@ class Run:
         self.ctx.set_phase(self.uid, self.initial_phase or "Pending")
         if (why := self.stop.reason()) is not None:  # e.g. created with `cancel: true`: run nothing
             raise stopping.Stopped(why)
+        if self.initial_phase is not None:
+            await self._take_over()
         self.plan = await build_plan(
             self.body.get("spec") or {},
             namespace=self.namespace,
@@ -145,10 +149,22 @@ class Run:
             else:
                 self.ctx.set_phase(self.uid, "Running")
                 self._event("Normal", "Resumed", self.resumed_message)
+            # Running is on the server before any task can crash this process: a run that
+            # does so is then known as in flight, and its next takeover is counted.
+            await self.writer.flush()
             return await self._run_flow(address)
         finally:
             self.ctx.slots.release()
             self.ctx.metrics.runs_in_flight.dec()
+
+    async def _take_over(self) -> None:
+        """This run was in flight under an earlier operator: count the takeover (on the server
+        before anything else runs), and end the run when operators keep dying under it."""
+        fragment, error = policy.takeover(self.initial_status, self.ctx.settings.max_run_restarts)
+        self.writer.update(fragment)
+        if error is not None:
+            raise error
+        await self.writer.flush()
 
     def _deadline_seconds(self) -> int | None:
         return self.plan.spec.active_deadline_seconds if self.plan else None
@@ -201,8 +217,7 @@ class Run:
         DaskCluster behind: delete it by its deterministic name (one GET when it is gone).
         This is what makes `ttlSecondsAfterFinished` hold even across crashes: clusters are
         normally deleted at the end of the run, well before any TTL."""
-        dask = ((self.body.get("spec") or {}).get("executor") or {}).get("dask") or {}
-        if dask.get("cluster", "Kubernetes") != "Kubernetes":
+        if not policy.needs_sweep(self.body.get("spec") or {}, self.initial_status):
             return
         try:
             await delete_daskcluster(cluster.cluster_name(self.owner), self.namespace, timeout=30)
@@ -224,6 +239,7 @@ class Run:
             return
         if provider.kind != "External":
             self._event("Normal", "ClusterDeleted", "Dask cluster deleted.")
+            self.writer.update(policy.CLUSTER_DELETED)  # a restart has nothing to sweep
 
     # -- the runner thread --------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ results go into status, and how many runs are in each phase (the phase gauge).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ from flowrun.controller import settings as settings_mod
 from flowrun.engine.events import TaskEvent
 from flowrun.runs import outcome as outcome_mod
 from flowrun.runs.execute import RunResult
-from flowrun.runs.outcome import SUCCEEDED, Outcome, flow_outcome
+from flowrun.runs.outcome import SUCCEEDED, FlowRunError, Outcome, flow_outcome
 from flowrun.runs.plan import SecretReader
 from flowrun.runs.statuswriter import StatusSink
 
@@ -63,6 +64,55 @@ def end_of_flow(
     if cancelled and ended.phase != SUCCEEDED:
         return stopped_outcome(stop_reason or stopping.CANCEL_REQUESTED, deadline_seconds)
     return Outcome(ended.phase, ended.reason, errors.truncate(ended.message))
+
+
+OPERATOR_RESTARTS = "OperatorRestarts"
+# A clean shutdown leaves this mark; the next operator's takeover is then not a restart.
+HANDED_OVER = {"handedOver": True}
+
+
+def takeover(status: Mapping[str, Any], limit: int) -> tuple[dict[str, Any], FlowRunError | None]:
+    """An operator takes over a run already in flight: the status fragment that counts it,
+    and the error that ends the run when the operators before this one crashed too often.
+
+    >>> takeover({"operatorRestarts": 2}, 2)[1].reason
+    'OperatorRestarts'
+    >>> takeover({"operatorRestarts": 2, "handedOver": True}, 2)
+    ({'handedOver': None}, None)
+    """
+    if status.get("handedOver"):
+        return {"handedOver": None}, None
+    restarts = int(status.get("operatorRestarts") or 0) + 1
+    fragment = {"operatorRestarts": restarts, "handedOver": None}
+    if restarts <= limit:
+        return fragment, None
+    return fragment, FlowRunError(
+        OPERATOR_RESTARTS,
+        f"The operator restarted {restarts} times while this run was in flight (at most "
+        f"{limit}, --max-run-restarts): a task of this run may be crashing it (os._exit, a "
+        "crash, running out of memory). The run was stopped.",
+    )
+
+
+CLUSTER_DELETED = {"cluster": {"deleted": True}}
+
+
+def needs_sweep(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """A finished run may have left a DaskCluster behind only if it asked for a Kubernetes
+    cluster, got one (status names it) and did not see it deleted: a restart sweeps no other.
+
+    >>> needs_sweep({"executor": {"type": "Local"}}, {"cluster": {"name": "x"}})
+    False
+    >>> needs_sweep({}, {}), needs_sweep({}, {"cluster": {"name": "fr-a-1"}})
+    (False, True)
+    """
+    executor = spec.get("executor") or {}
+    dask = executor.get("dask") or {}
+    kubernetes = executor.get("type", "Dask") == "Dask" and dask.get("cluster", "Kubernetes") == (
+        "Kubernetes"
+    )
+    cluster = status.get("cluster") or {}
+    return kubernetes and bool(cluster.get("name")) and not cluster.get("deleted")
 
 
 def is_exiting(outcome: Outcome) -> bool:

@@ -28,6 +28,9 @@ class OperatorSettings:
     watch_client_timeout: int = 150
     cancel_grace: float = 20.0  # how long a cancelled runner may take to wind down
     peering: bool = False
+    # Operator restarts (not clean hand-overs) a run in flight may see before it ends Failed:
+    # a task that kills the operator (os._exit, a crash, memory) must not loop forever.
+    max_run_restarts: int = 3
 
     @property
     def clusterwide(self) -> bool:
@@ -41,6 +44,10 @@ def _env_bool(env: Mapping[str, str], name: str) -> bool:
 def _env_int(env: Mapping[str, str], name: str) -> int | None:
     raw = env.get(ENV_PREFIX + name, "").strip()
     return int(raw) if raw else None
+
+
+def _first(value: int | None, default: int) -> int:
+    return default if value is None else value  # 0 is a value, not "unset"
 
 
 def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
@@ -110,6 +117,13 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
         "stopped and its runner deleted",
     )
     parser.add_argument(
+        "--max-run-restarts",
+        type=int,
+        default=_first(_env_int(env, "MAX_RUN_RESTARTS"), defaults.max_run_restarts),
+        help="times an operator may crash or be killed while a run is in flight before the "
+        "run ends Failed (a clean shutdown hands the run over and does not count)",
+    )
+    parser.add_argument(
         "--peering",
         action="store_true",
         default=_env_bool(env, "PEERING"),
@@ -123,6 +137,8 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         namespaces = []
     if args.max_concurrent_runs < 1:
         raise ValueError("--max-concurrent-runs must be at least 1")
+    if args.max_run_restarts < 0:
+        raise ValueError("--max-run-restarts must be at least 0")
     return OperatorSettings(
         namespaces=tuple(n.strip() for n in namespaces),
         max_concurrent_runs=args.max_concurrent_runs,
@@ -134,4 +150,5 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         status_interval=max(0.05, float(args.status_interval)),
         cancel_grace=max(0.0, float(args.cancel_grace)),
         peering=bool(args.peering),
+        max_run_restarts=args.max_run_restarts,
     )

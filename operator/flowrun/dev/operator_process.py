@@ -8,6 +8,7 @@ stopped by its own PID only (SIGTERM, then SIGKILL after a grace period), never 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,14 @@ from types import TracebackType
 
 from flowrun.dev.controlplane import free_port
 from flowrun.dev.waiting import wait_for
+
+
+def tied_to_parent(argv: Sequence[str]) -> list[str]:
+    """`argv` run so that it gets SIGTERM when the process that started it dies (a test run
+    that is killed leaves no operator or Dask process behind). setpriv (util-linux) sets the
+    parent-death signal and execs `argv` under the same PID; without setpriv, `argv` as is."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 class OperatorExited(AssertionError):
@@ -65,7 +74,7 @@ class OperatorProcess:
             cmd.append(f"--metrics-port={self.metrics_port}")
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                cmd,
+                tied_to_parent(cmd),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
