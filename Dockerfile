@@ -35,7 +35,7 @@ RUN for role in scheduler worker; do \
     done \
  && /opt/flowrun/bin/dask-scheduler --help > /dev/null
 
-FROM ${PYTHON_IMAGE}
+FROM ${PYTHON_IMAGE} AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=https://github.com/flowrun-operator/flowrun-operator
@@ -58,3 +58,14 @@ WORKDIR /home/flowrun
 # Liveness (kopf /healthz) and Prometheus metrics, when enabled by flags.
 EXPOSE 8080 9090
 CMD ["flowrun", "operator"]
+
+# The dask-kubernetes operator (the chart's daskOperator.enabled), from the same venv, so that its
+# kopf and dask-kubernetes are the versions flowrun is tested with:
+#   docker build --target dask-operator -t flowrun-dask-operator:0.1.0 .
+# Its chart sets only args (kopf's flags), hence kopf as the ENTRYPOINT here.
+FROM runtime AS dask-operator
+ENTRYPOINT ["kopf", "run", "-m", "dask_kubernetes.operator.controller"]
+CMD ["--all-namespaces"]
+
+# The default target: the flowrun operator image.
+FROM runtime

@@ -24,6 +24,7 @@ from flowrun.dev import build, image, kubeconfig
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.node import Node
 from flowrun.dev.waiting import wait_for
+from support import helmop
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,11 @@ class DevNode:
     node: Node
     kubectl: Tool
     image: str
+    dask_operator_image: str  # the Dockerfile's dask-operator target (same archive)
+
+    @property
+    def helm(self) -> Tool:
+        return Tool(self.node.bin_dir / "helm", self.node.kubeconfig)
 
 
 @pytest.fixture(scope="session")
@@ -162,7 +168,9 @@ def dev_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevNode]:
     )
     node.start()
     try:
-        yield DevNode(node, Tool(bins / "kubectl", node.kubeconfig), built.name)
+        yield DevNode(
+            node, Tool(bins / "kubectl", node.kubeconfig), built.name, built.dask_operator
+        )
     finally:
         node.stop()
 
@@ -178,5 +186,24 @@ def node_namespace(dev_node: DevNode) -> Iterator[str]:
         timeout=60,
         what=f"the default ServiceAccount of {name}",
     )
+    yield name
+    dev_node.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def node_operator(dev_node: DevNode) -> helmop.HelmOperator:
+    """The chart, Helm-installed once per session on the node (daskOperator.enabled=true): the
+    flowrun operator and the dask-kubernetes operator run as Pods of the local images, under
+    Pod Security "restricted". It watches every namespace; the node dies with the session."""
+    return helmop.install(
+        dev_node.kubectl, dev_node.helm, dev_node.image, dev_node.dask_operator_image
+    )
+
+
+@pytest.fixture
+def restricted_namespace(dev_node: DevNode) -> Iterator[str]:
+    """A fresh namespace on the node that enforces Pod Security "restricted"."""
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    helmop.create_restricted_namespace(dev_node.kubectl, name)
     yield name
     dev_node.kubectl("delete", "namespace", name, "--wait=false", check=False)

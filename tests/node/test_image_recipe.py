@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_projects_dockerfile_parses_with_its_base_as_a_build_argument():
     parsed = dockerfile.parse((ROOT / "Dockerfile").read_text())
     assert parsed.global_args["PYTHON_IMAGE"], "the base must stay a build argument"
-    assert [s.base for s in parsed.stages] == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+    assert [s.base for s in parsed.stages] == [
+        "${PYTHON_IMAGE}", "${PYTHON_IMAGE}", "runtime", "runtime"
+    ]  # fmt: skip
     build_stage_args = [rest for kw, rest in parsed.stages[0].instructions if kw == "ARG"]
     assert {"PIP_NO_INDEX", "PIP_FIND_LINKS"} <= set(build_stage_args)
 

@@ -72,19 +72,24 @@ def stages() -> list[Stage]:
     return parse_dockerfile(DOCKERFILE.read_text())[1]
 
 
+def by_name(stages: list[Stage], name: str) -> Stage:
+    [stage] = [s for s in stages if s.name == name]
+    return stage
+
+
 def test_multi_stage_on_a_slim_python(stages: list[Stage]) -> None:
-    assert len(stages) == 2
-    build, final = stages
-    assert build.name == "build"
-    for stage in stages:
+    build, runtime = by_name(stages, "build"), by_name(stages, "runtime")
+    for stage in (build, runtime):
         assert stage.base.startswith("python:"), stage.base
         assert "-slim" in stage.base, stage.base
     # Same base, so the venv copied from the build stage finds its interpreter at the same path.
-    assert build.base == final.base
+    assert build.base == runtime.base
+    # The default target (the last stage) is the runtime image as it is.
+    assert (stages[-1].base, stages[-1].instructions) == ("runtime", [])
 
 
 def test_final_stage_ships_only_the_venv_and_runs_as_non_root(stages: list[Stage]) -> None:
-    final = stages[-1]
+    final = by_name(stages, "runtime")
     copies = final.all("COPY")
     assert copies == ["--from=build /opt/flowrun /opt/flowrun"]
     # No compiler or build backend is installed into the final image.
@@ -102,8 +107,19 @@ def test_final_stage_ships_only_the_venv_and_runs_as_non_root(stages: list[Stage
         assert f"org.opencontainers.image.{key}=" in labels
 
 
+def test_the_dask_operator_target_only_sets_kopf_as_entrypoint(stages: list[Stage]) -> None:
+    """The subchart's Deployment passes only kopf's flags as args; the target adds nothing but
+    the entrypoint, so it shares the runtime image's files (one layer in the local build)."""
+    target = by_name(stages, "dask-operator")
+    assert target.base == "runtime"
+    assert {keyword for keyword, _ in target.instructions} == {"ENTRYPOINT", "CMD"}
+    assert target.all("ENTRYPOINT") == [
+        '["kopf", "run", "-m", "dask_kubernetes.operator.controller"]'
+    ]
+
+
 def test_chart_runs_the_image_user() -> None:
-    final = parse_dockerfile(DOCKERFILE.read_text())[1][-1]
+    final = by_name(parse_dockerfile(DOCKERFILE.read_text())[1], "runtime")
     uid = int(final.all("USER")[0].split(":")[0])
     values = (ROOT / "helm" / "flowrun-operator" / "values.yaml").read_text()
     assert f"runAsUser: {uid}" in values

@@ -115,3 +115,23 @@ without it, test_install.py that the whole set is enough.
   resources: ["roles", "rolebindings"]
   verbs: ["create", "delete"]
 {{- end }}
+
+{{/*
+The dask-kubernetes operator's ServiceAccount, named as its (vendored) subchart names it.
+*/}}
+{{- define "flowrun-operator.daskOperatorServiceAccount" -}}
+{{- $values := index .Values "dask-kubernetes-operator" | default dict }}
+{{- $sa := $values.serviceAccount | default dict }}
+{{- if $sa.name }}
+{{- $sa.name }}
+{{- else if $values.fullnameOverride }}
+{{- $values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default "dask-kubernetes-operator" $values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -29,8 +29,6 @@ LABEL_FLOWRUN_UID = "flowrun.dev/flowrun-uid"
 DASKCLUSTER_API = "kubernetes.dask.org/v1"
 DASKCLUSTERS = "daskclusters.kubernetes.dask.org"
 
-# PSS "restricted" minus runAsNonRoot: the Dask images run as root, and a user namespace that
-# enforces `restricted` must set the image user itself; everything else we can default safely.
 NO_IMAGE = (
     "spec.executor.dask.image is not set and the operator has no default image: set "
     "spec.executor.dask.image to a tagged image that contains flowrun and the flow's code "
@@ -38,8 +36,13 @@ NO_IMAGE = (
     "(Helm: operator.defaultImage)."
 )
 
+# Pod Security "restricted", so that the scheduler and workers are admitted where it is enforced
+# (shown on the dev node). runAsNonRoot: the image must run as a non-root numeric USER (the
+# project's image runs as 10001); an image that runs as root fails to start with the kubelet's
+# reason in the FlowRun's message, instead of being refused by admission without a Pod.
 CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }

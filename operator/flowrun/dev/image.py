@@ -28,6 +28,9 @@ from pathlib import Path
 from flowrun.dev import build, imagebuild, oci
 
 IMAGE_REPO = "localhost/flowrun/flowrun-operator"
+# The Dockerfile's `dask-operator` target: the dask-kubernetes operator (the chart's subchart).
+DASK_OPERATOR_REPO = "localhost/flowrun/dask-operator"
+DASK_OPERATOR_TARGET = "dask-operator"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "passwd",
                  "ca-certificates")  # fmt: skip
@@ -43,8 +46,14 @@ class ImageError(RuntimeError):
 
 @dataclass(frozen=True)
 class BuiltImage:
+    """The archive holds both images (one shared layer): `name` and `dask_operator`."""
+
     name: str
     archive: Path
+
+    @property
+    def dask_operator(self) -> str:
+        return f"{DASK_OPERATOR_REPO}:{self.name.rsplit(':', 1)[1]}"
 
 
 def project_root() -> Path:
@@ -170,13 +179,18 @@ def ensure_image(*, force: bool = False) -> BuiltImage:
         base = _base_rootfs(cache)
         wheels = _wheelhouse(cache, root, pins)
         with tempfile.TemporaryDirectory(dir=cache, prefix="build-") as work:
-            config, rootfs = imagebuild.execute(
+            stages = imagebuild.execute_stages(
                 root, Path(work), base=base, base_env=BASE_ENV, wheelhouse=wheels,
                 build_args={_BASE_ARG: imagebuild.LOCAL_BASE, "REVISION": digest,
                             "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": _WHEELHOUSE},
             )  # fmt: skip
+            config, rootfs = stages[imagebuild.LAST]
+            dask_config, dask_rootfs = stages[DASK_OPERATOR_TARGET]
+            if dask_rootfs != rootfs:
+                raise ImageError(f"the {DASK_OPERATOR_TARGET} stage may only set metadata")
             partial = archive.with_suffix(".partial")
-            oci.pack(rootfs, name, partial, config)
+            built = BuiltImage(name, archive)
+            oci.pack_images(rootfs, partial, {name: config, built.dask_operator: dask_config})
             partial.rename(archive)
         for stale in cache.glob("flowrun-operator-*.tar"):
             if stale != archive:

@@ -19,6 +19,9 @@ from flowrun.dev.dockerfile import DockerfileError
 LOCAL_BASE = "flowrun-local-base"
 WHEELHOUSE_MOUNT = "tmp/flowrun-wheelhouse"
 _IGNORED = ("__pycache__", ".pyc", ".egg-info")
+# The key of the last stage (the default target) in execute_stages' result.
+LAST = ""
+_FILE_CHANGES = {"RUN", "COPY", "WORKDIR"}
 
 
 @dataclass
@@ -103,11 +106,15 @@ class _Build:
     global_args: dict[str, str | None] = field(default_factory=dict)
     stages: dict[str, _StageState] = field(default_factory=dict)
 
-    def start_stage(self, base: str, index: int) -> _StageState:
+    def start_stage(self, base: str, index: int, *, changes_files: bool = True) -> _StageState:
         rootfs = self.work / f"stage{index}"
         if base in self.stages:
             parent = self.stages[base]
-            shutil.copytree(parent.rootfs, rootfs, symlinks=True)
+            if changes_files:
+                shutil.copytree(parent.rootfs, rootfs, symlinks=True)
+            else:
+                # Only metadata (ENTRYPOINT, CMD, ENV...): the parent's files, shared, not copied.
+                rootfs = parent.rootfs
             config = oci.ImageConfig(**{**parent.config.__dict__, "env": list(parent.config.env)})
             return _StageState(rootfs, config)
         if base != LOCAL_BASE:
@@ -161,15 +168,39 @@ def execute(
     build_args: dict[str, str],
 ) -> tuple[oci.ImageConfig, Path]:
     """Build every stage of `context`/Dockerfile; return the last stage's config and rootfs."""
+    stages = execute_stages(
+        context, work, base=base, base_env=base_env, wheelhouse=wheelhouse, build_args=build_args
+    )
+    return stages[LAST]
+
+
+def execute_stages(
+    context: Path,
+    work: Path,
+    *,
+    base: Path,
+    base_env: list[str],
+    wheelhouse: Path,
+    build_args: dict[str, str],
+) -> dict[str, tuple[oci.ImageConfig, Path]]:
+    """Build every stage; return each stage's config and rootfs by name (the last also as LAST).
+
+    A stage that only sets metadata shares its parent's rootfs path: the targets of one build
+    can then be packed over one layer (see oci.pack_images).
+    """
     parsed = dockerfile.parse((context / "Dockerfile").read_text())
     b = _Build(context, work, base, base_env, wheelhouse, build_args)
     b.global_args = {k: build_args.get(k, v) for k, v in parsed.global_args.items()}
     from_values = {k: v for k, v in b.global_args.items() if v is not None}
     current: _StageState | None = None
     for index, spec in enumerate(parsed.stages):
-        current = b.start_stage(dockerfile.substitute(spec.base, from_values), index)
+        changes = any(k in _FILE_CHANGES for k, _ in spec.instructions)
+        base_name = dockerfile.substitute(spec.base, from_values)
+        current = b.start_stage(base_name, index, changes_files=changes)
         for keyword, rest in spec.instructions:
             b.apply(current, keyword, rest)
         b.stages[spec.name or str(index)] = current
     assert current is not None
-    return current.config, current.rootfs
+    built = {name: (stage.config, stage.rootfs) for name, stage in b.stages.items()}
+    built[LAST] = (current.config, current.rootfs)
+    return built

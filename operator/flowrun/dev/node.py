@@ -238,10 +238,14 @@ class Node:
         oci.pack(pause_root, SANDBOX_IMAGE, archive, oci.ImageConfig(entrypoint=["/pause"]))
         shutil.rmtree(pause_root)
         for image in (archive, *self.images):
-            result = self._ctr("images", "import", str(image))
-            if result.returncode != 0:
-                raise NodeError(f"importing {image} into containerd failed: {result.stderr}")
+            self.import_image(image)
         archive.unlink()
+
+    def import_image(self, archive: Path) -> None:
+        """Load an OCI archive (every image it names) into the node's containerd."""
+        result = self._ctr("images", "import", str(archive))
+        if result.returncode != 0:
+            raise NodeError(f"importing {archive} into containerd failed: {result.stderr}")
 
     def _probe(self, address: str) -> bool:
         """An HTTP GET inside the node's network namespace (where CoreDNS and kube-proxy listen)."""

@@ -71,34 +71,38 @@ def _layer(rootfs: Path, target: Path) -> None:
 
 def pack(rootfs: Path, name: str, archive: Path, config: ImageConfig) -> str:
     """Pack `rootfs` as image `name` into `archive`; return the manifest digest."""
+    return pack_images(rootfs, archive, {name: config})[name]
+
+
+def pack_images(rootfs: Path, archive: Path, images: dict[str, ImageConfig]) -> dict[str, str]:
+    """Pack `rootfs` once, as one image per name (each with its own config, all sharing the one
+    layer) into `archive`; return each image's manifest digest."""
     layer_path = archive.with_suffix(".layer.tar")
     _layer(rootfs, layer_path)
     layer_digest, layer_size = _hash_file(layer_path)
-    image_config = {
-        "architecture": "amd64",
-        "os": "linux",
-        "config": config.as_oci(),
-        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-        "history": [{"created_by": "flowrun dev image"}],
-    }
-    config_bytes = json.dumps(image_config, sort_keys=True).encode()
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": f"{_MEDIA}.manifest.v1+json",
-        "config": {
-            "mediaType": f"{_MEDIA}.config.v1+json",
-            "digest": _digest(config_bytes),
-            "size": len(config_bytes),
-        },
-        "layers": [
-            {"mediaType": f"{_MEDIA}.layer.v1.tar", "digest": layer_digest, "size": layer_size}
-        ],
-    }
-    manifest_bytes = json.dumps(manifest, sort_keys=True).encode()
-    index = {
-        "schemaVersion": 2,
-        "mediaType": f"{_MEDIA}.index.v1+json",
-        "manifests": [
+    layer = {"mediaType": f"{_MEDIA}.layer.v1.tar", "digest": layer_digest, "size": layer_size}
+    blobs: dict[str, bytes] = {}
+    entries: list[dict[str, Any]] = []
+    digests: dict[str, str] = {}
+    for name, config in images.items():
+        config_bytes = _image_config(config, layer_digest)
+        manifest_bytes = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": f"{_MEDIA}.manifest.v1+json",
+                "config": {
+                    "mediaType": f"{_MEDIA}.config.v1+json",
+                    "digest": _digest(config_bytes),
+                    "size": len(config_bytes),
+                },
+                "layers": [layer],
+            },
+            sort_keys=True,
+        ).encode()
+        blobs[_digest(config_bytes)] = config_bytes
+        blobs[_digest(manifest_bytes)] = manifest_bytes
+        digests[name] = _digest(manifest_bytes)
+        entries.append(
             {
                 "mediaType": f"{_MEDIA}.manifest.v1+json",
                 "digest": _digest(manifest_bytes),
@@ -108,13 +112,24 @@ def pack(rootfs: Path, name: str, archive: Path, config: ImageConfig) -> str:
                     "org.opencontainers.image.ref.name": name.rsplit(":", 1)[-1],
                 },
             }
-        ],
-    }
+        )
+    index = {"schemaVersion": 2, "mediaType": f"{_MEDIA}.index.v1+json", "manifests": entries}
     with tarfile.open(archive, "w") as tar:
         _add_bytes(tar, "oci-layout", b'{"imageLayoutVersion": "1.0.0"}')
         _add_bytes(tar, "index.json", json.dumps(index).encode())
-        _add_bytes(tar, f"blobs/sha256/{_digest(config_bytes)[7:]}", config_bytes)
-        _add_bytes(tar, f"blobs/sha256/{_digest(manifest_bytes)[7:]}", manifest_bytes)
+        for digest, data in blobs.items():
+            _add_bytes(tar, f"blobs/sha256/{digest[7:]}", data)
         tar.add(layer_path, arcname=f"blobs/sha256/{layer_digest[7:]}")
     layer_path.unlink()
-    return _digest(manifest_bytes)
+    return digests
+
+
+def _image_config(config: ImageConfig, layer_digest: str) -> bytes:
+    image_config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": config.as_oci(),
+        "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        "history": [{"created_by": "flowrun dev image"}],
+    }
+    return json.dumps(image_config, sort_keys=True).encode()
