@@ -190,14 +190,17 @@ def node_namespace(dev_node: DevNode) -> Iterator[str]:
     dev_node.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-@pytest.fixture(scope="session")
-def node_operator(dev_node: DevNode) -> helmop.HelmOperator:
-    """The chart, Helm-installed once per session on the node (daskOperator.enabled=true): the
-    flowrun operator and the dask-kubernetes operator run as Pods of the local images, under
-    Pod Security "restricted". It watches every namespace; the node dies with the session."""
-    return helmop.install(
+@pytest.fixture(scope="module")
+def node_operator(dev_node: DevNode) -> Iterator[helmop.HelmOperator]:
+    """The chart, Helm-installed on the node (daskOperator.enabled=true): the flowrun operator
+    and the dask-kubernetes operator run as Pods of the local images, under Pod Security
+    "restricted", watching every namespace. Per module, uninstalled after it (its FlowRuns
+    deleted first), so that it never runs next to another test's operator (about 20 s each)."""
+    installed = helmop.install(
         dev_node.kubectl, dev_node.helm, dev_node.image, dev_node.dask_operator_image
     )
+    yield installed
+    helmop.uninstall(installed)
 
 
 @pytest.fixture

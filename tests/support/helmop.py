@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from flowrun.dev.waiting import wait_for
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "flowrun-operator"
 RELEASE = "flowrun"
+NAMESPACE = "flowrun-system"
 RESTRICTED = {
     f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")
 }
@@ -123,22 +123,46 @@ class HelmOperator:
 
 
 def install(kubectl: Any, helm: Any, image: str, dask_operator_image: str) -> HelmOperator:
-    """`helm install --wait` the chart into a fresh restricted namespace; both operators Ready."""
-    namespace = f"flowrun-{uuid.uuid4().hex[:6]}"
-    create_restricted_namespace(kubectl, namespace)
+    """`helm install --wait` the chart into `NAMESPACE` (restricted); both operators Ready."""
+    if kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0:
+        create_restricted_namespace(kubectl, NAMESPACE)
+    _adopt_crd(kubectl)
     started = time.monotonic()
     helm(
-        "install", RELEASE, str(CHART), "-n", namespace,
+        "install", RELEASE, str(CHART), "-n", NAMESPACE,
         *install_values(image, dask_operator_image),
         "--wait", "--timeout", "5m",
         timeout=330,
     )  # fmt: skip
     installed = HelmOperator(
-        kubectl, helm, namespace, image, dask_operator_image, time.monotonic() - started
+        kubectl, helm, NAMESPACE, image, dask_operator_image, time.monotonic() - started
     )
     for name in ("flowrun-operator", "dask-kubernetes-operator"):
         kubectl(
-            "wait", "pod", "-n", namespace, "-l", f"app.kubernetes.io/name={name}",
+            "wait", "pod", "-n", NAMESPACE, "-l", f"app.kubernetes.io/name={name}",
             "--for=condition=Ready", "--timeout=180s", timeout=200,
         )  # fmt: skip
     return installed
+
+
+def uninstall(installed: HelmOperator) -> None:
+    """Every FlowRun ended and deleted while the operator still runs (its finalizers), then
+    `helm uninstall --wait`: the node is left to other tests' operators (the CRD is kept)."""
+    kubectl = installed.kubectl
+    kubectl(
+        "delete", "flowruns", "--all", "-A", "--wait", "--timeout=180s", check=False, timeout=200
+    )
+    installed.helm("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout", "3m", timeout=200)
+
+
+def _adopt_crd(kubectl: Any) -> None:
+    """A FlowRun CRD applied by other tests (kubectl apply) is handed to the release, as one
+    adopts existing objects into Helm: its ownership label and annotations."""
+    crd = "customresourcedefinition/flowruns.flowrun.dev"
+    if kubectl("get", crd, check=False).returncode != 0:
+        return
+    kubectl("label", crd, "app.kubernetes.io/managed-by=Helm", "--overwrite")
+    kubectl(
+        "annotate", crd, f"meta.helm.sh/release-name={RELEASE}",
+        f"meta.helm.sh/release-namespace={NAMESPACE}", "--overwrite",
+    )  # fmt: skip
