@@ -66,6 +66,11 @@ def _json_list_text(children: list[Any], limit: int = MAX_RESULT_BYTES) -> str |
     return _dumps([_value(c) for c in children], limit)
 
 
+def _json_first_text(children: list[Any], limit: int = MAX_RESULT_BYTES) -> str | None:
+    """Runs on a worker: one task's result as JSON (`dask_resume.on_children` of one)."""
+    return _dumps(_value(children[0]), limit)
+
+
 def _dumps(value: Any, limit: int) -> str | None:
     return results_mod.json_text(value, limit)
 
@@ -236,16 +241,11 @@ class Runner:
             return _json_text(st.result)
         from flowrun.engine.executors import dask_resume  # noqa: PLC0415 - see `run`
 
+        # Each result is on a worker (a future of its own, or a place in a batch): turned
+        # into JSON there, so only the text reaches the operator.
         if isinstance(st, states.Mapped):
-            # Each child's result is on a worker (its own future or its place in a batch):
-            # gathered and turned into JSON there, so only the text reaches the operator.
             done = dask_resume.on_children(self._client, st.map_states, _json_list_text)
         else:
-            # The result lives on a worker; look it up by its published name with our own
-            # client and convert it there, so only JSON text reaches the operator.
-            key = self.publish_prefix + name
-            if key not in set(self._client.list_datasets()):
-                return None
-            done = self._client.submit(_json_text, self._client.get_dataset(key), pure=False)
+            done = dask_resume.on_children(self._client, [st], _json_first_text)
         text: str | None = done.result()
         return text

@@ -15,6 +15,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+# A published value that is one element of a batch's result: (PICKED, batch future, offset).
+PICKED = "__flowrun_picked__"
+
 
 def worth_publishing(record: Mapping[str, Any]) -> bool:
     """A final record (an event dict) that a resume can use: finished, not Cancelled (a
@@ -34,6 +37,7 @@ class Publisher:
         self.batch_of: dict[str, str] = {}  # batched child's key -> its batch's key
         self.left: dict[str, int] = {}  # batch key -> children not reported yet
         self.batch_names: dict[str, str] = {}  # batch key -> "slug[first-last]"
+        self.siblings: dict[str, tuple[str, int]] = {}  # sibling's key -> (batch, offset)
 
     def track_batch(self, key: str, name: str, children: list[str | None]) -> None:
         if self.prefix is None:
@@ -42,6 +46,10 @@ class Publisher:
         self.left[key] = len(children)
         for child in children:
             self.batch_of[child or ""] = key
+
+    def track_sibling(self, key: str, batch: str, offset: int) -> None:
+        if self.prefix is not None:
+            self.siblings[key] = (batch, offset)
 
     def report(self, key: str, finished: bool) -> None:
         """A TaskCall's final record arrived (called from the client's event loop)."""
@@ -66,6 +74,9 @@ class Publisher:
                 self.left[batch] -= 1
                 if self.left[batch] == 0:  # every child reported: the batch is (about) done
                     ready[self.prefix + self.batch_names[batch]] = futures[batch]
+            elif finished and key in self.siblings:  # its place in its batch of siblings
+                batch, offset = self.siblings[key]
+                ready[self.prefix + name_of(key)] = (PICKED, futures[batch], offset)
             elif finished and key in futures:
                 ready[self.prefix + name_of(key)] = futures[key]
         if ready:

@@ -19,6 +19,7 @@ import distributed
 
 from flowrun.engine import state as states
 from flowrun.engine.executors import dask_batches as batches
+from flowrun.engine.executors.dask_publish import PICKED
 from flowrun.engine.executors.dask_worker import plain
 
 log = logging.getLogger("flowrun.engine")
@@ -30,6 +31,8 @@ PART = re.compile(r"\[(\d+)(?:-(\d+))?\]$")
 def describe_published(value: Any) -> Any:
     """Runs on a worker: the kind of a published value, as plain data. A batch (a list of
     states) gives each child's state name; a state gives [name, n_map_states]."""
+    if isinstance(value, tuple) and value[:1] == (PICKED,):  # one element of a batch
+        value = value[1][value[2]]
     if isinstance(value, list):
         return [type(v).__name__ for v in value]
     if isinstance(value, states.State):
@@ -77,13 +80,19 @@ def published_states(
             continue
         cls = _resumable(kind)
         if cls is not None:
-            out[slug] = cls(result=wholes[slug])
+            out[slug] = cls(result=_result(wholes[slug]))
     parts = {n: client.get_dataset(n) for s in mapped for n in names if _part_of(n, prefix + s)}
     described = _describe(client, parts, timeout)
     for slug, n in mapped.items():
         mine = {k: (parts[k], v) for k, v in described.items() if _part_of(k, prefix + slug)}
         out[slug] = states.Mapped(n_map_states=n, map_states=_children(n, mine))
     return out
+
+
+def _result(published: Any) -> Any:
+    if isinstance(published, tuple) and published[:1] == (PICKED,):
+        return batches.Picked(published[1], published[2])
+    return published
 
 
 def _part_of(name: str, whole: str) -> bool:

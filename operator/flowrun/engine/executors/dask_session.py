@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-import operator
 import threading
 import time
 import uuid
@@ -19,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import distributed
-from dask._task_spec import Task, TaskRef, parse_input
+from dask._task_spec import TaskRef
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
-from flowrun.engine.executors import base, fusion
+from flowrun.engine.executors import base, dask_graph
 from flowrun.engine.executors import dask_batches as batches
 from flowrun.engine.executors.dask_publish import Publisher, worth_publishing
 from flowrun.engine.executors.dask_worker import (
@@ -32,17 +31,12 @@ from flowrun.engine.executors.dask_worker import (
     TopicEvents,
     describe,
     run_child_on_worker,
-    run_on_worker,
-    run_segment,
 )
 
 log = logging.getLogger("flowrun.engine")
 
 # A finished future whose final event has not arrived after this long is asked directly.
 EVENT_GRACE = 10.0
-# Shortest chain worth fusing: a fused chain still takes two hops (the chain, then the
-# task that hands out each call's own result), so two calls would gain nothing.
-MIN_FUSED = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,33 +44,6 @@ class Pending:
     """A submission not yet sent to the scheduler (see `DaskSession.flush`)."""
 
     key: str
-
-
-def _dependencies(upstream: Any, reduced: Any, state_result: Any) -> set[str]:
-    """Keys of the TaskRefs and futures a submission waits for."""
-    found: set[str] = set()
-    stack = [upstream, reduced, state_result]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Opaque):
-            item = item.value
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):  # a batch marker (see `dask_batches`)
-            stack.extend(item.values())
-        elif isinstance(item, TaskRef | distributed.Future):
-            found.add(str(item.key))
-    return found
-
-
-def _renamed(item: Any, alias: Mapping[str, str]) -> Any:
-    if isinstance(item, TaskRef) and item.key in alias:
-        return TaskRef(alias[str(item.key)])
-    if isinstance(item, list):
-        return [_renamed(i, alias) for i in item]
-    if isinstance(item, dict):
-        return {k: _renamed(v, alias) for k, v in item.items()}
-    return item
 
 
 class DaskSession:
@@ -114,6 +81,7 @@ class DaskSession:
         self.fusable: set[str] = set()
         self.token = uuid.uuid4().hex[:12]
         self.counter = 0
+        self.siblings: dict[str, tuple[str, int]] = {}  # key -> (its batch's key, offset)
         client.subscribe_topic(self.topic, self._on_message)
 
     def close(self) -> None:
@@ -186,6 +154,7 @@ class DaskSession:
 
     def _arg(self, item: Any) -> Any:
         """A submission argument: futures and pending handles stay visible to Dask."""
+        item = self._own(item)
         if isinstance(item, Pending):
             future = self.futures.get(item.key)
             return future if future is not None else TaskRef(item.key)
@@ -225,36 +194,20 @@ class DaskSession:
         if not self.unsent:
             return
         unsent, self.unsent = self.unsent, {}
-        deps = {key: _dependencies(*args[2:]) for key, args in unsent.items()}
-        # A fused call's own key names an item of its segment's result. That item task is
-        # renamed, so the scheduler's duration estimates per task name stay those of real runs.
-        alias: dict[str, str] = {}
-        graph: dict[str, Task] = {}
-        for segment in fusion.linear_segments(deps, self.fusable):
-            if len(segment) < MIN_FUSED:
-                continue
-            self.counter += 1
-            fused = f"fused-{self.token}-{self.counter}"
-            for i, key in enumerate(segment):
-                alias[key] = f"fused-{key}"
-                graph[alias[key]] = Task(alias[key], operator.getitem, TaskRef(fused), i)
-            # The head's inputs go to Dask as arguments; the others' only name the previous key.
-            head = unsent[segment[0]]
-            members = [(head[0].value, head[1].value, None, None, None)]
-            for key in segment[1:]:
-                call, state, upstream, reduced, state_result = unsent[key]
-                members.append((call.value, state.value, upstream, reduced, state_result))
-            inputs = (parse_input(_renamed(a, alias)) for a in head[2:])
-            graph[fused] = Task(fused, run_segment, Opaque(members), *inputs)
-        for key, args in unsent.items():
-            if key not in alias:
-                inputs = (parse_input(_renamed(a, alias)) for a in args)
-                graph[key] = Task(key, run_on_worker, *inputs)
+        built = dask_graph.build(unsent, self.fusable, self._name_new, self._batch_size)
+        for key, (batch, offset) in built.siblings.items():
+            self.siblings[key] = (batch, offset)
+            self.publisher.track_sibling(key, batch, offset)
         self.fusable.difference_update(unsent)
-        keys = list(unsent)
-        futures = self.client.get(graph, [alias.get(k, k) for k in keys], sync=False)
-        for key, future in zip(keys, futures, strict=True):
-            self.futures[key] = future
+        keys = list(dict.fromkeys(built.wanted.get(k, k) for k in unsent))
+        futures = dict(zip(keys, self.client.get(built.graph, keys, sync=False), strict=True))
+        for key in unsent:
+            own = self.siblings[key][0] if key in self.siblings else key
+            self.futures[own] = futures[built.wanted.get(key, key)]
+
+    def _name_new(self, kind: str) -> str:
+        self.counter += 1
+        return f"{kind}-{self.token}-{self.counter}"
 
     def submit_children(
         self,
@@ -286,16 +239,23 @@ class DaskSession:
             self.futures[future.key] = future
         return futures
 
-    def _batch_size(self, n: int, call: calls.TaskCall) -> int:
-        forced = getattr(call.task, "map_batch_size", None) or self.map_batch_size
+    def _batch_size(self, n: int, call: calls.TaskCall | None = None) -> int:
+        forced = getattr(call and call.task, "map_batch_size", None) or self.map_batch_size
         if self.threads is None:
             self.threads = sum(self.client.nthreads().values())
-        return batches.batch_size(n, self.threads, forced)
+        return batches.batch_size(n, self.threads, forced if call is not None else None)
+
+    def _own(self, handle: Any) -> Any:
+        """A sibling's handle as a place in its batch (see `flush`)."""
+        if isinstance(handle, Pending) and handle.key in self.siblings:
+            return batches.BatchChild(handle.key, *self.siblings[handle.key])
+        return handle
 
     # -- records --------------------------------------------------------------------------
     def record(self, handle: Any) -> states.State | None:
         if isinstance(handle, states.State):
             return handle
+        handle = self._own(handle)
         key = handle.key
         found = self.records.get(key)
         if found is not None:

@@ -138,20 +138,35 @@ def run_batch(
     """Run a contiguous slice of a mapped task's children, each through its own
     TaskRunner, in order; return their final states (what downstream children pick)."""
     call0: calls.TaskCall = base.value
-    scope = call0.context.get("flow_run_id")
-    topic = call0.on_done.topic if isinstance(call0.on_done, TopicDone) else ""
-    sink = BatchSink(topic)
+    members = [
+        (dataclasses.replace(call0, map_index=index, key=key, slice_here=here), state)
+        for index, key, here, state in children.value
+    ]
+    return _run_members(members, upstreams, reduceds, state_results)
+
+
+def run_siblings(
+    members: Opaque, upstreams: list[Any], reduceds: list[Any], state_results: list[Any]
+) -> list[states.State]:
+    """Run independent TaskCalls that wait for the same tasks (the branches of a fan-out)
+    in order, as one Dask task; each keeps its own TaskRunner, events and final state."""
+    return _run_members(members.value, upstreams, reduceds, state_results)
+
+
+def _run_members(
+    members: list[tuple[calls.TaskCall, Any]],
+    upstreams: list[Any],
+    reduceds: list[Any],
+    state_results: list[Any],
+) -> list[states.State]:
+    first = members[0][0]
+    scope = first.context.get("flow_run_id")
+    sink = BatchSink(first.on_done.topic if isinstance(first.on_done, TopicDone) else "")
     finals: list[states.State] = []
     try:
-        for i, (index, key, slice_here, state) in enumerate(children.value):
-            call = dataclasses.replace(
-                call0,
-                map_index=index,
-                key=key,
-                slice_here=slice_here,
-                on_event=None if call0.on_event is None else functools.partial(sink.event, key),
-                on_done=sink.done,
-            )
+        for i, (given, state) in enumerate(members):
+            on_event = given.on_event and functools.partial(sink.event, given.key)
+            call = dataclasses.replace(given, on_event=on_event, on_done=sink.done)
             if interrupts.is_cancelled(scope):
                 final: states.State = states.Cancelled("Task was cancelled.")
                 sink.done(call, final, 0)

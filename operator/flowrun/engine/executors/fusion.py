@@ -8,7 +8,7 @@ chains too). This module only computes the segments; the Dask session builds the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 
 
 def linear_segments(
@@ -43,3 +43,24 @@ def linear_segments(
             segment.append(led[segment[-1]])
         segments.append(segment)
     return segments
+
+
+def sibling_groups(
+    deps: Mapping[str, Set[str]], candidates: Iterable[str], size_of: Callable[[int], int]
+) -> list[list[str]]:
+    """Groups of `candidates` that wait for exactly the same keys (the branches of a
+    fan-out), cut into batches of `size_of(len(group))`; groups of one are left out.
+
+    Such tasks are independent of each other and ready at the same moment: running a
+    batch of them as one Dask task costs the scheduler one task instead of one each, the
+    same trade as a mapped task's children (see `dask_batches`).
+    """
+    by_deps: dict[frozenset[str], list[str]] = {}
+    for key in candidates:
+        by_deps.setdefault(frozenset(deps[key]), []).append(key)
+    groups: list[list[str]] = []
+    for keys in by_deps.values():
+        size = size_of(len(keys))
+        if size > 1:
+            groups.extend(g for g in (keys[i : i + size] for i in range(0, len(keys), size)))
+    return [g for g in groups if len(g) > 1]
