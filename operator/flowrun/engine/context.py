@@ -43,6 +43,24 @@ class Context:
     def to_dict(self) -> dict[str, Any]:
         return dict(_CURRENT.get())
 
+    def copy(self) -> dict[str, Any]:
+        return dict(_CURRENT.get())
+
+    def keys(self) -> Any:
+        return _CURRENT.get().keys()
+
+    def items(self) -> Any:
+        return _CURRENT.get().items()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_CURRENT.get())
+
+    def __len__(self) -> int:
+        return len(_CURRENT.get())
+
+    def __bool__(self) -> bool:
+        return True  # the context object itself, empty or not
+
     def setdefault(self, name: str, default: Any = None) -> Any:
         """The value of `name`, set to `default` first if missing (until the block ends)."""
         current = _CURRENT.get()

@@ -69,3 +69,18 @@ def state_of(raw: Mapping[str, Any], result: Any) -> states.State:
         kwargs["n_map_states"] = raw.get("n_map_states") or 0
         kwargs["result"] = None
     return cls(raw.get("message"), **kwargs)
+
+
+def call_handlers(
+    handlers: list[Callable[..., Any]], owner: Any, old: states.State, new: states.State
+) -> states.State:
+    """Run state handlers in turn, as Prefect does: each gets what the previous returned
+    (a State unsealed for it, so `new_state.message = ...` works) or, when it returns
+    None, what it was given. What the last leaves is sealed; a handler that returned
+    something other than a State makes that fail (AttributeError), as in Prefect."""
+    current: Any = new
+    for handler in handlers:
+        given = current.thaw() if isinstance(current, states.State) else current
+        current = handler(owner, old, given) or given
+    sealed: states.State = current.seal()
+    return sealed

@@ -7,7 +7,9 @@ flow state from the reference tasks. It returns `Running` while tasks remain unf
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -72,6 +74,7 @@ class FlowRunner:
     ) -> None:
         self.flow = as_flow(flow)
         self.state_handlers = list(state_handlers or ())
+        self.logger = logging.getLogger("flowrun.FlowRunner")
 
     def run(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
@@ -129,15 +132,14 @@ class FlowRunner:
         """Call the flow's then the runner's state handlers; a handler that raises ends
         the flow in the state its signal stands for, or Failed (as in Prefect)."""
         try:
-            for handler in self.flow.state_handlers:
-                given = new.thaw()
-                new = (handler(self.flow, old, given) or given).seal()
-            for runner_handler in self.state_handlers:
-                given = new.thaw()
-                new = (runner_handler(self, old, given) or given).seal()
+            new = events.call_handlers(self.flow.state_handlers, self.flow, old, new)
+            new = events.call_handlers(self.state_handlers, self, old, new)
         except (signals.ENDRUN, signals.StateSignal) as sig:
             return sig.state
         except BaseException as exc:  # sys.exit() in a handler ends the flow, not the process
+            self.logger.exception("Exception encountered during flow state handler: %r", exc)
+            if contexts.context.get("raise_on_exception"):
+                raise
             return states.Failed(
                 f"Unexpected error while calling state handlers: {exc!r}", result=exc
             )
@@ -178,23 +180,38 @@ class FlowRunner:
         return self._change(running, final), records
 
     def _context(self, inputs: RunInputs) -> dict[str, Any]:
-        values: dict[str, Any] = {
-            p.name: p.default for p in self.flow.parameters() if not p.required
-        }
-        values.update(inputs.parameters)
         # The caller's `with flowrun.context(...)` values reach the tasks, as in Prefect;
         # the date keys are defaults that a caller's context may set.
         base: dict[str, Any] = {**contexts.context.to_dict(), **inputs.context}
-        base["flow_name"] = self.flow.name
-        now = states.now()
-        base.setdefault("scheduled_start_time", now)
-        for key, value in _date_keys(now).items():
-            base.setdefault(key, value)
-        if isinstance(base["date"], str):
-            base["date"] = dt.datetime.fromisoformat(base["date"])
+        # Parameters: the context's, then the defaults, then the ones given (Prefect's order).
+        values: dict[str, Any] = dict(base.get("parameters") or {})
+        for p in self.flow.parameters():
+            if not p.required:
+                values.setdefault(p.name, p.default)
+        values.update(inputs.parameters)
         base["parameters"] = values
+        base["flow_name"] = self.flow.name
+        base.setdefault("scheduled_start_time", states.now())
+        for key, value in _date_keys(self._date(base)).items():
+            base.setdefault(key, value)
         base["flow_run_id"] = inputs.run_id
         return base
+
+    def _date(self, base: dict[str, Any]) -> dt.datetime:
+        """The run's `date` (a datetime or an ISO 8601 text given in the context), else now."""
+        given = base.get("date")
+        if isinstance(given, str):
+            with contextlib.suppress(ValueError):
+                given = base["date"] = dt.datetime.fromisoformat(given)
+        if isinstance(given, dt.datetime):
+            return given
+        if given is not None:
+            self.logger.warning(
+                "`date` was set in the context manually but could not be parsed into a "
+                "pendulum `DateTime` object or a datetime; `today`, `tomorrow` and the other "
+                "date keys use the current time."
+            )
+        return states.now()
 
     def determine_final_state(
         self, records: Mapping[str, states.State], run_set: set[str] | None = None

@@ -18,14 +18,22 @@ from flowrun.engine.flow_runner import FlowRunner
 from flowrun.engine.taskstates import TaskStateDict
 
 
-def check_parameters(flow: FlowBase, given: Mapping[str, Any]) -> None:
+def check_parameters(
+    flow: FlowBase, given: Mapping[str, Any], context: Mapping[str, Any] | None = None
+) -> None:
     names = {p.name for p in flow.parameters()}
     unknown = sorted(set(given) - names)
     if unknown:
         raise ValueError(
             f"Flow.run received the following unexpected parameters: {', '.join(unknown)}"
         )
-    missing = sorted(p.name for p in flow.parameters() if p.required and p.name not in given)
+    # A required parameter may come in the context's `parameters`, as in Prefect.
+    in_context = (context or {}).get("parameters") or {}
+    missing = sorted(
+        p.name
+        for p in flow.parameters()
+        if p.required and p.name not in given and p.name not in in_context
+    )
     if missing:
         raise ValueError(
             f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
@@ -54,7 +62,9 @@ def run_flow(
     runner = (runner_cls or FlowRunner)(flow)
 
     def run_once(params: Mapping[str, Any], ctx: Mapping[str, Any]) -> states.State:
-        check_parameters(flow, params)
+        check_parameters(flow, params, ctx)
+        # As in Prefect, flow.run sets the scheduled start time (the schedule's, or now).
+        ctx = {**ctx, "scheduled_start_time": ctx.get("scheduled_start_time", states.now())}
         final = looping.run_until_finished(
             runner,
             parameters=params,
@@ -65,6 +75,7 @@ def run_flow(
         )
         return final.replace(result=TaskStateDict.from_slugs(flow, final.result))
 
+    context.pop("scheduled_start_time", None)
     schedule = getattr(flow, "schedule", None)
     if schedule is None or run_on_schedule is False:
         return run_once(given, context)

@@ -175,6 +175,9 @@ class Scheduled(Pending):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.start_time is not None and self.start_time.tzinfo is None:
+            # A naive time is taken as UTC, as Prefect does.
+            object.__setattr__(self, "start_time", self.start_time.replace(tzinfo=dt.UTC))
         # The run count travels in a scheduled state's context, as in Prefect.
         count = _ambient("task_run_count")
         if count is not None:

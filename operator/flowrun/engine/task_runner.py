@@ -7,6 +7,7 @@ This is where a task's code runs: in the client for LocalExecutor, on a worker f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -44,8 +45,11 @@ class TaskRunner:
         self.state_handlers = list(state_handlers)
         self.on_event = on_event
         self.cache_candidates = tuple(cache_candidates)
-        self.context: dict[str, Any] = {}
+        # The context where the runner is made, as in Prefect; `run(context=)` adds to it.
+        self._made_in = contexts.context.to_dict()
+        self.context: dict[str, Any] = dict(self._made_in)
         self.run_count = 1
+        self.logger = logging.getLogger("flowrun.TaskRunner")
 
     # -- the pipeline ----------------------------------------------------------------------
     def run(
@@ -59,7 +63,7 @@ class TaskRunner:
     ) -> states.State:
         state = state or states.Pending()
         upstream = upstream_states or {}
-        self.context = ctx = dict(context or {})
+        self.context = ctx = {**self._made_in, **contexts.context.to_dict(), **(context or {})}
         # A scheduled state (Resume, Paused, ...) carries the run count it was made in,
         # as in Prefect, so a resumed task's retries still count down.
         self.run_count = (
@@ -135,17 +139,19 @@ class TaskRunner:
         if new is old:
             return new
         try:
-            for handler in self.task.state_handlers:
-                given = new.thaw()
-                new = (handler(self.task, old, given) or given).seal()
-            for runner_handler in self.state_handlers:
-                given = new.thaw()
-                new = (runner_handler(self, old, given) or given).seal()
+            new = events.call_handlers(self.task.state_handlers, self.task, old, new)
+            new = events.call_handlers(self.state_handlers, self, old, new)
         except (signals.ENDRUN, signals.PAUSE):
             raise
         except signals.StateSignal as sig:
             new = sig.state
         except BaseException as exc:  # sys.exit() in a handler too ends this task only
+            self.logger.exception(
+                "Task '%s': Exception encountered during task state handler: %r",
+                self.context.get("task_full_name", self.task.name),
+                exc,
+            )
+            self._debug_reraise()
             failed = states.Failed(
                 f"Unexpected error while calling state handlers: {exc!r}", result=exc
             )
@@ -299,16 +305,17 @@ class TaskRunner:
                 loop_count=self.context.get("task_loop_count", 1),
             )
         except signals.RETRY as retry:
-            self._debug_reraise()
             # Keeps the signal's start_time (RETRY(start_time=...) waits until then).
             new = retry.state.replace(run_count=self.run_count)
         except signals.ENDRUN:
             raise
         except signals.StateSignal as sig:
-            if not isinstance(sig, signals.SUCCESS):
-                self._debug_reraise()
             new = sig.state
         except Exception as exc:
+            self.logger.exception(
+                "Task '%s': Exception encountered during task execution!",
+                self.context.get("task_full_name", task.name),
+            )
             self._debug_reraise()
             new = states.Failed(f"Error during execution of task: {exc!r}", result=exc)
         except BaseException as exc:

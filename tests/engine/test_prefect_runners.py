@@ -1,0 +1,93 @@
+"""Prefect 1.x runner behaviours from its docs and tests: the context a TaskRunner is made
+in, state handlers chained on what the previous returned, errors logged and re-raised under
+`raise_on_exception`, parameters from the context, the start time flow.run sets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import pytest
+
+import flowrun
+from flowrun import Flow, Parameter, Task, task
+from flowrun.engine import signals
+from flowrun.engine import state as states
+from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.task_runner import TaskRunner
+from flowrun.utilities.debug import raise_on_exception
+
+
+class Boom(Task):
+    def run(self) -> None:
+        raise ValueError("custom-error-message")
+
+
+def test_a_task_runner_uses_the_context_it_was_made_in() -> None:
+    with flowrun.context(chris="foo"):
+        runner = TaskRunner(task(lambda: flowrun.context.get("chris")))
+    assert runner.context["chris"] == "foo"
+    assert runner.run().result == "foo"
+    with flowrun.context(raise_on_exception=True), pytest.raises(ValueError, match="custom"):
+        TaskRunner(Boom()).run()
+
+
+def test_a_task_error_is_logged_with_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    assert TaskRunner(Boom()).run().is_failed()
+    assert "Task 'Boom': Exception encountered during task execution!" in caplog.text
+    assert "ValueError: custom-error-message" in caplog.text
+
+
+def test_state_handlers_are_chained_and_a_non_state_fails_as_in_prefect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[Any] = []
+
+    def second(task: Any, old: states.State, new: Any) -> None:
+        seen.append(new)
+
+    runner = TaskRunner(Task(state_handlers=[lambda *a: True, second]))
+    state = runner.run()
+    assert True in seen  # the second handler got what the first returned
+    assert state.is_failed()
+    assert any("state handler" in r.message and r.levelno == logging.ERROR for r in caplog.records)
+    with raise_on_exception(), pytest.raises(AttributeError):
+        TaskRunner(Task(state_handlers=[lambda *a: True])).run()
+    # A signal raised by the task is its state, not an error, even under raise_on_exception.
+    fail = task(lambda: (_ for _ in ()).throw(signals.FAIL("no")))
+    with raise_on_exception():
+        assert TaskRunner(fail).run().is_failed()
+
+
+def test_a_naive_retry_time_is_taken_as_utc() -> None:
+    later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=5)
+
+    class Retry(Task):
+        def run(self) -> None:
+            raise signals.RETRY(start_time=later)
+
+    state = TaskRunner(Retry()).run()
+    assert state.is_retrying()
+    assert state.start_time == later.replace(tzinfo=dt.UTC)
+
+
+def test_parameters_may_come_in_the_context_and_given_ones_win() -> None:
+    x, y = Parameter("x"), Parameter("y")
+    flow = Flow("p", tasks=[x, y])
+    final = FlowRunner(flow).run(
+        parameters={"x": 2}, context={"parameters": {"x": 5, "y": 6}}, return_tasks=[x, y]
+    )
+    assert (final.result[x].result, final.result[y].result) == (2, 6)
+    assert flow.run(context={"parameters": {"x": 1, "y": 1}}).is_successful()
+
+
+def test_flow_run_sets_the_scheduled_start_time_itself() -> None:
+    @task
+    def start() -> Any:
+        return flowrun.context.get("scheduled_start_time")
+
+    flow = Flow("s", tasks=[start])
+    got = flow.run(context={"scheduled_start_time": 42}).result[start].result
+    assert isinstance(got, dt.datetime)
+    assert dict(flowrun.context.items()) == flowrun.context.copy() == {}
