@@ -14,8 +14,11 @@ import flowrun
 from flowrun import Flow, Parameter, Task, task
 from flowrun.engine import signals
 from flowrun.engine import state as states
+from flowrun.engine.cache_validators import all_inputs, partial_inputs_only
 from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.result import Result
 from flowrun.engine.task_runner import TaskRunner
+from flowrun.triggers import all_successful
 from flowrun.utilities.debug import raise_on_exception
 
 
@@ -91,3 +94,29 @@ def test_flow_run_sets_the_scheduled_start_time_itself() -> None:
     got = flow.run(context={"scheduled_start_time": 42}).result[start].result
     assert isinstance(got, dt.datetime)
     assert dict(flowrun.context.items()) == flowrun.context.copy() == {}
+
+
+def test_task_run_name_is_formatted_from_the_inputs_into_the_context() -> None:
+    @task(task_run_name="hello-{x}")
+    def named(x: int) -> Any:
+        return flowrun.context.get("task_run_name")
+
+    @task(task_run_name=lambda **inputs: f"call-{inputs['x']}")
+    def called(x: int) -> Any:
+        return flowrun.context.get("task_run_name")
+
+    with Flow("names") as flow:
+        by_template = named.map([1, 2])
+        by_call = called(3)
+    final = flow.run()
+    assert final.result[by_template].result == ["hello-1", "hello-2"]
+    assert final.result[by_call].result == "call-3"
+
+
+def test_cache_validators_and_triggers_take_prefect_shaped_arguments() -> None:
+    cached = states.Cached(cached_inputs={"x": Result(1), "s": Result("str")})
+    assert all_inputs(cached, {"x": 1, "s": "str"}, None) is True
+    assert all_inputs(cached, {"x": 1, "s": "other"}, None) is False
+    assert partial_inputs_only(validate_on=["x"])(cached, {"x": 1, "s": "other"}, None) is True
+    assert partial_inputs_only(validate_on=["x"])(cached, None, None) is False
+    assert all_successful(set()) is True

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowrun.engine import state as states
+from flowrun.engine.result.base import Result
 
 Validator = Callable[[states.Cached, Mapping[str, Any], Mapping[str, Any]], bool]
 
@@ -51,7 +52,15 @@ def all_inputs(
         return False
     if state.hashed_inputs is not None:
         return dict(state.hashed_inputs) == hash_inputs(inputs)
-    return dict(state.cached_inputs or {}) == dict(inputs)
+    return _cached_values(state) == dict(inputs)
+
+
+def _cached_values(state: states.Cached) -> dict[str, Any]:
+    """`cached_inputs` as values (Prefect keeps them as Result objects)."""
+    return {
+        key: value.value if isinstance(value, Result) else value
+        for key, value in (state.cached_inputs or {}).items()
+    }
 
 
 def all_parameters(
@@ -70,8 +79,12 @@ def partial_inputs_only(validate_on: Iterable[str] | None = None) -> Validator:
             return False
         if keys is None:
             return True
-        hashed = state.hashed_inputs or {}
-        return all(key in inputs and hashed.get(key) == tokenize(inputs[key]) for key in keys)
+        given = inputs or {}
+        if state.hashed_inputs:
+            hashed = state.hashed_inputs
+            return all(key in given and hashed.get(key) == tokenize(given[key]) for key in keys)
+        cached = _cached_values(state)
+        return all(key in given and key in cached and cached[key] == given[key] for key in keys)
 
     return partial_inputs_only
 
@@ -87,7 +100,8 @@ def partial_parameters_only(validate_on: Iterable[str] | None = None) -> Validat
         if keys is None:
             return True
         cached = state.cached_parameters or {}
-        return all(cached.get(key) == parameters.get(key) for key in keys)
+        given = parameters or {}
+        return all(key in cached and key in given and cached[key] == given[key] for key in keys)
 
     return partial_parameters_only
 

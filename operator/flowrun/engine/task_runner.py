@@ -125,6 +125,7 @@ class TaskRunner:
         if is_parent:
             self.check_task_ready_to_map(state, upstream)
         inputs = self.get_task_inputs(upstream)
+        self._name_run(inputs)
         state = self.check_task_is_cached(state, inputs)
         if not is_start:
             state = self.check_task_trigger(state, upstream)
@@ -246,6 +247,20 @@ class TaskRunner:
                     value = _flattened_value(up)
                 inputs[edge.key] = value
         return inputs
+
+    def set_task_run_name(self, task_inputs: Mapping[str, Any]) -> None:
+        """Prefect's step: `task_run_name` from inputs given as Results (their `.value`)."""
+        self._name_run({k: getattr(v, "value", v) for k, v in task_inputs.items()})
+
+    def _name_run(self, inputs: Mapping[str, Any]) -> None:
+        """`task_run_name` in the context: the task's template formatted with its inputs,
+        or what its callable returns for them, as in Prefect."""
+        template = self.task.task_run_name
+        if not template:
+            return
+        name = template(**inputs) if callable(template) else template.format(**inputs)
+        self.context["task_run_name"] = name
+        contexts.context.update(task_run_name=name)
 
     def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
         task = self.task

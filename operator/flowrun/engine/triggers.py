@@ -17,7 +17,9 @@ Trigger = Callable[[Mapping[Any, states.State]], bool]
 
 
 def _states(upstream_states: Mapping[Any, states.State]) -> list[states.State]:
-    return states.flatten_mapped(upstream_states.values())
+    # Prefect's triggers also take a plain collection of states (e.g. an empty set).
+    found = upstream_states.values() if isinstance(upstream_states, Mapping) else upstream_states
+    return states.flatten_mapped(found)
 
 
 def all_successful(upstream_states: Mapping[Any, states.State]) -> bool:
