@@ -340,12 +340,39 @@ async def diagnose(name: str, namespace: str | None) -> str:
     )
     if not pods:
         return f"the DaskCluster is {phase} but no scheduler or worker pod exists yet."
-    problems = []
+    problems: list[str] = []
     for pod in pods:
-        pod_status = pod.raw.get("status", {})
-        for cond in pod_status.get("conditions", []):
-            if cond.get("status") == "False" and cond.get("message"):
-                problems.append(f"pod {pod.name}: {cond['message']}")
-        if not pod_status.get("conditions"):
-            problems.append(f"pod {pod.name} is {pod_status.get('phase', 'Pending')}")
+        for problem in pod_problems(pod.name, pod.raw.get("status", {})):
+            if problem not in problems:
+                problems.append(problem)
     return "; ".join(problems[:3]) or f"the DaskCluster is {phase} and its pods are not ready."
+
+
+def pod_problems(name: str, status: dict[str, Any]) -> list[str]:
+    """Why one Pod is not ready, in the kubelet's words: its containers' waiting reasons
+    (ErrImagePull, CrashLoopBackOff...) and last terminations (OOMKilled, exit codes) first,
+    then the Pod's own false conditions (Unschedulable...).
+
+    >>> pod_problems("w", {"containerStatuses": [{"name": "worker", "state": {"waiting": {
+    ...     "reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"reason": "OOMKilled",
+    ...     "exitCode": 137}}}]})
+    ['pod w: container worker CrashLoopBackOff (last exit: OOMKilled, code 137)']
+    """
+    problems = []
+    for container in status.get("containerStatuses", []):
+        waiting = container.get("state", {}).get("waiting") or {}
+        last = container.get("lastState", {}).get("terminated") or {}
+        if not waiting.get("reason") and not last:
+            continue
+        text = f"pod {name}: container {container['name']} {waiting.get('reason', 'restarted')}"
+        if waiting.get("message"):
+            text += f": {waiting['message'][:200]}"
+        if last:
+            text += f" (last exit: {last.get('reason', 'Error')}, code {last.get('exitCode')})"
+        problems.append(text)
+    if problems:
+        return problems
+    for cond in status.get("conditions", []):
+        if cond.get("status") == "False" and cond.get("message"):
+            problems.append(f"pod {name}: {cond['message']}")
+    return problems or [f"pod {name} is {status.get('phase', 'Pending')}"]

@@ -1,0 +1,150 @@
+"""Faults on the product's own path, each decided by the real kubelet, containerd and Dask: a
+worker or the scheduler Pod deleted mid-task, an image that cannot be pulled, a container that
+crash-loops at start, a worker over its memory limit, and many FlowRuns at once. Every run ends
+(never hangs), says why, and leaves no DaskCluster, Pod or Service of its cluster behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FlowRuns
+from support.helmop import DASK_CLUSTER_LABEL, HelmOperator
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
+
+# Long enough to be hit mid-task on a loaded machine; printed host names tell who ran it.
+SLOW_HOSTNAME = {"name": "slow", "fn": "subprocess:getoutput", "args": ["sleep 25; hostname"]}
+
+
+def executor(image: str, workers: int = 2, **dask: Any) -> dict[str, Any]:
+    return {
+        "type": "Dask",
+        "dask": {"cluster": "Kubernetes", "image": image, "workers": workers, **dask},
+    }
+
+
+@pytest.fixture
+def frs(node_operator: HelmOperator, restricted_namespace: str, tmp_path) -> FlowRuns:
+    return FlowRuns(node_operator.kubectl, restricted_namespace, tmp_path)
+
+
+def ended(frs: FlowRuns, op: HelmOperator, name: str, timeout: float = 300) -> dict[str, Any]:
+    try:
+        return frs.wait_phase(name, timeout=timeout)
+    except TimeoutError:
+        raise AssertionError(op.diagnosis(frs.namespace)) from None
+
+
+def component_pods(op: HelmOperator, ns: str, component: str) -> list[str]:
+    return [
+        p["metadata"]["name"]
+        for p in op.pods(ns, f"{DASK_CLUSTER_LABEL},dask.org/component={component}")
+        if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+    ]
+
+
+def when_running(frs: FlowRuns, name: str, task: str) -> Callable[[], bool]:
+    def check() -> bool:
+        return frs.status(name).get("tasks", {}).get(task, {}).get("state") == "Running"
+
+    return check
+
+
+def test_worker_pods_deleted_mid_task_the_run_still_ends(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    op, ns = node_operator, frs.namespace
+    spec = {
+        "flow": {"tasks": [{**SLOW_HOSTNAME, "maxRetries": 1, "retryDelaySeconds": 0}]},
+        "returnTasks": ["slow"],
+        "executor": executor(op.image),
+    }
+    frs.apply("fault", spec)
+    wait_for(when_running(frs, "fault", "slow"), timeout=240, what="task slow Running")
+    victims = component_pods(op, ns, "worker")
+    assert victims
+    op.kubectl("delete", "pod", "-n", ns, *victims, "--wait=false")
+    status = ended(frs, op, "fault")
+    if status["phase"] == "Succeeded":
+        # Dask ran the task again on a worker Pod that replaced the deleted ones.
+        assert status["results"]["slow"] not in victims, status
+    else:
+        assert status["phase"] == "Failed", status
+        assert "worker" in status["message"].lower(), status
+    op.wait_clean(ns)
+
+
+def test_scheduler_pod_deleted_mid_run_ends_with_a_reason(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    op, ns = node_operator, frs.namespace
+    spec = {"flow": {"tasks": [SLOW_HOSTNAME]}, "executor": executor(op.image, workers=1)}
+    frs.apply("fault", spec)
+    wait_for(when_running(frs, "fault", "slow"), timeout=240, what="task slow Running")
+    [scheduler] = component_pods(op, ns, "scheduler")
+    op.kubectl("delete", "pod", "-n", ns, scheduler, "--wait=false")
+    status = ended(frs, op, "fault")
+    assert status["phase"] in ("Failed", "Succeeded"), status
+    if status["phase"] == "Failed":
+        assert status.get("message"), status
+    op.wait_clean(ns)
+
+
+def test_an_image_that_cannot_be_pulled_fails_within_the_startup_timeout(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    op, ns = node_operator, frs.namespace
+    image = "localhost/flowrun/does-not-exist:1"
+    spec = {
+        "flow": {"tasks": [{"name": "a", "fn": "operator:add", "args": [1, 2]}]},
+        "executor": executor(image, workers=1, startupTimeoutSeconds=30),
+    }
+    frs.apply("fault", spec)
+    status = ended(frs, op, "fault", timeout=180)
+    assert status["phase"] == "Failed", status
+    message = status["message"]
+    assert any(r in message for r in ("ErrImagePull", "ImagePullBackOff")), message
+    op.wait_clean(ns)
+
+
+def test_a_container_that_crash_loops_at_start_fails_with_the_pods_reason(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    """A memory limit no Dask process fits in: the scheduler is OOMKilled at every start."""
+    op, ns = node_operator, frs.namespace
+    tiny = {"limits": {"memory": "24Mi"}, "requests": {"memory": "24Mi"}}
+    spec = {
+        "flow": {"tasks": [{"name": "a", "fn": "operator:add", "args": [1, 2]}]},
+        "executor": executor(op.image, workers=1, resources=tiny, startupTimeoutSeconds=40),
+    }
+    frs.apply("fault", spec)
+    status = ended(frs, op, "fault", timeout=200)
+    assert status["phase"] == "Failed", status
+    message = status["message"]
+    assert any(r in message for r in ("CrashLoopBackOff", "OOMKilled")), message
+    op.wait_clean(ns)
+
+
+def test_a_worker_over_its_memory_limit_ends_the_task_failed(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    op, ns = node_operator, frs.namespace
+    limit = {"limits": {"memory": "400Mi"}, "requests": {"memory": "200Mi"}}
+    hog = {"name": "hog", "fn": "operator:mul", "args": ["x", 1_500_000_000]}
+    spec = {
+        "flow": {"tasks": [hog]},
+        "executor": executor(op.image, workers=1, resources=limit),
+    }
+    frs.apply("fault", spec)
+    status = ended(frs, op, "fault", timeout=400)
+    assert status["phase"] == "Failed", status
+    hog_status = status["tasks"]["hog"]
+    assert hog_status["state"] == "Failed", status
+    # Dask's words: the workers that died running it (the Pods' OOMKilled is not named yet).
+    assert "KilledWorker" in hog_status["message"], hog_status
+    op.wait_clean(ns)
