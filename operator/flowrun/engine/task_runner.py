@@ -11,7 +11,15 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowrun.engine import cache_validators, events, flattening, interrupts, signals, stdout_log
+from flowrun.engine import (
+    cache_validators,
+    checkpoints,
+    events,
+    flattening,
+    interrupts,
+    signals,
+    stdout_log,
+)
 from flowrun.engine import context as contexts
 from flowrun.engine import state as states
 from flowrun.engine.task import Task
@@ -126,7 +134,10 @@ class TaskRunner:
             self.check_task_ready_to_map(state, upstream)
         inputs = self.get_task_inputs(upstream)
         self._name_run(inputs)
-        state = self.check_task_is_cached(state, inputs)
+        if self.task.target:
+            state = self.check_target(state, inputs)
+        else:
+            state = self.check_task_is_cached(state, inputs)
         if not is_start:
             state = self.check_task_trigger(state, upstream)
         state = self.set_task_to_running(state)
@@ -262,6 +273,10 @@ class TaskRunner:
         self.context["task_run_name"] = name
         contexts.context.update(task_run_name=name)
 
+    def check_target(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
+        found = checkpoints.found_at_target(self.task, self.context, inputs)
+        return state if found is None else self._change(state, found)
+
     def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
         task = self.task
         params = self.context.get("parameters") or {}
@@ -340,8 +355,16 @@ class TaskRunner:
                 result=exc,
             )
         else:
-            new = states.Success("Task run succeeded.", result=value)
+            new = self._succeeded(value, inputs)
         return self._change(state, new)
+
+    def _succeeded(self, value: Any, inputs: Mapping[str, Any]) -> states.State:
+        try:
+            stored = checkpoints.checkpointed(self.task, self.context, inputs, value)
+        except Exception as exc:
+            self.logger.exception("Task '%s': writing its result failed", self.task.name)
+            return states.Failed(f"Error writing the task's result: {exc!r}", result=exc)
+        return states.Success("Task run succeeded.", result=stored)
 
     def _debug_reraise(self) -> None:
         """Inside an `except` block: re-raise what the task raised when the run context has
