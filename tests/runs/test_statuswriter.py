@@ -57,6 +57,45 @@ def test_many_updates_become_few_patches() -> None:
     assert len(sink.state["status"]["tasks"]) == 50
 
 
+def test_slow_patches_are_paced_by_their_own_cost() -> None:
+    """A patch that takes the API server long (a big inline flow) is followed by a pause of
+    PACE times its duration, not by the next patch one interval later."""
+
+    class SlowSink(RecordingSink):
+        def __init__(self) -> None:
+            super().__init__()
+            self.starts: list[float] = []
+            self.ends: list[float] = []
+
+        async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+            self.starts.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.1)
+            await super().patch_status(namespace, name, patch)
+            self.ends.append(asyncio.get_running_loop().time())
+
+    async def until(condition: Any) -> None:
+        async with asyncio.timeout(60):
+            while not condition():
+                await asyncio.sleep(0.005)
+
+    async def scenario() -> SlowSink:
+        sink = SlowSink()
+        async with StatusWriter(sink, namespace="ns", name="fr", interval=0.01) as writer:
+            for i in range(3):  # each update arrives while the previous patch is in flight
+                writer.update({"tasks": {"t": {"n": i}}})
+                await until(lambda: len(sink.starts) > i)  # noqa: B023 - awaited right here
+            await until(lambda: len(sink.ends) == 3)
+        return sink
+
+    sink = run(scenario())
+    assert len(sink.starts) == 3  # all sent by the writer's loop, before close()
+    for k in range(2):
+        took = sink.ends[k] - sink.starts[k]
+        # The pause scales with the patch's cost (interval alone is 0.01 s): PACE x took.
+        assert sink.starts[k + 1] - sink.ends[k] >= max(2.0, statuswriter.PACE * 0.9) * took
+    assert sink.state["status"]["tasks"]["t"] == {"n": 2}
+
+
 def test_failed_patch_is_retried_without_losing_newer_values() -> None:
     async def scenario() -> RecordingSink:
         sink = RecordingSink(fail_first=2)

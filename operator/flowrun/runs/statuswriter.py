@@ -32,6 +32,11 @@ from flowrun.runs.secrets import Masker
 logger = logging.getLogger(__name__)
 
 MAX_BACKOFF = 10.0
+# After a patch, wait at least PACE times as long as it took: a patch of a FlowRun with a big
+# inline flow costs the API server seconds (it reprocesses the whole object, spec included, on
+# every status write: benchmarks/status_writes.py), and one run's status must not keep it busy
+# more than 1/(PACE+1) of the time. Small runs (milliseconds a patch) keep `interval`.
+PACE = 4.0
 # What a run's end needs: sent together first when a whole patch was refused.
 CORE_FIELDS = ("phase", "reason", "message", "conditions", "observedGeneration", "startTime",
                "completionTime")  # fmt: skip
@@ -107,6 +112,7 @@ class StatusWriter:
         self._mask = Masker()
         self.patches_sent = 0
         self.bytes_sent = 0
+        self.last_send_seconds = 0.0
 
     async def __aenter__(self) -> StatusWriter:
         self._task = asyncio.create_task(self._loop(), name=f"status:{self._name}")
@@ -168,7 +174,7 @@ class StatusWriter:
             await self._dirty.wait()
             if await self._send_once():
                 failures = 0
-                await asyncio.sleep(self._interval)
+                await asyncio.sleep(max(self._interval, PACE * self.last_send_seconds))
             else:
                 failures += 1
                 await asyncio.sleep(min(MAX_BACKOFF, self._interval * 2**failures))
@@ -187,8 +193,11 @@ class StatusWriter:
         if not patch:
             return True
         patch = self._mask.value(patch)
+        clock = asyncio.get_running_loop().time
+        started = clock()
         try:
             await self._sink.patch_status(self._namespace, self._name, {"status": patch})
+            self.last_send_seconds = clock() - started
         except asyncio.CancelledError:
             # close() interrupted this send: keep the patch for the final flush (sending a
             # merge patch twice is harmless; losing it is not).
