@@ -1,5 +1,9 @@
-"""Fixtures of the runner-Pod tests: the FlowRun CRD on the node, and the operator as a host
-process on the product path (no --allow-in-process) watching one test's namespace."""
+"""Fixtures of the runner-Pod tests: the operator on the product path (no --allow-in-process).
+
+The session's Helm-installed operator Pod when there is one (`node_operator` watches every
+namespace, so no second operator may run beside it), else `flowrun operator` as a host process
+watching this test's namespace (with the FlowRun CRD applied here).
+"""
 
 from __future__ import annotations
 
@@ -9,30 +13,28 @@ from typing import Any
 
 import pytest
 
-from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
 from support.flowruns import ROOT, FlowRuns, crd_established
-
-
-@pytest.fixture(scope="module")
-def node_crd(dev_node: Any) -> None:
-    dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
-    wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
+from support.nodeops import HostOperator, PodOperator
 
 
 @pytest.fixture
-def host_operator(
-    dev_node: Any, node_crd: None, node_namespace: str, tmp_path: Path
-) -> Iterator[OperatorProcess]:
-    """The operator, as a host process, on the product path, for this test's namespace."""
-    proc = OperatorProcess(
-        dev_node.node.kubeconfig,
-        tmp_path / "operator.log",
-        ["-n", node_namespace, f"--default-image={dev_node.image}", "--status-interval=0.5"],
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+def the_operator(
+    request: pytest.FixtureRequest, dev_node: Any, node_namespace: str, tmp_path: Path
+) -> Iterator[HostOperator | PodOperator]:
+    try:
+        release = request.getfixturevalue("node_operator")
+    except pytest.FixtureLookupError:
+        release = None
+    if release is not None:
+        yield PodOperator(release)
+        return
+    dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
+    wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
+    host = HostOperator(dev_node.node.kubeconfig, tmp_path, node_namespace, dev_node.image)
+    host.start()
+    yield host
+    host.stop()
 
 
 @pytest.fixture

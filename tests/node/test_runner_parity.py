@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
 from support.flowruns import ROOT, FlowRuns
+from support.nodeops import HostOperator, PodOperator
 from support.parity import comparable, run_locally
+
+NodeOperator = HostOperator | PodOperator
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
 
@@ -26,7 +28,7 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_a_runner_pod_writes_the_status_flowrun_run_prints(
-    name: str, host_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+    name: str, the_operator: NodeOperator, frs: FlowRuns, tmp_path: Path
 ) -> None:
     spec = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())["spec"]
     spec = {**spec, "executor": LOCAL}  # a LocalCluster inside the runner Pod
@@ -35,12 +37,12 @@ def test_a_runner_pod_writes_the_status_flowrun_run_prints(
     try:
         remote = frs.wait_phase(name, timeout=240)
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{host_operator.log_text()[-3000:]}") from None
+        raise AssertionError(f"{exc}\n{the_operator.log_text()[-3000:]}") from None
     assert comparable(remote) == comparable(local)
 
 
 def test_a_runner_that_keeps_dying_ends_the_run_with_the_pods_reason(
-    host_operator: OperatorProcess, frs: FlowRuns
+    the_operator: NodeOperator, frs: FlowRuns
 ) -> None:
     """The task ends the runner's process (exit code 3) each time: the Job replaces the Pod
     until its backoffLimit is spent; the operator then writes Failed, saying why."""
@@ -53,7 +55,7 @@ def test_a_runner_that_keeps_dying_ends_the_run_with_the_pods_reason(
     try:
         status = frs.wait_phase("dies", "Failed", "Succeeded", "Cancelled", timeout=300)
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{host_operator.log_text()[-3000:]}") from None
+        raise AssertionError(f"{exc}\n{the_operator.log_text()[-3000:]}") from None
     assert status["phase"] == "Failed", status
     assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "RunnerFailed"
     assert "exit code 3" in status["message"], status

@@ -16,9 +16,11 @@ from typing import Any
 
 import pytest
 
-from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
 from support.flowruns import FlowRuns
+from support.nodeops import HostOperator, PodOperator
+
+NodeOperator = HostOperator | PodOperator
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
 
@@ -49,15 +51,15 @@ def uid_of(frs: FlowRuns, name: str) -> str:
     return str(obj["metadata"]["uid"])
 
 
-def finished(frs: FlowRuns, name: str, host_operator: OperatorProcess, timeout: float = 180) -> Any:
+def finished(frs: FlowRuns, name: str, the_operator: NodeOperator, timeout: float = 180) -> Any:
     try:
         return frs.wait_phase(name, timeout=timeout)
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{host_operator.log_text()[-3000:]}") from None
+        raise AssertionError(f"{exc}\n{the_operator.log_text()[-3000:]}") from None
 
 
 def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
-    host_operator: OperatorProcess, frs: FlowRuns
+    the_operator: NodeOperator, frs: FlowRuns
 ) -> None:
     secret = "s3cr3t-" + uuid.uuid4().hex
     frs.kubectl(
@@ -84,7 +86,7 @@ def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
     }
     frs.apply("inpod", spec)
     uid = uid_of(frs, "inpod")
-    status = finished(frs, "inpod", host_operator)
+    status = finished(frs, "inpod", the_operator)
     assert status["phase"] == "Succeeded", status
     job = f"fr-inpod-{uid.replace('-', '')[:8]}-runner"
     assert status["results"]["where"].startswith(f"{job}-"), status["results"]  # the runner Pod
@@ -95,7 +97,7 @@ def test_a_flow_runs_in_its_runner_pod_and_secrets_come_from_the_kubelet(
     events = json.dumps(frs.events("inpod"))
     assert secret not in events
     assert secret not in json.dumps(frs.get("inpod"))
-    assert secret not in host_operator.log_text()
+    assert secret not in the_operator.log_text()
     wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
 
 
@@ -140,12 +142,12 @@ def hostile_scheduler(dev_node: Any, namespace: str, command: str) -> None:
 
 
 def test_a_hostile_scheduler_reaches_only_the_runner_pod(
-    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+    dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
 ) -> None:
     """An External scheduler the FlowRun's author runs sends a pickled payload to its Dask
-    client. The payload reports the host it ran on and would create a file on this host (where
-    the operator runs): only the runner Pod runs it; the operator never talks to it."""
-    marker = tmp_path / "operator-was-attacked"
+    client. The payload reports the host it ran on and would create a file where it runs: only
+    the runner Pod runs it; the operator never talks to it (no such file where it runs)."""
+    marker = f"/tmp/operator-was-attacked-{uuid.uuid4().hex[:8]}"
     report = (
         'python -c "import socket, urllib.request; urllib.request.urlopen('
         f"'http://hostile.{frs.namespace}.svc:8000/ran-in-' + socket.gethostname(), timeout=10)\""
@@ -169,18 +171,18 @@ def test_a_hostile_scheduler_reaches_only_the_runner_pod(
     try:
         line = wait_for(reported, timeout=180, what="the payload to run somewhere")
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{host_operator.log_text()[-3000:]}") from None
+        raise AssertionError(f"{exc}\n{the_operator.log_text()[-3000:]}") from None
     assert f"GET /ran-in-{job}-" in line, line  # in the runner Pod of this FlowRun
-    assert not marker.exists()  # never in the operator's process (nor anywhere on this host)
-    assert "hostile" not in host_operator.log_text()  # the operator never even connected
+    assert not the_operator.file_exists(marker)  # never run by the operator
+    assert "hostile" not in the_operator.log_text()  # the operator never even connected
     frs.kubectl("delete", "flowrun", "victim", "-n", frs.namespace, "--wait=false")
     wait_for(lambda: frs.get("victim") is None, timeout=120, what="the FlowRun to go")
     wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
-    assert not marker.exists()
+    assert not the_operator.file_exists(marker)
 
 
 def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
-    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns
+    dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
 ) -> None:
     missing_image = {
         "type": "Dask",
@@ -205,11 +207,11 @@ def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
         },
     )
     uids = {n: uid_of(frs, n) for n in ("noimage", "nosecret")}
-    image = finished(frs, "noimage", host_operator)
+    image = finished(frs, "noimage", the_operator)
     assert image["phase"] == "Failed", image
     assert "ImagePullBackOff" in image["message"] or "ErrImage" in image["message"], image
     assert "localhost/flowrun/absent:1" in image["message"]
-    secret = finished(frs, "nosecret", host_operator)
+    secret = finished(frs, "nosecret", the_operator)
     assert secret["phase"] == "Failed", secret
     assert "Secret 'absent' not found" in secret["message"], secret
     assert {c["type"]: c for c in secret["conditions"]}["Stalled"]["reason"] == "SecretNotFound"
@@ -287,7 +289,7 @@ def runner_pods(frs: FlowRuns, uid: str) -> list[str]:
 
 
 def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
-    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns
+    dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
 ) -> None:
     address = dask_cluster(dev_node, frs.namespace)
     frs.apply("resume", counted_flow(address))
@@ -295,7 +297,7 @@ def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
     wait_for(lambda: holding(frs, "resume"), timeout=240, what="mark done and hold running")
     [first] = runner_pods(frs, uid)
     frs.kubectl("delete", "pod", first, "-n", frs.namespace, "--wait=false")
-    status = finished(frs, "resume", host_operator, timeout=240)
+    status = finished(frs, "resume", the_operator, timeout=240)
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"last": 3}
     assert marks(frs) == 1  # the finished task did not run again in the new runner Pod
@@ -304,24 +306,19 @@ def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
 
 
 def test_killing_the_operator_mid_run_does_not_interrupt_the_run(
-    dev_node: Any, host_operator: OperatorProcess, frs: FlowRuns, tmp_path: Path
+    dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
 ) -> None:
     address = dask_cluster(dev_node, frs.namespace)
     frs.apply("steady", counted_flow(address))
     uid = uid_of(frs, "steady")
     wait_for(lambda: holding(frs, "steady"), timeout=240, what="mark done and hold running")
     [runner] = runner_pods(frs, uid)
-    host_operator.kill()
-    # With no operator at all, the runner Pod finishes the run and writes its end.
+    the_operator.kill()
+    # Whether an operator is back yet or not, the runner Pod finishes the run and writes its end.
     status = frs.wait_phase("steady", timeout=240)
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"last": 3}
     assert marks(frs) == 1
     assert runner_pods(frs, uid) == [runner]  # the same Pod ran it all
-    again = OperatorProcess(
-        dev_node.node.kubeconfig,
-        tmp_path / "operator-2.log",
-        ["-n", frs.namespace, f"--default-image={dev_node.image}"],
-    )
-    with again:
-        wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the new operator to clean up")
+    the_operator.restart()
+    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the new operator to clean up")
