@@ -76,7 +76,8 @@ class PodRun:
     async def execute(self) -> None:
         if self.initial_phase in TERMINAL:
             self.ctx.set_phase(self.uid, self.initial_phase)
-            await self.cleanup(all_kinds=True)
+            async with self.writer:
+                await self.sweep()
             return
         outcome: Outcome | None = None
         async with self.writer:
@@ -91,7 +92,8 @@ class PodRun:
             if policy.is_exiting(outcome) or outcome.retry:
                 self._retry_later(outcome)
                 return
-            await self.cleanup(all_kinds=self.launched or self.cluster is not None)
+            if self.launched or self.cluster is not None:
+                await self.cleanup()
             if outcome is not RUNNER_ENDED:
                 self._finish(outcome)
         self.ctx.set_phase(self.uid, None if outcome.reason == stopping.DELETED else self.phase())
@@ -194,24 +196,40 @@ class PodRun:
             logger.warning("runner of %s/%s did not stop in %gs", self.namespace, self.name, grace)
         return outcome
 
-    async def cleanup(self, *, all_kinds: bool) -> None:
+    async def cleanup(self) -> None:
         """Delete what the run created (each by its deterministic name; absent ones are fine)."""
-        if not all_kinds:
-            return
         name = objects.runner_name(self.owner)
         for kind in ("Job", "RoleBinding", "Role", "ServiceAccount"):
             try:
                 await kubeobjects.delete(self.ctx.api, kind, self.namespace, name)
             except Exception as exc:  # cleanup must not mask the outcome; say it loudly
                 logger.warning("deleting %s %s/%s failed: %s", kind, self.namespace, name, exc)
-        if self.cluster is None and not asks_for_daskcluster(self.body):
-            return
-        cluster = self.cluster or cluster_base.cluster_name(self.owner)
+        if self.cluster is not None:
+            await self._delete_cluster(self.cluster)
+
+    async def sweep(self) -> None:
+        """A finished run whose cleanup was cut short (operator killed): what it may have left.
+        Cheap for the others: one GET (the runner's ServiceAccount goes last), and the DaskCluster
+        only when status says one was made and not deleted."""
+        status = self.body.get("status") or {}
+        name = objects.runner_name(self.owner)
         try:
-            if await podcluster.delete(self.ctx.api, cluster, self.namespace):
+            left = await kubeobjects.get(self.ctx.api, "ServiceAccount", self.namespace, name)
+        except Exception as exc:  # the garbage collector remains the backstop
+            logger.warning("sweeping the runner of %s failed: %s", self.name, exc)
+            left = None
+        if left is not None:
+            await self.cleanup()
+        if policy.needs_sweep(self.body.get("spec") or {}, status):
+            await self._delete_cluster(cluster_base.cluster_name(self.owner))
+
+    async def _delete_cluster(self, name: str) -> None:
+        try:
+            if await podcluster.delete(self.ctx.api, name, self.namespace):
                 self._event("Normal", "ClusterDeleted", "Dask cluster deleted.")
+            self.writer.update(policy.CLUSTER_DELETED)  # a restart has nothing to sweep
         except Exception as exc:
-            logger.warning("deleting DaskCluster %s/%s failed: %s", self.namespace, cluster, exc)
+            logger.warning("deleting DaskCluster %s/%s failed: %s", self.namespace, name, exc)
 
     def _event(self, kind: str, reason: str, message: str) -> None:
         post = kopf.info if kind == "Normal" else kopf.warn
@@ -239,13 +257,6 @@ class PodRun:
         self._phase(outcome.phase, outcome.reason, outcome.message)
         kind = "Normal" if outcome.phase == "Succeeded" else "Warning"
         self._event(kind, outcome.reason, outcome.message)
-
-
-def asks_for_daskcluster(body: Mapping[str, Any]) -> bool:
-    executor = (body.get("spec") or {}).get("executor") or {}
-    if executor.get("type", "Dask") != "Dask":
-        return False
-    return bool((executor.get("dask") or {}).get("cluster", "Kubernetes") == "Kubernetes")
 
 
 def stopping_outcome(why: str, body: Mapping[str, Any]) -> Outcome:

@@ -125,6 +125,12 @@ class PodRun(daemon.Run):
     async def _sweep(self) -> None:
         return None  # the operator deletes what the run left (this identity may not)
 
+    async def _take_over(self) -> None:
+        # Pending is the operator's word (the first runner has not run yet); a runner that finds
+        # the run Running took it over from one that died: count that as a restart.
+        if self.initial_phase == "Running":
+            await super()._take_over()
+
     async def follow(self) -> None:
         """Keep `self.live` (what `Stop` reads) current by watching the FlowRun; a FlowRun gone
         is a deleted one. After any break in the watch, one GET catches up."""
