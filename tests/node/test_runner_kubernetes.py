@@ -61,14 +61,15 @@ def test_a_hostile_scheduler_of_a_daskcluster_reaches_only_the_runner_pod(
     runner = f"fr-victim-{uid.replace('-', '')[:8]}-runner"
 
     def reported() -> str | None:
-        lines = [x for x in scheduler_logs(frs).splitlines() if "GET /ran-in-" in x]
+        # The HTTP server's request lines (the log also shows the preload's own text).
+        lines = [x for x in scheduler_logs(frs).splitlines() if '"GET /ran-in-' in x]
         return lines[0] if lines else None
 
     try:
         line = wait_for(reported, timeout=300, what="the payload to run somewhere")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}\n{node_operator.diagnosis(frs.namespace)}") from None
-    assert f"GET /ran-in-{runner}-" in line, line  # in this FlowRun's runner Pod only
+    assert f'"GET /ran-in-{runner}-' in line, line  # in this FlowRun's runner Pod only
     assert not operator.file_exists(marker)
     frs.kubectl("delete", "flowrun", "victim", "-n", frs.namespace, "--wait=false")
     wait_for(lambda: frs.get("victim") is None, timeout=180, what="the FlowRun to go")

@@ -165,7 +165,7 @@ def test_a_hostile_scheduler_reaches_only_the_runner_pod(
 
     def reported() -> str | None:
         logs = frs.kubectl("logs", "hostile", "-n", frs.namespace, check=False).stdout
-        lines = [line for line in logs.splitlines() if "GET /ran-in-" in line]
+        lines = [line for line in logs.splitlines() if '"GET /ran-in-' in line]
         return lines[0] if lines else None
 
     try:
