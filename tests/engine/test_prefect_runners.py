@@ -120,3 +120,24 @@ def test_cache_validators_and_triggers_take_prefect_shaped_arguments() -> None:
     assert partial_inputs_only(validate_on=["x"])(cached, {"x": 1, "s": "other"}, None) is True
     assert partial_inputs_only(validate_on=["x"])(cached, None, None) is False
     assert all_successful(set()) is True
+
+
+def test_the_task_logger_is_in_the_context(caplog: pytest.LogCaptureFixture) -> None:
+    @task(timeout=5)
+    def log_it() -> None:
+        flowrun.context.get("logger").critical("important log right here")
+
+    assert Flow("logs", tasks=[log_it]).run().is_successful()
+    found = [r for r in caplog.records if r.levelname == "CRITICAL"]
+    assert [r.name for r in found] == ["flowrun.log_it"]
+
+
+def test_stateful_triggers_pass_with_nothing_upstream_and_copy_keeps_a_target() -> None:
+    from flowrun.engine.results import LocalResult  # noqa: PLC0415 - fsspec
+    from flowrun.triggers import some_failed  # noqa: PLC0415
+
+    assert some_failed(at_least=2, at_most=4)(set()) is True
+    copied = Task().copy(target="target", result=LocalResult(dir="."))
+    assert copied.result.location == "target"
+    with pytest.raises(ValueError, match=r"call `Task\(...\).run\(...\)`"):
+        Task()()

@@ -148,6 +148,8 @@ class Task(TaskAPI, TaskOperators):
             elif key == "timeout":
                 value = _seconds(given)
             setattr(new, key, value)
+        if "target" in task_args or "result" in task_args:
+            new._set_result_options(new.checkpoint, new.result, new.target)
         if "slug" not in task_args and getattr(self, "_auto_slug", False):
             new.slug = None
         new.tags = self.tags | frozenset(new.tags) | frozenset(context.get("tags") or ())
@@ -176,10 +178,12 @@ class Task(TaskAPI, TaskOperators):
     ) -> Task:
         target = flow or flow_context.current_flow()
         if target is None:
+            shown = self.name if hasattr(self, "fn") else f"{type(self).__name__}(...)"
             raise ValueError(
                 f"Could not infer an active Flow context while creating edge to {self}. "
                 "This often means you called a task outside a `with Flow(...)` block. "
-                "To run the task's code directly, call `.run(...)` on it."
+                "If you're trying to run this task outside of a Flow context, you need "
+                f"to call `{shown}.run(...)`"
             )
         bound = self.signature().bind(*args, **kwargs).arguments
         for name, param in self.signature().parameters.items():

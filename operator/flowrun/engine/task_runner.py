@@ -83,6 +83,7 @@ class TaskRunner:
         ctx.setdefault("task_name", self.task.name)
         ctx.setdefault("task_slug", self.task.slug)
         ctx.setdefault("task_tags", self.task.tags)
+        ctx["logger"] = self.task.logger  # Prefect's `context.logger` in a task run
         index = ctx.get("map_index")
         ctx.setdefault(
             "task_full_name", self.task.name if index is None else f"{self.task.name}[{index}]"

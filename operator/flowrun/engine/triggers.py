@@ -97,6 +97,8 @@ def _some(
 ) -> Trigger:
     def trigger(upstream_states: Mapping[Any, states.State]) -> bool:
         found = _states(upstream_states)
+        if not found:
+            return True  # nothing upstream: nothing to count, as in Prefect
         count = sum(1 for s in found if predicate(s))
         low, high = _bounds(len(found), at_least, at_most)
         if not low <= count <= high:
