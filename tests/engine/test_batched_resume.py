@@ -97,3 +97,25 @@ def test_a_new_client_resumes_a_batched_map_without_rerunning_finished_children(
     for i in succeeded:
         assert _runs(tmp_path, i) == 1, i  # finished before the stop: not run again
     assert _runs(tmp_path, BLOCKED) == 2  # cancelled: runs again
+
+
+def test_publishing_keeps_the_adaptive_batches(dask_cluster: Any) -> None:
+    """The operator's path (publish_prefix, no size given) batches a map as any other run."""
+
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    with Flow("publish-adaptive") as flow:
+        m = inc.map(list(range(200)))
+    prefix = f"adaptive-{uuid.uuid4().hex[:8]}/"
+    executor = DaskExecutor(address=dask_cluster.scheduler_address, publish_prefix=prefix)
+    state = run_until_finished(flow, executor=executor, return_tasks=[m])
+    assert state.result[m].result == list(range(1, 201))
+    with distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        names = [str(n) for n in client.list_datasets() if str(n).startswith(prefix)]
+        for name in names:
+            client.unpublish_dataset(name)
+    parts = [dask_resume.PART.search(n) for n in names if "[" in n]
+    assert 1 < len(parts) < 200
+    assert all(p is not None and p.group(2) is not None for p in parts), names
