@@ -200,6 +200,9 @@ def executor(request, _switch):
 """
 
 
+# Cases deselected per module (pytest -k), with why: they hang in this harness.
+DESELECT = {"core/test_task_map.py": "not mproc"}  # a cluster of worker processes per test
+
 # Tests not counted, with why (matched against "Class::test_name" of each module's tests).
 STEP_CLASSES = (
     "TestInitializeRun|TestCheckUpstreamFinished|TestCheckUpstreamSkipped|TestCheckTaskTrigger"
@@ -286,6 +289,8 @@ def run(
         f"--junitxml={report}",
         f"tests/{module}",
     ]
+    if module in DESELECT:
+        command += ["-k", DESELECT[module]]
     try:
         subprocess.run(
             command, check=False, cwd=scratch, env=env, timeout=timeout, capture_output=True
