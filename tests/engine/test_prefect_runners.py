@@ -141,3 +141,16 @@ def test_stateful_triggers_pass_with_nothing_upstream_and_copy_keeps_a_target() 
     assert copied.result.location == "target"
     with pytest.raises(ValueError, match=r"call `Task\(...\).run\(...\)`"):
         Task()()
+
+
+def test_flow_runner_gives_a_task_keyed_dict_and_a_finished_state_back_untouched() -> None:
+    one = task(lambda: 1, name="one")
+    flow = Flow("f", tasks=[one])
+    final = FlowRunner(flow).run(return_tasks=[one])
+    assert final == states.Success(result={one: states.Success(result=1)})
+    assert final.result["one-1"].result == 1
+    given = states.Success(result=5)
+    assert FlowRunner(flow).run(state=given, return_tasks=[one]) is given
+    not_run = flow.run(state=states.Success())
+    assert not_run.is_successful()
+    assert not_run.result[one].is_pending()

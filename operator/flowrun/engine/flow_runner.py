@@ -24,7 +24,7 @@ from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.flow_pass import FlowPass
 from flowrun.engine.graph_model import FlowGraph
 from flowrun.engine.run_inputs import RunInputs
-from flowrun.engine.taskstates import TaskStates, slug_of
+from flowrun.engine.taskstates import TaskStateDict, TaskStates, slug_of
 
 ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 
@@ -104,8 +104,11 @@ class FlowRunner:
         wanted = self.slugs(return_tasks)
         with self.open(executor, inputs) as session:
             final, records = self.run_pass(session, inputs, state)
+            if state is not None and final is state:
+                return final  # the flow did not run: its state as given, as in Prefect
             returned = {s: session.resolve(records[s]) for s in wanted if s in records}
-        return final.replace(result=TaskStates(returned))
+        # `{task: state}` as Prefect's; a slug string works as a key too.
+        return final.replace(result=TaskStateDict.from_slugs(self.flow, TaskStates(returned)))
 
     @contextmanager
     def open(self, executor: Executor | None, inputs: RunInputs) -> Iterator[Session]:

@@ -73,7 +73,13 @@ def run_flow(
             return_tasks=flow.sorted_tasks(),
             **kwargs,
         )
-        return final.replace(result=TaskStateDict.from_slugs(flow, final.result))
+        # Every task has a state, also when the flow did not run (Pending then).
+        found = final.result if isinstance(final.result, Mapping) else {}
+        every = {
+            t.slug or "": found.get(t.slug or "") or states.Pending("Task not run.")
+            for t in flow.sorted_tasks()
+        }
+        return final.replace(result=TaskStateDict.from_slugs(flow, every))
 
     context.pop("scheduled_start_time", None)
     schedule = getattr(flow, "schedule", None)
