@@ -1,3 +1,4 @@
+# ruff: noqa: E402 - the sys.path fix below must run before any other import
 """The product's own path on a real node: the Helm-installed operator, FlowRuns on real Pods.
 
 Measures (root only; the node is `flowrun dev up --node`'s, started here and stopped after):
@@ -13,11 +14,15 @@ Measures (root only; the node is `flowrun dev up --node`'s, started here and sto
 
 from __future__ import annotations
 
+import sys
+
+# benchmarks/operator.py would shadow the stdlib `operator` module: drop this folder from the path.
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("benchmarks")]
+
 import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
