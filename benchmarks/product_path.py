@@ -137,8 +137,10 @@ def observe(bench: Bench, name: str, started: float, stop: threading.Event) -> d
         for key, hit in marks.items():
             if hit:
                 seen.setdefault(key, now)
-        if "succeeded" in seen and "cluster" in seen and not marks["cluster"]:
-            seen["deleted"] = now
+        if "succeeded" in seen and not marks["cluster"]:
+            if "cluster" in seen:
+                seen["deleted"] = now
+            break
         time.sleep(0.2)
     return seen
 
@@ -215,7 +217,9 @@ def main() -> int:
             bench = Bench(node, built)
             install = bench.install()
             local = latency(bench, args.runs, {"type": "Local"}, "l")
+            print("Local:", local, flush=True)
             k8s = latency(bench, args.runs, bench.kubernetes(), "k")
+            print("Kubernetes:", k8s, flush=True)
             wall = concurrent(bench, args.concurrent)
             report(up, install, local, k8s, wall, args, bench)
         finally:
