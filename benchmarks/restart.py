@@ -14,7 +14,7 @@ Each is measured over an empty namespace (the baseline) and over N finished Flow
 with executor Local, a third on a Local Dask cluster, a third on a Kubernetes Dask cluster;
 their status names the cluster and says it was deleted at the run's end, except for one run in
 ten whose cleanup was cut short (its operator was killed): those are the ones to sweep. No node
-is needed (the clusters are gone). The ratio is N finished runs / empty.
+is needed (the objects are gone). The ratio is N finished runs / empty.
 
     python benchmarks/restart.py                  # N=300, the in-process path
     python benchmarks/restart.py --product-path   # runner Pods: what their cleanup asks for
@@ -99,7 +99,7 @@ def finished_runs(plane: Plane, n: int) -> None:
         })  # fmt: skip
     plane.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
                                                          "items": items}))  # fmt: skip
-    for item in items:
+    for i, item in enumerate(items):
         name = item["metadata"]["name"]
         status: dict[str, Any] = {"phase": "Succeeded", "message": "Flow run succeeded."}
         if item["spec"]["executor"]["type"] == "Dask":

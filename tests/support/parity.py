@@ -14,14 +14,18 @@ import yaml
 from support.flowruns import FLOWS
 
 TIMES = {"startTime", "completionTime", "endTime", "lastTransitionTime"}
+# The operator's own housekeeping about a run (restarts, clean-up): absent by nature locally.
+HOUSEKEEPING = {"handedOver", "operatorRestarts"}
 
 
 def comparable(status: dict[str, Any]) -> dict[str, Any]:
-    """A status without what differs by nature between two runs: times, cluster address."""
+    """A status without what differs by nature between two runs: times, cluster address, the
+    operator's housekeeping."""
+    left_out = TIMES | HOUSEKEEPING | {"cluster"}
 
     def strip(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: strip(v) for k, v in value.items() if k not in TIMES and k != "cluster"}
+            return {k: strip(v) for k, v in value.items() if k not in left_out}
         if isinstance(value, list):
             return [strip(v) for v in value]
         return value
