@@ -1,6 +1,6 @@
 """Faults on the product's own path, each decided by the real kubelet, containerd and Dask: a
 worker or the scheduler Pod deleted mid-task, an image that cannot be pulled, a container that
-crash-loops at start, a worker over its memory limit. Every run ends
+crash-loops at start, a worker over its memory limit, 20 FlowRuns at once. Every run ends
 (never hangs), says why, and leaves no DaskCluster, Pod or Service of its cluster behind.
 """
 
@@ -148,3 +148,24 @@ def test_a_worker_over_its_memory_limit_ends_the_task_failed(
     # Dask's words: the workers that died running it (the Pods' OOMKilled is not named yet).
     assert "KilledWorker" in hog_status["message"], hog_status
     op.wait_clean(ns)
+
+
+def test_twenty_flowruns_at_once_all_finish_and_leave_no_pod(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    """More runs than the chart's maxConcurrentRuns (16): the rest wait Pending, then run."""
+    op, ns = node_operator, frs.namespace
+    names = [f"many-{i}" for i in range(20)]
+    for i, name in enumerate(names):
+        spec = {
+            "flow": {"tasks": [{"name": "a", "fn": "operator:add", "args": [i, 1]}]},
+            "returnTasks": ["a"],
+            "executor": executor(op.image, workers=1, startupTimeoutSeconds=900),
+        }
+        frs.apply(name, spec)
+    finals = {name: ended(frs, op, name, timeout=1500) for name in names}
+    assert {n: s["phase"] for n, s in finals.items()} == dict.fromkeys(names, "Succeeded")
+    assert [s["results"]["a"] for s in finals.values()] == [i + 1 for i in range(20)]
+    op.wait_clean(ns, timeout=300)
+    runners = op.pods(ns, "flowrun.dev/runner")
+    assert runners == [], [p["metadata"]["name"] for p in runners]
