@@ -1,19 +1,24 @@
 """`make demo`: the product's main job on a fresh machine.
 
-Brings the real local control plane up (flowrun.dev), installs the FlowRun CRD, runs the operator
-(`--allow-in-process`: the examples use the Local Dask provider, a LocalCluster inside the
-operator), applies every manifest in examples/, waits for them to finish, shows
-`kubectl get flowruns` and one FlowRun's status, and cleans everything up again.
+As root, the product's own path on a real node (scripts/demo_node.py: the Helm-installed operator,
+the examples as FlowRuns on the Kubernetes provider). Otherwise (a node needs root) the API-only
+control plane: installs the FlowRun CRD, runs the operator with `--allow-in-process` (the
+examples use the Local Dask provider, a LocalCluster inside the operator), applies every manifest
+in examples/, waits for them to finish, shows `kubectl get flowruns` and one FlowRun's status,
+and cleans everything up again.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import demo_node  # scripts/ is on the path of `python scripts/demo.py`
 
 from flowrun.dev import build
 from flowrun.dev.controlplane import ControlPlane
@@ -91,6 +96,10 @@ def run_demo(plane: ControlPlane, tmp: Path) -> int:
 
 
 def main() -> int:
+    if os.geteuid() == 0 and os.environ.get("FLOWRUN_DEMO") != "in-process":
+        return demo_node.main()
+    print("== Not root: a node needs network/mount namespaces and cgroups, so this demo runs the")
+    print("   flows inside the operator on the API-only control plane (--allow-in-process)")
     bins = build.ensure_built()
     with tempfile.TemporaryDirectory(prefix="flowrun-demo-") as tmp:
         plane = ControlPlane(Path(tmp) / "plane", bin_dir=bins)

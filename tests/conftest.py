@@ -9,58 +9,19 @@ The plane is the same code as `flowrun dev up`; teardown stops exactly the PIDs 
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from flowrun.dev import build, image, kubeconfig
+from flowrun.dev import build, helmop, image, kubeconfig
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.node import Node
+from flowrun.dev.tool import Tool
 from flowrun.dev.waiting import wait_for
-from support import helmop
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A kubectl or helm invocation bound to one kubeconfig."""
-
-    binary: Path
-    kubeconfig: Path
-
-    def __call__(
-        self,
-        *args: str,
-        input: str | None = None,
-        check: bool = True,
-        timeout: float = 120,
-        kubeconfig: Path | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig or self.kubeconfig)}
-        result = subprocess.run(
-            [str(self.binary), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{self.binary.name} {' '.join(args)} failed ({result.returncode}):\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def json(self, *args: str, **kwargs: Any) -> Any:
-        return json.loads(self(*args, "-o", "json", **kwargs).stdout)
 
 
 @pytest.fixture(scope="session")

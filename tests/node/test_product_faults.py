@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from flowrun.dev.helmop import DASK_CLUSTER_LABEL, HelmOperator
 from flowrun.dev.waiting import wait_for
 from support.flowruns import FlowRuns
-from support.helmop import DASK_CLUSTER_LABEL, HelmOperator
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from flowrun.dev.helmop import HelmOperator
 from support.flowruns import FlowRuns
-from support.helmop import HelmOperator
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node]
 

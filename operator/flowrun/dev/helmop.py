@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from flowrun.dev.image import project_root
 from flowrun.dev.waiting import wait_for
 
-CHART = Path(__file__).resolve().parents[2] / "helm" / "flowrun-operator"
 RELEASE = "flowrun"
 NAMESPACE = "flowrun-system"
 RESTRICTED = {
@@ -129,7 +128,7 @@ def install(kubectl: Any, helm: Any, image: str, dask_operator_image: str) -> He
     _adopt_crd(kubectl)
     started = time.monotonic()
     helm(
-        "install", RELEASE, str(CHART), "-n", NAMESPACE,
+        "install", RELEASE, str(project_root() / "helm" / "flowrun-operator"), "-n", NAMESPACE,
         *install_values(image, dask_operator_image),
         "--wait", "--timeout", "5m",
         timeout=330,
