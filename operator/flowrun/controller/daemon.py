@@ -16,7 +16,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -26,43 +26,26 @@ from flowrun.api import status as status_mod
 from flowrun.cluster.kubernetes import delete_daskcluster
 from flowrun.controller import errors, policy, stopping
 from flowrun.controller.clusteropts import cluster_options
+from flowrun.controller.runbase import RunBase
 from flowrun.engine.events import TaskEvent
 from flowrun.runs import render
 from flowrun.runs.execute import Runner, RunResult
 from flowrun.runs.outcome import TERMINAL
 from flowrun.runs.plan import Policy, RunPlan, build_plan
-from flowrun.runs.statuswriter import StatusWriter
 
 logger = logging.getLogger(__name__)
 
 
-class Run:
+class Run(RunBase):
     """One attempt at one FlowRun inside this operator process."""
 
     resumed_message = "Resumed after an operator restart."
 
     def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
-        self.ctx = ctx
-        self.body = body
-        meta = body["metadata"]
-        self.namespace: str = meta["namespace"]
-        self.name: str = meta["name"]
-        self.uid: str = meta["uid"]
-        status: Mapping[str, Any] = body.get("status") or {}
-        self.initial_phase: str | None = status.get("phase")
-        self.start_time: str | None = status.get("startTime")
-        self.initial_status: dict[str, Any] = dict(status)
-        self.known_tasks: dict[str, Any] = dict(status.get("tasks") or {})
-        self.conditions: list[Any] = list(status.get("conditions") or [])
-        self.stop = stopping.Stop(stopped=stopped, body=body)
+        super().__init__(ctx, body=body, stopped=stopped)
+        self.known_tasks: dict[str, Any] = dict(self.initial_status.get("tasks") or {})
+        self.conditions: list[Any] = list(self.initial_status.get("conditions") or [])
         self.cancel = threading.Event()
-        self.writer = StatusWriter(
-            ctx.sink,
-            namespace=self.namespace,
-            name=self.name,
-            interval=ctx.settings.status_interval,
-            metrics=ctx.metrics,
-        )
         self.plan: RunPlan | None = None
         self.tasks: render.TaskStatus | None = None
         self.provider: cluster.ClusterProvider | None = None

@@ -32,9 +32,9 @@ from flowrun.controller import (
     stopping,
 )
 from flowrun.controller import runner_objects as objects
+from flowrun.controller.runbase import RunBase
 from flowrun.runs import render
 from flowrun.runs.outcome import TERMINAL, FlowRunError, Outcome
-from flowrun.runs.statuswriter import StatusWriter
 
 logger = logging.getLogger(__name__)
 
@@ -42,27 +42,11 @@ POLL = 2.0  # seconds between two looks at the runner's Job and Pods
 RUNNER_ENDED = Outcome("", "RunnerEnded", "")  # the runner wrote the run's end itself
 
 
-class PodRun:
+class PodRun(RunBase):
     """One FlowRun, from the operator's side, while a runner Pod runs it."""
 
     def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
-        self.ctx = ctx
-        self.body = body
-        meta = body["metadata"]
-        self.namespace: str = meta["namespace"]
-        self.name: str = meta["name"]
-        self.uid: str = meta["uid"]
-        status: Mapping[str, Any] = body.get("status") or {}
-        self.initial_phase: str | None = status.get("phase")
-        self.start_time: str | None = status.get("startTime")
-        self.stop = stopping.Stop(stopped=stopped, body=body)
-        self.writer = StatusWriter(
-            ctx.sink,
-            namespace=self.namespace,
-            name=self.name,
-            interval=ctx.settings.status_interval,
-            metrics=ctx.metrics,
-        )
+        super().__init__(ctx, body=body, stopped=stopped)
         self.owner = cluster_base.Owner(
             body["apiVersion"], body["kind"], self.name, self.namespace, self.uid
         )
