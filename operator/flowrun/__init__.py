@@ -8,7 +8,8 @@ from flowrun import executors, schedules, triggers
 from flowrun.engine.context import context
 from flowrun.engine.edges import flatten, mapped, unmapped
 from flowrun.engine.flow import Flow
-from flowrun.engine.task import Parameter, Task, task
+from flowrun.engine.parameter import Parameter
+from flowrun.engine.task import Task, task
 from flowrun.tasks.control_flow import case
 from flowrun.utilities.tasks import tags
 

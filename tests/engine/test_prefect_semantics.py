@@ -310,8 +310,8 @@ def test_task_api_as_prefect_documents_it() -> None:
 
     assert pair.nout == 2
     assert pair.inputs() == {
-        "x": {"type": int, "required": True},
-        "y": {"type": str, "required": False},
+        "x": {"type": int, "required": True, "default": None},
+        "y": {"type": str, "required": False, "default": "s"},
     }
     assert pair.outputs() == tuple[int, str]
     assert pair.logger.name == "flowrun.pair"

@@ -18,7 +18,7 @@ from flowrun.api.validation import DeclaredParameter, SpecError
 from flowrun.engine import graph
 from flowrun.engine import state as states
 from flowrun.engine.flow import Flow
-from flowrun.engine.task import Parameter
+from flowrun.engine.parameter import Parameter
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from flowrun.engine.task import NO_DEFAULT, Parameter
+from flowrun.engine.parameter import NO_DEFAULT, Parameter
 
 
 class DateTimeParameter(Parameter):

@@ -22,7 +22,8 @@ from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated, Edge
 from flowrun.engine.flow_context import UNUSED_TRACKER
-from flowrun.engine.task import Constant, Parameter, Task, as_task, contains_task
+from flowrun.engine.parameter import Parameter
+from flowrun.engine.task import Constant, Task, as_task, contains_task
 
 FlowStateHandler = Callable[[Any, states.State, states.State], "states.State | None"]
 TerminalStateHandler = Callable[[Any, states.State, list[states.State]], "states.State | None"]

@@ -20,8 +20,9 @@ from flowrun.engine.graph_model import (
     Ref,
     TaskSpec,
 )
+from flowrun.engine.parameter import Parameter
 from flowrun.engine.refs import RefTask
-from flowrun.engine.task import Collection, Constant, FunctionTask, Parameter, Task
+from flowrun.engine.task import Collection, Constant, FunctionTask, Task
 
 F = TypeVar("F", bound=FlowBase)
 

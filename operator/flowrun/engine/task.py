@@ -9,15 +9,16 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from flowrun.engine import cache_validators, flow_context, signals, triggers
+from flowrun.engine import cache_validators, flow_context, task_options, triggers
 from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated
 from flowrun.engine.flow_context import FlowBuilder
-from flowrun.engine.task_api import TaskAPI, check_run_signature, infer_nout
+from flowrun.engine.task_api import TaskAPI, check_run_signature, infer_nout, warn_reserved
 from flowrun.engine.task_operators import TaskOperators
 from flowrun.engine.task_options import batch_size as _batch_size
 from flowrun.engine.task_options import delta as _delta
@@ -59,22 +60,22 @@ class Task(TaskAPI, TaskOperators):
         target: str | Callable[..., str] | None = None,
         task_run_name: str | Callable[..., str] | None = None,
     ) -> None:
+        if type(self) is not Task:
+            warn_reserved(self)
         if isinstance(tags, str):
             raise TypeError("Tags should be a set of tags, not a string.")
         self.name = name or type(self).__name__
         self.slug = slug
         # Tags of enclosing `flowrun.utilities.tasks.tags(...)` blocks are added.
         self.tags = frozenset(tags or ()) | frozenset(context.get("tags") or ())
+        task_options.check_retry_delay(retry_delay, max_retries)
         self.max_retries = max_retries or 0
         self.retry_delay = _delta(retry_delay) or dt.timedelta(0)
-        if retry_on is not None and isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        self.retry_on: tuple[type[BaseException], ...] | None = (
-            None if retry_on is None else tuple(retry_on)
-        )
+        self.retry_on = task_options.retry_on(retry_on, max_retries)
         self.timeout = _seconds(timeout)
         self.trigger: triggers.Trigger = trigger or triggers.all_successful
         self.skip_on_upstream_skip = skip_on_upstream_skip
+        task_options.warn_uncached(cache_for, cache_validator, cache_validators.never_use)
         self.cache_for = _delta(cache_for)
         default_validator = (
             cache_validators.duration_only if cache_for else cache_validators.never_use
@@ -136,6 +137,7 @@ class Task(TaskAPI, TaskOperators):
 
         A slug given by the user is kept (FlowRuns name tasks by slug), unlike Prefect,
         which appends "-copy"; an automatic slug is reset."""
+        _warn_if_wired(self)
         unknown = [key for key in task_args if not hasattr(self, key)]
         if unknown:
             raise AttributeError(f"{self} does not have {unknown[0]} as an attribute")
@@ -185,6 +187,8 @@ class Task(TaskAPI, TaskOperators):
                 "If you're trying to run this task outside of a Flow context, you need "
                 f"to call `{shown}.run(...)`"
             )
+        # Tags of enclosing `tags(...)` blocks are added where the task is bound too.
+        self.tags = self.tags | frozenset(context.get("tags") or ())
         bound = self.signature().bind(*args, **kwargs).arguments
         for name, param in self.signature().parameters.items():
             if param.kind is param.VAR_KEYWORD and name in bound:
@@ -202,8 +206,10 @@ class Task(TaskAPI, TaskOperators):
         task_args: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> Task:
-        """Run one child per element, zipping the mapped arguments to the shortest."""
-        new = self.copy(**(task_args or {}))
+        """Run one child per element, zipping the mapped arguments to the shortest.
+
+        A mapped task is not iterable (`nout` None) unless `task_args` says otherwise."""
+        new = self.copy(**{"nout": None, **(task_args or {})})
         return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 
     def set_upstream(
@@ -256,12 +262,32 @@ class Task(TaskAPI, TaskOperators):
         return found
 
     def __getitem__(self, key: Any) -> Task:
-        return GetItem(name=f"{self.name}[{key!r}]")(self, key)
+        """A task giving `self[key]`; it stores its result as this task does."""
+        name = f"{self.name}[{key.name if isinstance(key, Task) else repr(key)}]"
+        item = GetItem(name=name, checkpoint=self.checkpoint, result=self.result)
+        return item.bind(self, key)
 
     def __iter__(self) -> Iterator[Task]:
         if self.nout is None:
-            raise TypeError(f"Task {self.name!r} is not iterable: set nout= to unpack its result.")
+            raise TypeError(
+                f"Task is not iterable ({self.name!r}). If your task returns multiple "
+                "results, pass `nout` to the task decorator/constructor, or provide a "
+                "`Tuple` return-type annotation to your task."
+            )
         return (self[i] for i in range(self.nout))
+
+
+def _warn_if_wired(task: Task) -> None:
+    """A copy of a task wired in the active flow keeps none of its edges: say so."""
+    flow = flow_context.current_flow()
+    edges = getattr(flow, "edges_to", None)
+    if edges is not None and task in flow.tasks and (edges(task) or flow.edges_from(task)):
+        warnings.warn(
+            "You are making a copy of a task that has dependencies on or to other tasks "
+            "in the active flow context. The copy will not retain those dependencies.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _failure_callback(fn: Callable[[Task, states.State], None]) -> StateHandler:
@@ -298,48 +324,6 @@ def task(fn: Callable[..., Any] | None = None, **task_args: Any) -> Any:
     if fn is None:
         return lambda f: FunctionTask(f, **task_args)
     return FunctionTask(fn, **task_args)
-
-
-class _NoDefault:
-    def __repr__(self) -> str:
-        return "<no default>"
-
-
-NO_DEFAULT: Any = _NoDefault()
-
-
-class Parameter(Task):
-    """A run-time input; its slug is its name. Required unless it has a default."""
-
-    def __init__(
-        self,
-        name: str,
-        default: Any = NO_DEFAULT,
-        required: bool | None = None,
-        tags: Iterable[str] | None = None,
-    ) -> None:
-        if required is None:
-            required = default is NO_DEFAULT
-        self.default = None if default is NO_DEFAULT else default
-        self.required = required
-        super().__init__(name=name, slug=name, tags=tags)
-
-    def __repr__(self) -> str:
-        return f"<Parameter: {self.name}>"
-
-    def copy(self, name: str | None = None, **task_args: Any) -> Task:
-        """A copy under a new name (a parameter's slug is its name), as in Prefect."""
-        if name is None:
-            return super().copy(**task_args)
-        return super().copy(name=name, slug=name, **task_args)
-
-    def run(self) -> Any:
-        params = context.get("parameters") or {}
-        if self.name in params:
-            return params[self.name]
-        if self.required:
-            raise signals.FAIL(f'Parameter "{self.name}" was required but not provided.')
-        return self.default
 
 
 class Constant(Task):

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flowrun.engine.edges import Annotated
+
 # The operator task classes by name. `operators` subclasses Task, which has these methods,
 # so this module can not import it: it registers its classes here when imported, and the
 # engine package imports it (`flowrun/engine/__init__.py`). Methods return a Task, typed
@@ -37,10 +39,17 @@ class TaskOperators:
     def or_(self, other: object) -> Task:
         return _op("Or", self, other)
 
-    def pipe(self, _task: Any, **kwargs: Any) -> Task:
-        """`t.pipe(f, y=1)` is `f(t, y=1)`: chain calls left to right."""
-        made: Task = _task(self, **kwargs)
-        return made
+    def pipe(_flowrun_self, _flowrun_task: Any, **kwargs: Any) -> Task:
+        """`t.pipe(f, y=1)` is `f(t, y=1)`: chain calls left to right. An edge annotation
+        (`t.pipe(flatten)`) gives the task itself, as Prefect's `as_task` does: it only
+        matters in an argument. (Odd first names, so `self` may not be a keyword.)"""
+        if "self" in kwargs:
+            raise ValueError('You cannot use the keyword argument "self" in .pipe.')
+        made = _flowrun_task(_flowrun_self, **kwargs)
+        if isinstance(made, Annotated):
+            made = made.value
+        piped: Task = made
+        return piped
 
     def __or__(self, other: object) -> object:
         self._flow(None).set_dependencies(self, downstream_tasks=[other])  # type: ignore[attr-defined]

@@ -390,7 +390,7 @@ class TaskRunner:
         task = self.task
         if not state.is_failed() or self.run_count > task.max_retries:
             return state
-        if task.retry_on is not None and not isinstance(state.result, task.retry_on):
+        if task.retry_on is not None and not isinstance(state.result, tuple(task.retry_on)):
             return state
         # A loop that fails mid-way retries from the same iteration (as in Prefect).
         looping = {k: self.context[k] for k in LOOP_KEYS if k in self.context}

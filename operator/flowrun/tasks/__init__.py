@@ -1,1 +1,5 @@
 """`flowrun.tasks`: the task library parts of `prefect.tasks` that are not integrations."""
+
+from flowrun.tasks import control_flow, core
+
+__all__ = ["control_flow", "core"]
