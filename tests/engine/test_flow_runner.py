@@ -6,7 +6,6 @@ import datetime as dt
 import threading
 from typing import Any
 
-import pytest
 from engine_helpers import poll
 
 from flowrun import Flow, Parameter, context, task, triggers
@@ -78,8 +77,11 @@ def test_flowrunner_returns_only_return_tasks(executor: Any) -> None:
     state = FlowRunner(flow).run(executor=executor, return_tasks=[b])
     assert list(state.result) == [b]  # `{task: state}`, as Prefect's FlowRunner gives
     assert state.result[b].result == state.result["inc-2"].result == 3
-    with pytest.raises(ValueError, match="not in the flow"):
-        FlowRunner(flow).run(executor=executor, return_tasks=["nope"])
+    # As in Prefect, an error of the run itself gives a Failed flow state holding it.
+    failed = FlowRunner(flow).run(executor=executor, return_tasks=["nope", 1])
+    assert failed.is_failed()
+    assert isinstance(failed.result, ValueError)
+    assert "not found in the flow: ['nope', 1]" in str(failed.result)
 
 
 def test_given_finished_states_are_not_run_again(executor_ld: Any) -> None:

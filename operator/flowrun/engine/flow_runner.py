@@ -91,24 +91,36 @@ class FlowRunner:
         cancel: threading.Event | None = None,
         cache_store: caching.CacheStore | None = None,
     ) -> states.State:
-        inputs = RunInputs.of(
-            parameters=parameters,
-            task_states=task_states,
-            start_tasks=start_tasks,
-            context=context,
-            task_contexts=task_contexts,
-            cancel=cancel,
-            cache_store=cache_store,
-            on_task_state=on_task_state,
-        )
-        wanted = self.slugs(return_tasks)
-        with self.open(executor, inputs) as session:
-            final, records = self.run_pass(session, inputs, state)
-            if state is not None and final is state:
-                return final  # the flow did not run: its state as given, as in Prefect
-            returned = {s: session.resolve(records[s]) for s in wanted if s in records}
+        try:
+            inputs = RunInputs.of(
+                parameters=parameters,
+                task_states=task_states,
+                start_tasks=start_tasks,
+                context=context,
+                task_contexts=task_contexts,
+                cancel=cancel,
+                cache_store=cache_store,
+                on_task_state=on_task_state,
+            )
+            wanted = self.slugs(return_tasks)
+            with self.open(executor, inputs) as session:
+                final, records = self.run_pass(session, inputs, state)
+                if state is not None and final is state:
+                    return final  # the flow did not run: its state as given, as in Prefect
+                returned = {s: session.resolve(records[s]) for s in wanted if s in records}
+        except Exception as exc:
+            return self.unexpected(exc, state)
         # `{task: state}` as Prefect's; a slug string works as a key too.
         return final.replace(result=TaskStateDict.from_slugs(self.flow, TaskStates(returned)))
+
+    def unexpected(self, exc: Exception, state: states.State | None) -> states.State:
+        """An error of the run itself (not of a task) ends the flow Failed with the error
+        as its result, as in Prefect; under `raise_on_exception` it is raised."""
+        self.logger.exception("Unexpected error while running flow: %r", exc)
+        if contexts.context.get("raise_on_exception"):
+            raise exc
+        failed = states.Failed(f"Unexpected error while running flow: {exc!r}", result=exc)
+        return self._change(state or states.Pending(), failed)
 
     @contextmanager
     def open(self, executor: Executor | None, inputs: RunInputs) -> Iterator[Session]:
@@ -124,11 +136,11 @@ class FlowRunner:
 
     def slugs(self, tasks: Iterable[Any] | None) -> list[str]:
         known = {t.slug for t in self.flow.sorted_tasks()}
-        slugs = [slug_of(t) for t in tasks or ()]
-        unknown = [s for s in slugs if s not in known]
+        given = list(tasks or ())
+        unknown = [t for t in given if getattr(t, "slug", t) not in known]
         if unknown:
-            raise ValueError(f"Tasks are not in the flow: {unknown}")
-        return slugs
+            raise ValueError(f"Some tasks in return_tasks were not found in the flow: {unknown}")
+        return [slug_of(t) for t in given]
 
     # -- flow state -----------------------------------------------------------------------
     def _change(self, old: states.State, new: states.State) -> states.State:

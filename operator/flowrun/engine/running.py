@@ -8,6 +8,7 @@ results stay on the cluster.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,19 +61,25 @@ def run_flow(
     if "flow_run_name" in kwargs:
         context["flow_run_name"] = kwargs.pop("flow_run_name")
     runner = (runner_cls or FlowRunner)(flow)
+    # An unknown keyword is the caller's mistake, raised (TypeError) as in Prefect; errors
+    # of the run itself end it Failed instead (see `FlowRunner.unexpected`).
+    inspect.signature(looping.run_until_finished).bind_partial(runner, **kwargs)
 
     def run_once(params: Mapping[str, Any], ctx: Mapping[str, Any]) -> states.State:
         check_parameters(flow, params, ctx)
         # As in Prefect, flow.run sets the scheduled start time (the schedule's, or now).
         ctx = {**ctx, "scheduled_start_time": ctx.get("scheduled_start_time", states.now())}
-        final = looping.run_until_finished(
-            runner,
-            parameters=params,
-            executor=executor or flow.executor,
-            context=ctx,
-            return_tasks=flow.sorted_tasks(),
-            **kwargs,
-        )
+        try:
+            final = looping.run_until_finished(
+                runner,
+                parameters=params,
+                executor=executor or flow.executor,
+                context=ctx,
+                return_tasks=flow.sorted_tasks(),
+                **kwargs,
+            )
+        except Exception as exc:
+            return runner.unexpected(exc, None)
         # Every task has a state, also when the flow did not run (Pending then).
         found = final.result if isinstance(final.result, Mapping) else {}
         every = {

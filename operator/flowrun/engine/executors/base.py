@@ -1,9 +1,10 @@
 """The executor interface the FlowRunner drives.
 
 An executor has Prefect's `start()` / `submit()` / `wait()`. For a flow run the FlowRunner
-opens a `session()`, which submits TaskCalls and hands back small state *records*: the
-state class, message and bookkeeping of each task, with its result left where it is
-(a value in process, a future on a Dask cluster).
+opens a `session()` (by default tasks go through `submit()` and `wait()`), which submits
+TaskCalls and hands back small state *records*: the state class, message and bookkeeping
+of each task, with its result left where it is (a value in process, a future on a Dask
+cluster).
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ class Session(Protocol):
 
 class Executor:
     """The executor base class, as Prefect's: `start()` (a context manager), `submit(fn,
-    *args, extra_context=None, **kwargs)`, `wait(futures)`; flowrun's runners also need
-    `session()`. Subclass it for an executor of your own."""
+    *args, extra_context=None, **kwargs)`, `wait(futures)`. Subclass it for an executor of
+    your own: flowrun's runners drive it through `session()`, which by default runs each
+    task call through `submit()` and `wait()`."""
 
     def __init__(self) -> None:
         self.logger = logging.getLogger(f"flowrun.{type(self).__name__}")
@@ -92,9 +94,22 @@ class Executor:
     def session(
         self, *, run_id: str, on_task_state: events.OnTaskState | None
     ) -> AbstractContextManager[Session]:
-        raise NotImplementedError(
-            f"{type(self).__name__} has no session(): flowrun's runners cannot run flows on it"
+        """How flowrun's runners drive this executor. This default serves an executor that
+        has only Prefect's `submit()` / `wait()`: each task call is submitted and waited
+        for at once, one at a time (Prefect's runners submit everything, then wait)."""
+        return contextmanager(in_process_session)(
+            self.run_call, run_id=run_id, on_task_state=on_task_state
         )
+
+    def run_call(
+        self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
+    ) -> states.State:
+        """One task call through `submit()` and `wait()`, with Prefect's `extra_context`."""
+        task = call.task
+        extra = {"task_name": task.name, "task_tags": task.tags, "task_index": call.map_index}
+        future = self.submit(calls.run_task, call, state, upstream, reduced, extra_context=extra)
+        done: states.State = self.wait(future)
+        return done
 
 
 def safe_callback(callback: events.OnTaskState | None) -> events.OnTaskState | None:

@@ -200,7 +200,11 @@ class DaskSession:
             self.publisher.track_sibling(key, batch, offset)
         self.fusable.difference_update(unsent)
         keys = list(dict.fromkeys(built.wanted.get(k, k) for k in unsent))
-        futures = dict(zip(keys, self.client.get(built.graph, keys, sync=False), strict=True))
+        try:
+            sent = self.client.get(built.graph, keys, sync=False)
+        except TypeError as exc:
+            raise _unpicklable(exc) from exc
+        futures = dict(zip(keys, sent, strict=True))
         for key in unsent:
             own = self.siblings[key][0] if key in self.siblings else key
             self.futures[own] = futures[built.wanted.get(key, key)]
@@ -353,3 +357,13 @@ class DaskSession:
         self.client.run(interrupts.cancel_scope, self.run_id)
         with self.cond:
             self.cond.notify_all()
+
+
+def _unpicklable(exc: TypeError) -> TypeError:
+    """Dask wraps a pickling error in one naming its graph type ("Could not serialize
+    object of type LLGExpr"), which tells nothing: the innermost TypeError says what
+    could not be pickled (as Prefect's runs report it)."""
+    inner: BaseException = exc
+    while isinstance(inner.__cause__, TypeError):
+        inner = inner.__cause__
+    return TypeError(*inner.args)

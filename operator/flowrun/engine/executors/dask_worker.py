@@ -60,6 +60,10 @@ class Opaque:
     def __reduce__(self) -> tuple[Any, tuple[Any]]:
         return Opaque, (self.value,)
 
+    def __dask_tokenize__(self) -> int:
+        # Keys are named by the session; Dask need not hash (or pickle) the value for one.
+        return id(self)
+
 
 # Marker keys of the dicts that stand for mapped children run in batches (see
 # `dask_batches`): Dask resolves the batch futures inside, the worker picks the children.

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flowrun.engine import calls, events
+from flowrun.engine import events
 from flowrun.engine.executors import base
 
 
@@ -33,6 +33,7 @@ class LocalExecutor(base.Executor):
     def session(
         self, *, run_id: str, on_task_state: events.OnTaskState | None
     ) -> Iterator[base.Session]:
+        # Through `submit()`, so that a subclass overriding it sees every task call.
         yield from base.in_process_session(
-            calls.run_task, run_id=run_id, on_task_state=on_task_state
+            self.run_call, run_id=run_id, on_task_state=on_task_state
         )
