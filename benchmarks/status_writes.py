@@ -5,15 +5,21 @@ Every status write of a FlowRun makes the API server process the whole object ag
 patch, field management, validation (including the CRD's CEL rules on `spec`), encode, store.
 This measures, with the API server's own `apiserver_request_duration_seconds` (verb PATCH,
 subresource status), the mean latency of status patches on FlowRuns of 1, 1,000 and 10,000
-inline tasks, and prints each size's ratio to the 1-task FlowRun of the same CRD. No operator
-runs: each patch is what the operator's status writer sends (a merge patch of a few fields).
+inline tasks, and prints each size's ratio to the 1-task FlowRun of the same CRD, and the
+after/before ratio. No operator runs: each patch is what the operator's status writer sends (a
+merge patch of a few fields).
 
-    python benchmarks/status_writes.py                 # the committed CRD
-    python benchmarks/status_writes.py --diagnose      # also: where the cost comes from
+    python benchmarks/status_writes.py                     # before / after
+    python benchmarks/status_writes.py --diagnose          # also: where the cost comes from
+    python benchmarks/status_writes.py --profile DIR       # also: CPU profiles of the apiserver
 
-`--diagnose` adds variants that locate the cost: the CRD with no CEL rule at all, with exactly
-one of its rules kept (each in turn), with `flow.tasks` a list keyed by name (as it was before
-it became atomic), and the committed CRD holding the tasks' bytes as one string instead.
+Before: spec immutability as CEL rules in the CRD's schema (`self == oldSelf` on every spec field
+but `cancel`, as until this commit). After: the committed CRD (no such rule) with the
+ValidatingAdmissionPolicy `flowrun crd` ships beside it. `--diagnose` adds variants that locate
+the cost: no CEL rule at all, exactly one of the before-CRD's rules kept (each in turn),
+`flow.tasks` a list keyed by name (as it was before it became atomic), and the tasks' bytes as
+one string. `--profile DIR` then runs each variant's 10,000-task patches again, alone, under a
+CPU profile of kube-apiserver (`DIR/<n>.pprof`; read with `go tool pprof -top -cum`).
 Each variant is installed under its own API group at the same time, and the patches go round
 robin over all of them, so that the machine's load (shared, 2 cores) falls on every row alike.
 """
@@ -35,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowrun.api import crd
+from flowrun.api import admission, crd
 from flowrun.dev import build
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.waiting import wait_for
@@ -51,6 +57,7 @@ class Variant:
     label: str
     definition: dict[str, Any]
     as_string: bool = False  # the tasks' bytes as one string value instead of tasks
+    policy: bool = False  # with the spec-immutability ValidatingAdmissionPolicy (after)
 
     @property
     def group(self) -> str:
@@ -67,10 +74,15 @@ class Plane:
             [*self.base, *args], input=stdin, text=True, capture_output=True, check=True
         ).stdout
 
-    def install(self, definition: dict[str, Any]) -> None:
+    def install(self, variant: Variant) -> None:
+        definition = variant.definition
         self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(definition))
         name = definition["metadata"]["name"]
         self.kubectl("wait", "--for=condition=Established", f"crd/{name}")
+        if variant.policy:
+            policy, binding = policy_for(variant.group)
+            for doc in (policy, binding):
+                self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(doc))
 
     def patch_seconds(self) -> dict[str, tuple[float, int]]:
         """group -> (sum, count) of the API server's status PATCH durations on flowruns."""
@@ -153,32 +165,68 @@ def in_group(definition: dict[str, Any], index: int) -> dict[str, Any]:
     return out
 
 
+def with_cel_immutability(definition: dict[str, Any]) -> dict[str, Any]:
+    """The CRD as it was: spec immutability as CEL rules in its schema (run on every write)."""
+    out = copy.deepcopy(definition)
+    spec = out["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    fields = crd.immutable_fields()
+    for name in fields:
+        rule = {"rule": "self == oldSelf", "message": f"spec.{name} is immutable"}
+        spec["properties"][name].setdefault("x-kubernetes-validations", []).append(rule)
+    presence = " && ".join(f"has(self.{n}) == has(oldSelf.{n})" for n in fields)
+    spec.setdefault("x-kubernetes-validations", []).append({"rule": presence})
+    return out
+
+
+def policy_for(group: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The committed admission policy and binding, for a variant's API group."""
+    name = f"spec-immutable.{group}"
+    policy = admission.policy(group, crd.PLURAL, crd.immutable_fields())
+    binding = admission.binding()
+    policy["metadata"]["name"] = binding["metadata"]["name"] = name
+    binding["spec"]["policyName"] = name
+    return policy, binding
+
+
 def variants(diagnose: bool) -> list[Variant]:
     committed = crd.build()
-    if not diagnose:
-        return [Variant("committed CRD", committed)]
-    bare = keep_only(committed, None)
+    before = with_cel_immutability(committed)
     found = [
-        ("committed CRD", committed, False),
-        ("no CEL rule", bare, False),
-        ("committed CRD, flow.tasks keyed by name (before)", keyed_tasks(committed), False),
-        ("no CEL rule, flow.tasks keyed by name", keyed_tasks(bare), False),
-        ("committed CRD, the tasks' bytes as one string", committed, True),
+        Variant("before: immutability as CEL rules in the CRD", before),
+        Variant("after: committed CRD + admission policy", committed, policy=True),
     ]
-    for path, rule in rules(committed["spec"]["versions"][0]["schema"]):
-        where = path.removeprefix(".openAPIV3Schema")
-        found.append((f"only `{rule['rule'][:40]}` at {where}", keep_only(committed, rule), False))
-    return [Variant(label, in_group(d, i), s) for i, (label, d, s) in enumerate(found)]
+    if diagnose:
+        bare = keep_only(committed, None)
+        found += [
+            Variant("no CEL rule at all", bare),
+            Variant("before, flow.tasks keyed by name", keyed_tasks(before)),
+            Variant("no CEL rule, flow.tasks keyed by name", keyed_tasks(bare)),
+            Variant("after, the tasks' bytes as one string", committed, True, True),
+        ]
+        for path, rule in rules(before["spec"]["versions"][0]["schema"]):
+            where = path.removeprefix(".openAPIV3Schema")
+            label = f"only `{rule['rule'][:40]}` at {where}"
+            found.append(Variant(label, keep_only(before, rule)))
+    return [
+        Variant(v.label, in_group(v.definition, i), v.as_string, v.policy)
+        for i, v in enumerate(found)
+    ]
 
 
-def measure(plane: Plane, chosen: list[Variant], patches: int) -> dict[tuple[str, int], float]:
-    """Mean ms per (variant label, size), the patches interleaved over every FlowRun."""
+Figures = dict[tuple[str, int], float]
+
+
+def create(plane: Plane, chosen: list[Variant]) -> None:
     for variant in chosen:
-        plane.install(variant.definition)
+        plane.install(variant)
         for size in SIZES:
             plane.kubectl("create", "-f", "-", stdin=json.dumps(flowrun(variant, size)))
+
+
+def measure(plane: Plane, chosen: list[Variant], patches: int) -> Figures:
+    """Mean ms per (variant label, size), the patches interleaved over every FlowRun."""
     before = plane.patch_seconds()
-    by_group: dict[tuple[str, int], float] = {}
+    by_group: Figures = {}
     for size in SIZES:
         for i in range(patches):
             for variant in chosen:
@@ -194,33 +242,73 @@ def measure(plane: Plane, chosen: list[Variant], patches: int) -> dict[tuple[str
     return by_group
 
 
+def guarded(plane: Plane, variant: Variant) -> bool:
+    """The variant still refuses a spec edit (the after-row is not cheaper by guarding less)."""
+    edit = json.dumps({"spec": {"parameters": {"edited": True}}})
+    what = (f"flowruns.{variant.group}", "fr-1", "-n", NS, "--type=merge", "-p", edit)
+    try:
+        plane.kubectl("patch", *what)
+    except subprocess.CalledProcessError as exc:
+        return "spec.parameters is immutable" in exc.stderr
+    raise AssertionError(f"{variant.label}: a spec edit was let through")
+
+
+def profile(plane: Plane, chosen: list[Variant], figures: Figures, patches: int, out: Path) -> None:
+    """Each variant's 10,000-task patches again, alone, under a CPU profile of the apiserver."""
+    out.mkdir(parents=True, exist_ok=True)
+    size = SIZES[-1]
+    for index, variant in enumerate(chosen):
+        seconds = int(figures[(variant.label, size)] * patches / 1000) + 5
+        path = out / f"{index}.pprof"
+        url = f"/debug/pprof/profile?seconds={seconds}"
+        with path.open("wb") as sink:
+            taking = subprocess.Popen([*plane.base, "get", "--raw", url], stdout=sink)
+            for i in range(patches):
+                body = json.dumps({"status": {"phase": "Running", "message": f"profiled {i}"}})
+                what = (f"flowruns.{variant.group}", f"fr-{size}", "-n", NS)
+                plane.kubectl("patch", *what, "--subresource=status", "--type=merge", "-p", body)
+            taking.wait()
+        print(f"profile of {variant.label!r}: {path} ({seconds} s, {patches} patches)")
+
+
+def table(chosen: list[Variant], figures: Figures) -> None:
+    sizes = " | ".join(f"{n:,} task{'s' * (n > 1)}" for n in SIZES)
+    print("\nstatus PATCH, API server mean latency (ratio to the 1-task FlowRun of the same CRD;")
+    print("last column: the 10,000-task figure over the before-row's)\n")
+    print(f"| CRD | {sizes} | vs before |\n|---|{'---:|' * (len(SIZES) + 1)}")
+    first = figures[(chosen[0].label, SIZES[-1])]
+    for variant in chosen:
+        row = [figures[(variant.label, n)] for n in SIZES]
+        cells = " | ".join(f"{v:.1f} ms ({v / row[0]:.0f}x)" for v in row)
+        print(f"| {variant.label} | {cells} | {row[-1] / first:.2f}x |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--diagnose", action="store_true", help="also the variants locating it")
     parser.add_argument("--patches", type=int, default=10, help="status patches per FlowRun")
+    parser.add_argument("--profile", type=Path, help="write apiserver CPU profiles here")
     args = parser.parse_args()
     chosen = variants(args.diagnose)
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as tmp:
         bins = build.ensure_built()
-        control = ControlPlane(Path(tmp) / "plane", bin_dir=bins, tie_to_parent=True)
+        control = ControlPlane(
+            Path(tmp) / "plane", bin_dir=bins, tie_to_parent=True, profiling=bool(args.profile)
+        )
         control.start()
         try:
             plane = Plane(control)
             wait_for(lambda: plane.kubectl("get", "--raw", "/readyz"), timeout=60)
             plane.kubectl("create", "namespace", NS)
+            create(plane, chosen)
+            after = chosen[1]
+            wait_for(lambda: guarded(plane, after), timeout=60, what="the policy in force")
             figures = measure(plane, chosen, args.patches)
+            if args.profile:
+                profile(plane, chosen, figures, args.patches, args.profile)
         finally:
             control.stop()
-    sizes = " | ".join(f"{n:,} tasks" for n in SIZES)
-    print("\nstatus PATCH, API server mean latency (ratio to the 1-task FlowRun of the same CRD)\n")
-    print(f"| CRD | {sizes} |\n|---|{'---:|' * len(SIZES)}")
-    for variant in chosen:
-        row = [figures[(variant.label, n)] for n in SIZES]
-        print(
-            f"| {variant.label} | "
-            + " | ".join(f"{v:.1f} ms ({v / row[0]:.0f}x)" for v in row)
-            + " |"
-        )
+    table(chosen, figures)
     return 0
 
 

@@ -124,21 +124,28 @@ def test_chart_crd_copy_is_identical_to_crds_dir() -> None:
     )
 
 
-def test_rendered_crd_is_the_source_crd(helm_bin: Path) -> None:
-    crd = one(render(helm_bin), "CustomResourceDefinition")
-    source = yaml.safe_load(CRD_SOURCE.read_text())
-    meta = crd["metadata"]
-    assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
-    assert all(k in meta["labels"] for k in CHART_LABELS)
-    meta.pop("annotations")
-    meta.pop("labels")
-    assert crd == source
+def test_rendered_crd_and_policy_are_the_source_documents(helm_bin: Path) -> None:
+    rendered = render(helm_bin)
+    sources = list(yaml.safe_load_all(CRD_SOURCE.read_text()))
+    assert [s["kind"] for s in sources] == [
+        "CustomResourceDefinition",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+    ]
+    for source in sources:
+        doc = one(rendered, source["kind"])
+        meta = doc["metadata"]
+        assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
+        assert all(k in meta["labels"] for k in CHART_LABELS)
+        meta.pop("annotations")
+        meta.pop("labels")
+        assert doc == source
 
 
 def test_crd_install_and_keep_toggles(helm_bin: Path) -> None:
-    assert not of_kind(
-        render(helm_bin, values={"crds.install": "false"}), "CustomResourceDefinition"
-    )
+    without = render(helm_bin, values={"crds.install": "false"})
+    assert not of_kind(without, "CustomResourceDefinition")
+    assert not of_kind(without, "ValidatingAdmissionPolicy")
     crd = one(render(helm_bin, values={"crds.keep": "false"}), "CustomResourceDefinition")
     assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
 

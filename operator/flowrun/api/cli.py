@@ -1,7 +1,9 @@
-"""`flowrun crd`: print the FlowRun CustomResourceDefinition (`flowrun crd | kubectl apply -f -`).
+"""`flowrun crd`: print the FlowRun CRD and its admission policy (`| kubectl apply -f -`).
 
-`crds/flowrun.yaml` in the repository is this output; regenerate it with
-`flowrun crd > crds/flowrun.yaml` after changing `flowrun.api.models`.
+The output is three documents: the CustomResourceDefinition, the ValidatingAdmissionPolicy that
+keeps `spec` immutable except `cancel`, and its binding. `crds/flowrun.yaml` in the repository is
+this output; regenerate it with `flowrun crd > crds/flowrun.yaml` after changing
+`flowrun.api.models`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 
 from flowrun.api import crd, reference
 
-HELP = "print the FlowRun CustomResourceDefinition"
+HELP = "print the FlowRun CustomResourceDefinition and its admission policy"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
     if args.reference:
         sys.stdout.write(reference.render())
     elif args.output == "json":
-        sys.stdout.write(json.dumps(crd.build(), indent=2) + "\n")
+        items = {"apiVersion": "v1", "kind": "List", "items": crd.documents()}
+        sys.stdout.write(json.dumps(items, indent=2) + "\n")
     else:
         sys.stdout.write(crd.to_yaml())
     return 0

@@ -91,10 +91,18 @@ class ControlPlane:
     """
 
     def __init__(
-        self, state_dir: Path, *, bin_dir: Path, tie_to_parent: bool = False, netns: str = ""
+        self,
+        state_dir: Path,
+        *,
+        bin_dir: Path,
+        tie_to_parent: bool = False,
+        netns: str = "",
+        profiling: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.bin_dir = bin_dir
+        # Benchmarks set this: the apiserver then serves /debug/pprof (CPU profiles of its work).
+        self.profiling = profiling
         # Tests set this: a test run killed hard (timeout, SIGKILL) must not leave a plane behind.
         self.tie_to_parent = tie_to_parent
         self.pki = pki.Pki(state_dir / "pki")
@@ -213,7 +221,7 @@ class ControlPlane:
             "--disable-admission-plugins=ServiceAccount",
             # As strict clusters do: setting blockOwnerDeletion needs update on owner/finalizers.
             "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-            "--profiling=false",
+            f"--profiling={str(self.profiling).lower()}",
             *(self._node_apiserver_args() if self.state.netns else []),
         ]
         return self._for_pods(args) if self.state.netns else args
