@@ -42,9 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from flowrun.api import admission, crd
+from flowrun.api.status import StatusBuilder
 from flowrun.dev import build
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.waiting import wait_for
+from flowrun.engine.events import TaskEvent
+from flowrun.runs.render import task_fragment
 
 FN = "flowrun.examples.etl:hello"
 SIZES = (1, 1000, 10_000)
@@ -78,22 +81,33 @@ class Plane:
         definition = variant.definition
         self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(definition))
         name = definition["metadata"]["name"]
-        self.kubectl("wait", "--for=condition=Established", f"crd/{name}")
+        # `kubectl wait` fails at once while a new CRD has no conditions yet: ask again.
+        wait_for(lambda: self.established(name), timeout=120, what=f"crd/{name} established")
         if variant.policy:
             policy, binding = policy_for(variant.group)
             for doc in (policy, binding):
                 self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(doc))
 
-    def patch_seconds(self) -> dict[str, tuple[float, int]]:
-        """group -> (sum, count) of the API server's status PATCH durations on flowruns."""
+    def established(self, crd_name: str) -> bool:
+        wait = ("wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=30s")
+        try:
+            self.kubectl(*wait)
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    def patch_seconds(
+        self, resource: str = "flowruns", subresource: str = "status"
+    ) -> dict[str, tuple[float, int]]:
+        """group -> (sum, count) of the API server's PATCH durations on `resource`."""
         got: dict[str, list[float]] = {}
         for line in self.kubectl("get", "--raw", "/metrics").splitlines():
             m = _METRIC.match(line)
             if not m:
                 continue
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
-            wanted = {"resource": "flowruns", "subresource": "status", "verb": "PATCH"}
-            if all(labels.get(k) == v for k, v in wanted.items()):
+            wanted = {"resource": resource, "subresource": subresource, "verb": "PATCH"}
+            if all(labels.get(k, "") == v for k, v in wanted.items()):
                 sums = got.setdefault(labels.get("group", ""), [0.0, 0.0])
                 sums[m.group(1) == "count"] += float(m.group(3))
         return {group: (s, int(c)) for group, (s, c) in got.items()}
@@ -242,6 +256,52 @@ def measure(plane: Plane, chosen: list[Variant], patches: int) -> Figures:
     return by_group
 
 
+def bounded_task_map(n_tasks: int) -> dict[str, Any]:
+    """The task part of the status of a finished n-task run, as the status builder bounds it."""
+    builder = StatusBuilder([f"t{i}" for i in range(n_tasks)])
+    for i in range(n_tasks):
+        builder.apply(TaskEvent(f"t{i}", None, "Success", None, 1, 1.8e9 + i, True))
+    return task_fragment(builder)
+
+
+def companions(plane: Plane, after: Variant, patches: int) -> dict[str, tuple[float, float]]:
+    """Companion ConfigMaps (a route not built): label -> (its PATCH ms, the 1-task FlowRun's
+    status PATCH ms, interleaved with it).
+
+    `live`: the few fields a reader polls (phase, progress, counts); `task map`: the bounded
+    per-task map of a 10,000-task run as one JSON string, rewritten whole on each patch.
+    """
+    fragment = bounded_task_map(SIZES[-1])
+    live = {k: json.dumps(fragment[k]) for k in ("progress", "failed", "taskCounts")}
+    shapes = {
+        "live fields (phase, progress, counts)": {"phase": "Running", **live},
+        "the bounded task map of a 10,000-task run": {"tasks": json.dumps(fragment)},
+    }
+    out = {}
+    for index, (label, values) in enumerate(shapes.items()):
+        name = f"companion-{index}"
+        body = {"apiVersion": "v1", "kind": "ConfigMap", "data": values}
+        body["metadata"] = {"name": name, "namespace": NS}
+        plane.kubectl("create", "-f", "-", stdin=json.dumps(body))
+        none = (0.0, 0)  # no PATCH of a ConfigMap yet: no such series
+        cm0 = plane.patch_seconds("configmaps", "").get("", none)
+        fr0 = plane.patch_seconds()[after.group]
+        for i in range(patches):
+            status = json.dumps({"status": {"phase": "Running", "message": f"companion {i}"}})
+            what = (f"flowruns.{after.group}", "fr-1", "-n", NS, "--subresource=status")
+            plane.kubectl("patch", *what, "--type=merge", "-p", status)
+            changed = {key: value.replace("1", str(i % 10), 1) for key, value in values.items()}
+            with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+                file.write(json.dumps({"data": changed}))
+                file.flush()
+                where = (f"configmap/{name}", "-n", NS, "--type=merge")
+                plane.kubectl("patch", *where, f"--patch-file={file.name}")
+        cm1, fr1 = plane.patch_seconds("configmaps", "")[""], plane.patch_seconds()[after.group]
+        mean = [1000 * (s1 - s0) / (c1 - c0) for (s0, c0), (s1, c1) in ((cm0, cm1), (fr0, fr1))]
+        out[label] = (mean[0], mean[1])
+    return out
+
+
 def guarded(plane: Plane, variant: Variant) -> bool:
     """The variant still refuses a spec edit (the after-row is not cheaper by guarding less)."""
     edit = json.dumps({"spec": {"parameters": {"edited": True}}})
@@ -288,6 +348,9 @@ def main() -> int:
     parser.add_argument("--diagnose", action="store_true", help="also the variants locating it")
     parser.add_argument("--patches", type=int, default=10, help="status patches per FlowRun")
     parser.add_argument("--profile", type=Path, help="write apiserver CPU profiles here")
+    parser.add_argument(
+        "--companions", action="store_true", help="also companion ConfigMaps (not built)"
+    )
     args = parser.parse_args()
     chosen = variants(args.diagnose)
     with tempfile.TemporaryDirectory(prefix="flowrun-bench-") as tmp:
@@ -306,9 +369,16 @@ def main() -> int:
             figures = measure(plane, chosen, args.patches)
             if args.profile:
                 profile(plane, chosen, figures, args.patches, args.profile)
+            extra = companions(plane, after, args.patches) if args.companions else {}
         finally:
             control.stop()
     table(chosen, figures)
+    if extra:
+        print("\ncompanion ConfigMap PATCH (a route not built) vs the 1-task FlowRun's status")
+        print("PATCH, interleaved\n\n| companion holds | its PATCH | 1-task FlowRun | ratio |")
+        print("|---|---:|---:|---:|")
+        for label, (mine, small) in extra.items():
+            print(f"| {label} | {mine:.1f} ms | {small:.1f} ms | {mine / small:.1f}x |")
     return 0
 
 
