@@ -7,7 +7,8 @@ Measures (root only; the node is `flowrun dev up --node`'s, started here and sto
   worker Pod Ready, runner Pod Running, FlowRun Succeeded, DaskCluster gone;
 - the baseline in the same invocation: `executor: Local` in the runner Pod (no Dask cluster);
 - N FlowRuns on the Kubernetes provider applied at once: wall time, the node's peak memory
-  (its cgroup's memory.peak), the operator container's peak RSS (VmHWM).
+  (its memory cgroup's peak: memory.peak on cgroup v2, memory.max_usage_in_bytes on v1, reset
+  before the runs) against its usage just before them, the operator container's peak RSS (VmHWM).
 
     sudo .venv/bin/python benchmarks/product_path.py [--runs 5] [--concurrent 20]
 """
@@ -31,6 +32,7 @@ from typing import Any
 
 from flowrun.dev import build, image
 from flowrun.dev.node import Node
+from flowrun.dev.nodehost import CGROUP_FS
 from flowrun.dev.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,9 +106,36 @@ class Bench:
         [hwm] = [line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")]
         return int(hwm) / 1024
 
-    def node_memory_peak_mib(self) -> float:
-        peak = Path("/sys/fs/cgroup") / self.node.state.cgroup / "memory.peak"
-        return int(peak.read_text()) / (1 << 20) if peak.exists() else float("nan")
+    def node_memory(self) -> NodeMemory:
+        """The node's memory cgroup (every process and Pod of the node is in it)."""
+        v2 = CGROUP_FS / self.node.state.cgroup
+        if (v2 / "memory.peak").exists():
+            return NodeMemory(v2 / "memory.current", v2 / "memory.peak", resettable=False)
+        v1 = CGROUP_FS / "memory" / self.node.state.cgroup
+        return NodeMemory(v1 / "memory.usage_in_bytes", v1 / "memory.max_usage_in_bytes")
+
+
+class NodeMemory:
+    """Usage and peak usage of a memory cgroup (page cache included, as the kernel counts it).
+
+    cgroup v2: `memory.current` / `memory.peak` (peak since the node started). cgroup v1:
+    `memory.usage_in_bytes` / `memory.max_usage_in_bytes`, whose peak is reset by writing 0, so
+    it can be taken over one phase (the concurrent runs) only.
+    """
+
+    def __init__(self, current: Path, peak: Path, *, resettable: bool = True) -> None:
+        self.current, self.peak, self.resettable = current, peak, resettable
+
+    def reset_peak(self) -> None:
+        if self.resettable:
+            self.peak.write_text("0\n")
+
+    def mib(self, path: Path) -> float:
+        return int(path.read_text()) / (1 << 20) if path.exists() else float("nan")
+
+    def describe(self) -> str:
+        since = "since its reset before the runs" if self.resettable else "since the node started"
+        return f"{self.peak.name} {since}"
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -185,7 +214,11 @@ def latency(bench: Bench, runs: int, executor: dict[str, Any], prefix: str) -> d
     }
 
 
-def concurrent(bench: Bench, n: int) -> float:
+def concurrent(bench: Bench, n: int) -> tuple[float, float]:
+    """Wall time of `n` runs at once, and the node's memory usage (MiB) just before them."""
+    memory = bench.node_memory()
+    memory.reset_peak()
+    before = memory.mib(memory.current)
     started = time.monotonic()
     bench.apply([bench.flowrun(f"c-{i}", bench.kubernetes()) for i in range(n)])
 
@@ -199,7 +232,7 @@ def concurrent(bench: Bench, n: int) -> float:
     wait_for(done, timeout=1800, interval=1)
     elapsed = time.monotonic() - started
     wait_for(lambda: not bench.snapshot()["clusters"], timeout=300, interval=1)
-    return elapsed
+    return elapsed, before
 
 
 def main() -> int:
@@ -220,15 +253,15 @@ def main() -> int:
             print("Local:", local, flush=True)
             k8s = latency(bench, args.runs, bench.kubernetes(), "k")
             print("Kubernetes:", k8s, flush=True)
-            wall = concurrent(bench, args.concurrent)
-            report(up, install, local, k8s, wall, args, bench)
+            wall, before = concurrent(bench, args.concurrent)
+            report(up, install, local, k8s, (wall, before), args, bench)
         finally:
             node.stop()
     return 0
 
 
-def report(up: float, install: float, local: dict[str, Any], k8s: dict[str, Any], wall: float,
-           args: argparse.Namespace, bench: Bench) -> None:  # fmt: skip
+def report(up: float, install: float, local: dict[str, Any], k8s: dict[str, Any],
+           many: tuple[float, float], args: argparse.Namespace, bench: Bench) -> None:  # fmt: skip
     print(f"node up (warm) {up:.1f} s; helm install --wait {install:.1f} s; {args.runs} runs each")
     print("| apply -> Succeeded, one task | median s | p95 s | " + " | ".join(STEPS) + " |")
     print("|---|---:|---:|" + "---:|" * len(STEPS))
@@ -240,9 +273,14 @@ def report(up: float, install: float, local: dict[str, Any], k8s: dict[str, Any]
         print(f"| {label} | {row['median']:.2f} | {row['p95']:.2f} | {cells} |")
     print(f"Kubernetes / baseline (median): {k8s['median'] / local['median']:.2f}x")
     print(
-        f"{args.concurrent} Kubernetes FlowRuns at once: {wall:.1f} s wall; node peak memory "
-        f"{bench.node_memory_peak_mib():.0f} MiB; operator peak RSS "
+        f"{args.concurrent} Kubernetes FlowRuns at once: {many[0]:.1f} s wall; operator peak RSS "
         f"{bench.operator_peak_rss_mib():.0f} MiB"
+    )
+    memory = bench.node_memory()
+    peak = memory.mib(memory.peak)
+    print(
+        f"node memory: {many[1]:.0f} MiB before the runs, peak {peak:.0f} MiB during them "
+        f"({peak / many[1]:.2f}x; {memory.describe()})"
     )
 
 

@@ -94,10 +94,25 @@ class TestBuildClusterSpec:
         for part in (worker, spec["scheduler"]):  # type: ignore[index]
             (container,) = part["spec"]["containers"]
             assert container["image"] == "acme/etl:1.4"
-            assert container["env"] == [{"name": "X", "value": "1"}]
+            assert container["env"][0] == {"name": "X", "value": "1"}
             assert container["resources"] == {"requests": {"cpu": "1"}}
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+    def test_the_scheduler_fails_a_task_whose_worker_died_at_once(self) -> None:
+        """allowed-failures 0: the run sees the loss (retry or fail, naming the worker) instead
+        of Dask rerunning the task unseen; a run's own env setting wins."""
+        allowed = kubernetes.ALLOWED_FAILURES
+        spec = self.spec()["spec"]
+        (scheduler,) = spec["scheduler"]["spec"]["containers"]  # type: ignore[index]
+        (worker,) = spec["worker"]["spec"]["containers"]  # type: ignore[index]
+        assert {"name": allowed, "value": "0"} in scheduler["env"]
+        assert allowed not in {e["name"] for e in worker["env"]}
+        own = self.spec(env=({"name": allowed, "value": "3"},))["spec"]
+        (scheduler,) = own["scheduler"]["spec"]["containers"]  # type: ignore[index]
+        assert [e for e in scheduler["env"] if e["name"] == allowed] == [
+            {"name": allowed, "value": "3"}
+        ]
 
     def test_default_image_is_used_when_spec_has_none(self) -> None:
         spec = cluster.build_cluster_spec(

@@ -6,6 +6,7 @@ crash-loops at start, a worker over its memory limit, 20 FlowRuns at once. Every
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -55,9 +56,19 @@ def when_running(frs: FlowRuns, name: str, task: str) -> Callable[[], bool]:
     return check
 
 
-def test_worker_pods_deleted_mid_task_the_run_still_ends(
+def delete_workers_mid_task(op: HelmOperator, frs: FlowRuns, name: str) -> list[str]:
+    wait_for(when_running(frs, name, "slow"), timeout=240, what="task slow Running")
+    victims = component_pods(op, frs.namespace, "worker")
+    assert victims
+    op.kubectl("delete", "pod", "-n", frs.namespace, *victims, "--wait=false")
+    return victims
+
+
+def test_worker_pods_deleted_mid_task_the_task_is_retried(
     node_operator: HelmOperator, frs: FlowRuns
 ) -> None:
+    """The scheduler fails the task at once (allowed-failures 0); its max_retries runs it again
+    on a worker Pod that replaced the deleted ones."""
     op, ns = node_operator, frs.namespace
     spec = {
         "flow": {"tasks": [{**SLOW_HOSTNAME, "maxRetries": 1, "retryDelaySeconds": 0}]},
@@ -65,21 +76,38 @@ def test_worker_pods_deleted_mid_task_the_run_still_ends(
         "executor": executor(op.image),
     }
     frs.apply("fault", spec)
-    wait_for(when_running(frs, "fault", "slow"), timeout=240, what="task slow Running")
-    victims = component_pods(op, ns, "worker")
-    assert victims
-    op.kubectl("delete", "pod", "-n", ns, *victims, "--wait=false")
+    victims = delete_workers_mid_task(op, frs, "fault")
     status = ended(frs, op, "fault")
-    if status["phase"] == "Succeeded":
-        # Dask ran the task again on a worker Pod that replaced the deleted ones.
-        assert status["results"]["slow"] not in victims, status
-    else:
-        assert status["phase"] == "Failed", status
-        assert "worker" in status["message"].lower(), status
+    assert status["phase"] == "Succeeded", status
+    assert status["results"]["slow"] not in victims, status
+    assert status["tasks"]["slow"]["runCount"] == 2, status
+    retried = [e["message"] for e in frs.events("fault") if e["reason"] == "TaskFailed"]
+    assert not retried, retried  # a retry is not a failure
     op.wait_clean(ns)
 
 
-def test_scheduler_pod_deleted_mid_run_ends_with_a_reason(
+def test_worker_pods_deleted_mid_task_without_retries_fail_it_naming_the_worker(
+    node_operator: HelmOperator, frs: FlowRuns
+) -> None:
+    op, ns = node_operator, frs.namespace
+    spec = {"flow": {"tasks": [SLOW_HOSTNAME]}, "executor": executor(op.image)}
+    frs.apply("fault", spec)
+    victims = delete_workers_mid_task(op, frs, "fault")
+    status = ended(frs, op, "fault")
+    assert status["phase"] == "Failed", status
+    slow = status["tasks"]["slow"]
+    assert slow["state"] == "Failed", status
+    assert slow["runCount"] == 1, status
+    # Lost, or died (if its nanny said how before it went). The worker's name is its
+    # Deployment's (dask-kubernetes scales by it): the prefix of the deleted Pod's name.
+    assert "while running the task" in slow["message"], slow
+    named = re.search(r"Dask worker (\S+) \(", slow["message"])
+    assert named is not None, slow
+    assert any(pod.startswith(f"{named[1]}-") for pod in victims), (victims, slow)
+    op.wait_clean(ns)
+
+
+def test_scheduler_pod_deleted_mid_run_ends_failed_saying_so(
     node_operator: HelmOperator, frs: FlowRuns
 ) -> None:
     op, ns = node_operator, frs.namespace
@@ -89,9 +117,14 @@ def test_scheduler_pod_deleted_mid_run_ends_with_a_reason(
     [scheduler] = component_pods(op, ns, "scheduler")
     op.kubectl("delete", "pod", "-n", ns, scheduler, "--wait=false")
     status = ended(frs, op, "fault")
-    assert status["phase"] in ("Failed", "Succeeded"), status
-    if status["phase"] == "Failed":
-        assert status.get("message"), status
+    assert status["phase"] == "Failed", status
+    ready = {c["type"]: c for c in status["conditions"]}["Ready"]
+    assert ready["reason"] == "SchedulerLost", status
+    assert "Dask scheduler" in status["message"]
+    assert "was lost mid-run" in status["message"]
+    slow = status["tasks"]["slow"]
+    assert slow["state"] == "Failed", status
+    assert "scheduler" in slow["message"], status
     op.wait_clean(ns)
 
 
@@ -130,9 +163,11 @@ def test_a_container_that_crash_loops_at_start_fails_with_the_pods_reason(
     op.wait_clean(ns)
 
 
-def test_a_worker_over_its_memory_limit_ends_the_task_failed(
+def test_a_worker_over_its_memory_limit_fails_the_task_oomkilled(
     node_operator: HelmOperator, frs: FlowRuns
 ) -> None:
+    """The kernel kills the worker process (not the container: its nanny lives on and starts
+    another), so the kubelet says nothing; the nanny saw the cgroup's OOM kill and said so."""
     op, ns = node_operator, frs.namespace
     limit = {"limits": {"memory": "400Mi"}, "requests": {"memory": "200Mi"}}
     hog = {"name": "hog", "fn": "operator:mul", "args": ["x", 1_500_000_000]}
@@ -145,8 +180,12 @@ def test_a_worker_over_its_memory_limit_ends_the_task_failed(
     assert status["phase"] == "Failed", status
     hog_status = status["tasks"]["hog"]
     assert hog_status["state"] == "Failed", status
-    # Dask's words: the workers that died running it (the Pods' OOMKilled is not named yet).
-    assert "KilledWorker" in hog_status["message"], hog_status
+    message = hog_status["message"]
+    assert "was OOMKilled while running the task" in message, hog_status
+    assert "(400 MiB)" in message, hog_status
+    # Named, and its Pod (the same Pod lives on: only its worker process was killed).
+    worker = f"{status['cluster']['name']}-default-worker-"
+    assert re.search(rf"Dask worker {worker}\S+ \(tcp://\S+ on {worker}\S+\)", message), message
     op.wait_clean(ns)
 
 

@@ -112,6 +112,9 @@ def build_container(
     return container
 
 
+ALLOWED_FAILURES = "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"
+
+
 def build_scheduler_spec(
     cluster: str, *, image: str, options: base.ClusterOptions, labels: dict[str, str]
 ) -> dict[str, Any]:
@@ -122,6 +125,11 @@ def build_scheduler_spec(
         command=["dask", "scheduler", "--host", "0.0.0.0"],
         options=options,
     )
+    # A worker lost mid-task fails that task at once (naming the worker; retried as the task's
+    # max_retries says), instead of Dask running it again, unseen, on up to 3 more workers
+    # (a task over its memory limit would kill each of them in turn). The run's env may differ.
+    if not any(e.get("name") == ALLOWED_FAILURES for e in container["env"]):
+        container["env"].append({"name": ALLOWED_FAILURES, "value": "0"})
     container["ports"] = [
         {"name": "tcp-comm", "containerPort": 8786, "protocol": "TCP"},
         {"name": "http-dashboard", "containerPort": 8787, "protocol": "TCP"},

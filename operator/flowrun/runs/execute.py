@@ -27,7 +27,9 @@ from flowrun.engine import events as events_mod
 from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
 from flowrun.engine.events import TaskEvent
+from flowrun.engine.executors import base as executors_base
 from flowrun.runs import results as results_mod
+from flowrun.runs.outcome import FlowRunError
 from flowrun.runs.plan import RunPlan
 
 logger = logging.getLogger(__name__)
@@ -123,7 +125,10 @@ class Runner:
             client_cls: Any = distributed.Client
             with client_cls(self.address, set_as_default=False, timeout=30) as client:
                 self._client = client
-                return self._run()
+                try:
+                    return self._run()
+                except executors_base.SchedulerLost as exc:
+                    raise FlowRunError("SchedulerLost", str(exc)) from exc
         return self._run()
 
     def _executor(self) -> Any:

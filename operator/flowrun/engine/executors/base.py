@@ -21,6 +21,11 @@ from flowrun.engine import state as states
 log = logging.getLogger("flowrun.engine")
 
 
+class SchedulerLost(RuntimeError):
+    """The run's Dask scheduler went away mid-run: its tasks and the results it held are
+    gone, so the run cannot go on (nothing is run again behind the run's back)."""
+
+
 class Session(Protocol):
     def submit_call(
         self, call: calls.TaskCall, state: Any, upstream: list[Any], reduced: list[Any]
