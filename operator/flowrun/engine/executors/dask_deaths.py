@@ -34,6 +34,8 @@ TOPIC = "flowrun-worker-death"
 SCHEDULER_LOST = "scheduler-connection-lost"  # distributed's reason for the futures it cancels
 POLL_MS = 200
 NAME = "flowrun-death-watch"
+# How long a lost worker's nanny may take to say why it died (it looks every POLL_MS).
+DEATH_GRACE = 10.0
 # The memory cgroup's OOM kill counter, as the container sees it: cgroup v2, then v1.
 OOM_COUNTERS = (
     Path("/sys/fs/cgroup/memory.events"),
@@ -113,9 +115,15 @@ def death_event(nanny: Any, process: Any, address: str, kills_before: int | None
 class Deaths:
     """Client side: the deaths the nannies reported, by the address of the worker that died."""
 
-    def __init__(self) -> None:
+    def __init__(self, client: Any) -> None:
+        self.client = client
         self.cond = threading.Condition()
         self.by_address: dict[str, Mapping[str, Any]] = {}
+        client.subscribe_topic(TOPIC, self.on_event)
+        watch(client)
+
+    def close(self) -> None:
+        self.client.unsubscribe_topic(TOPIC)
 
     def on_event(self, event: tuple[float, Any]) -> None:
         message = event[1]
@@ -124,7 +132,9 @@ class Deaths:
                 self.by_address[message["address"]] = message
                 self.cond.notify_all()
 
-    def lost_state(self, worker: Any, task: Any, run_count: int, grace: float) -> states.State:
+    def lost_state(
+        self, worker: Any, task: Any, run_count: int, grace: float = DEATH_GRACE
+    ) -> states.State:
         """What became of a task whose worker (a scheduler's `WorkerState`) died under it."""
         death = self.wait(worker.address, grace)
         return lost_state(lost_message(worker.name, worker.address, death), task, run_count)

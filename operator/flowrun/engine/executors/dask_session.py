@@ -39,8 +39,6 @@ log = logging.getLogger("flowrun.engine")
 
 # A finished future whose final event has not arrived after this long is asked directly.
 EVENT_GRACE = 10.0
-# How long a lost worker's nanny may take to say why it died (it looks every 0.2 s).
-DEATH_GRACE = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,14 +85,12 @@ class DaskSession:
         self.counter = 0
         self.siblings: dict[str, tuple[str, int]] = {}  # key -> (its batch's key, offset)
         self.attempts: dict[str, tuple[Any, int]] = {}  # key -> (its task, which run)
-        self.deaths = deaths.Deaths()
+        self.deaths = deaths.Deaths(client)  # why a worker died, from its nanny
         client.subscribe_topic(self.topic, self._on_message)
-        client.subscribe_topic(deaths.TOPIC, self.deaths.on_event)
-        deaths.watch(client)
 
     def close(self) -> None:
         self.client.unsubscribe_topic(self.topic)
-        self.client.unsubscribe_topic(deaths.TOPIC)
+        self.deaths.close()
 
     def _on_message(self, event: tuple[float, Any]) -> None:
         message = event[1]
@@ -306,8 +302,10 @@ class DaskSession:
             return states.Cancelled("Task was cancelled.")
         if status == "error":
             exc = future.exception(timeout=5)
-            if isinstance(exc, KilledWorker):
-                return self._worker_lost(key, exc)
+            if isinstance(exc, KilledWorker):  # its worker died: retry as max_retries says
+                task, run_count = self.attempts.get(key, (None, 1))
+                found = self.deaths.lost_state(exc.last_worker, task, run_count)
+                return self._announce(key, found, run_count)
             return states.Failed(f"Task could not run on the cluster: {type(exc).__name__}: {exc}")
         if status == "finished":
             first = self.finished_at.setdefault(key, time.monotonic())
@@ -315,30 +313,23 @@ class DaskSession:
                 return self.client.submit(describe, future, key, offset, pure=False).result()
         return None
 
-    def _worker_lost(self, key: str, exc: KilledWorker) -> states.State:
-        """The worker running the task died: say which and why; retry as `max_retries` says."""
-        task, run_count = self.attempts.get(key, (None, 1))
-        found = self.deaths.lost_state(exc.last_worker, task, run_count, DEATH_GRACE)
-        self._announce(key, found, run_count)
-        return found
-
     def _scheduler_lost(self) -> base.SchedulerLost:
         """Every task not finished is lost with the scheduler: each says so, and the run ends."""
         lost = states.Failed(deaths.scheduler_lost_message(self.client))
         with self.cond:
             unfinished = [k for k in self.names if k not in self.records and k not in self.done]
         for key in unfinished:
-            self.records[key] = lost
-            self._announce(key, lost, self.attempts.get(key, (None, 1))[1])
+            self.records[key] = self._announce(key, lost, self.attempts.get(key, (None, 1))[1])
         while self.queue and self.callback is not None:  # nothing to publish to any more
             self.callback(self.queue.popleft())
         return base.SchedulerLost(lost.message)
 
-    def _announce(self, key: str, found: states.State, run_count: int) -> None:
+    def _announce(self, key: str, found: states.State, run_count: int) -> states.State:
         """A state decided here, not on a worker: the status hears of it like the others."""
         if self.callback is not None:
             slug, index = self.names.get(key, (key, None))
             self.queue.append(events.event_for(slug, index, found, run_count))
+        return found
 
     def track_batch(self, key: str, name: str, children: list[str | None]) -> None:
         self.publisher.track_batch(key, name, children)
