@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from flowrun import Flow, Parameter, task
+from flowrun import Flow, Parameter, context, task
+from flowrun.engine import signals
 from flowrun.engine import state as states
 from flowrun.engine.results import LocalResult
 from flowrun.executors import DaskExecutor, LocalExecutor
@@ -79,3 +80,30 @@ def test_no_checkpoint_without_the_switch_or_with_checkpoint_false(tmp_path: Pat
     assert flow.run(context={"checkpointing": True}).is_successful()
     assert flow.run().is_successful()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["off.pkl"]
+
+
+def test_each_loop_iteration_is_checkpointed(tmp_path: Path) -> None:
+    class Numbered(LocalResult):
+        """Writes each value to the next numbered file (a user's Result subclass)."""
+
+        def write(self, value_: Any, **kwargs: Any) -> Any:
+            written = len(list(tmp_path.glob("loop-*.pkl"))) + 1
+            return self.copy().write_to(value_, f"loop-{written}.pkl")
+
+        def write_to(self, value_: Any, location: str) -> Any:
+            self.location = location
+            return LocalResult.write(self, value_)
+
+    @task(result=Numbered(dir=str(tmp_path)))
+    def count_up() -> int:
+        current = int(context.get("task_loop_result", 0)) + 1
+        if context.get("task_loop_count", 1) < 3:
+            raise signals.LOOP(result=current)
+        return current
+
+    with Flow("loops") as flow:
+        counted = count_up()
+    state = flow.run(context={"checkpointing": True})
+    assert state.result[counted].result == 3
+    reader = LocalResult(dir=str(tmp_path))
+    assert [reader.read(f"loop-{n}.pkl").value for n in (1, 2, 3)] == [1, 2, 3]

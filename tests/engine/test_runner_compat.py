@@ -5,7 +5,10 @@ an executor with only `submit()` / `wait()` runs flows, and an error of the run 
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
+import logging
 import queue
+import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,8 +16,11 @@ from typing import Any
 
 import pytest
 
-from flowrun import Flow, task
+import flowrun
+from flowrun import Flow, flatten, task
+from flowrun.engine import signals
 from flowrun.engine.flow_runner import FlowRunner
+from flowrun.engine.task_runner import TaskRunner
 from flowrun.executors import DaskExecutor, Executor, LocalExecutor
 from flowrun.utilities.debug import raise_on_exception
 
@@ -123,3 +129,73 @@ def test_a_task_dask_cannot_pickle_fails_the_flow_with_the_pickling_error(
     assert state.is_failed()
     assert isinstance(state.result, TypeError)
     assert str(state.result) == "cannot pickle '_thread.lock' object"
+
+
+def test_runners_log_each_run_at_info_once_per_run(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)  # the capture handler's level (a LocalCluster changes it)
+
+    @task
+    def loops() -> int:
+        count = int(flowrun.context.get("task_loop_count", 1))
+        if count < 3:
+            raise signals.LOOP(result=count)
+        return count
+
+    with Flow("logs") as flow:
+        loops()
+    assert flow.run().is_successful()
+    lines = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    starting = [m for n, _, m in lines if n == "flowrun.TaskRunner" and "Starting" in m]
+    assert starting == ["Task 'loops': Starting task run..."]  # not once per loop
+    assert (
+        "flowrun.TaskRunner",
+        logging.INFO,
+        "Task 'loops': Finished task run for task with final state: 'Success'",
+    ) in lines
+    assert ("flowrun.FlowRunner", logging.INFO, "Beginning Flow run for 'logs'") in lines
+    assert any(m.startswith("Flow run SUCCESS") for n, _, m in lines if n == "flowrun.FlowRunner")
+
+
+def test_a_level_set_by_the_application_wins(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    quiet = logging.getLogger("flowrun.TaskRunner")
+    before = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        assert TaskRunner(task(lambda: 1)).run().result == 1
+    finally:
+        quiet.setLevel(before)
+    assert not [r for r in caplog.records if r.name == "flowrun.TaskRunner"]
+    TaskRunner(task(lambda: 1)).run()
+    assert [r for r in caplog.records if r.name == "flowrun.TaskRunner"]
+
+
+def test_flatten_of_a_plain_child_result_is_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+
+    @task
+    def nest(x: int) -> Any:
+        return x if x == 2 else [x]
+
+    with Flow("flat") as flow:
+        summed = inc.map(flatten(nest.map([1, 2, 3])))
+    state = flow.run()
+    assert state.result[summed].result == [2, 3, 4]  # the plain 2 passed unchanged
+    warned = [r for r in caplog.records if "did not return an iterable" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].levelno == logging.WARNING
+
+
+def test_flow_run_keeps_cached_states_and_flow_runner_run_only_reads_them() -> None:
+    @task(cache_for=dt.timedelta(minutes=10))
+    def draw() -> float:
+        return random.random()
+
+    with Flow("cache") as flow:
+        drawn = draw()
+    first = FlowRunner(flow).run(return_tasks=[drawn]).result[drawn].result
+    second = FlowRunner(flow).run(return_tasks=[drawn]).result[drawn].result
+    assert first != second  # FlowRunner.run keeps no cache
+    kept = flow.run().result[drawn].result
+    assert flow.run().result[drawn].result == kept  # flow.run does
+    assert FlowRunner(flow).run(return_tasks=[drawn]).result[drawn].result == kept

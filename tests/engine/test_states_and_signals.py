@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import pickle
+import sys
 
 import pytest
 
@@ -115,3 +116,18 @@ def test_endrun_carries_a_state() -> None:
     end = signals.ENDRUN(s.Skipped("no"))
     assert end.state == s.Skipped()
     assert not isinstance(end, Exception)
+
+
+def test_signal_names_and_a_loop_without_result_as_prefect_documents() -> None:
+    error = signals.PrefectStateSignal("you did something incorrectly")
+    assert repr(error) == "PrefectStateSignal('you did something incorrectly')"
+    assert signals.StateSignal is signals.PrefectStateSignal
+    loop = signals.LOOP("again")
+    assert loop.state.result == "LOOP('again')"  # no result given: the signal's repr
+    assert signals.LOOP(result=3).state.result == 3
+
+
+def test_a_state_counts_its_result_in_its_size() -> None:
+    small, big = s.State(result=1), s.State(result="x" * 10_000)
+    assert big.__sizeof__() - small.__sizeof__() >= 10_000 - 100
+    assert sys.getsizeof(big) >= big.__sizeof__()

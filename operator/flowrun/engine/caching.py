@@ -51,5 +51,20 @@ class CacheStore:
             self._states.clear()
 
 
+class ReadOnlyCache(CacheStore):
+    """Reads `source`, keeps nothing: as in Prefect, `FlowRunner.run()` uses the cached
+    states `flow.run()` kept, but only `flow.run()` keeps new ones."""
+
+    def __init__(self, source: CacheStore) -> None:
+        super().__init__()
+        self.source = source
+
+    def candidates(self, task: Task) -> tuple[states.State, ...]:
+        return self.source.candidates(task)
+
+    def remember(self, flow: FlowBase, records: Mapping[str, states.State], session: Any) -> None:
+        return None
+
+
 # One store per process, like Prefect's `context.caches`: Flow.run uses it unless given another.
 PROCESS_CACHE = CacheStore()

@@ -43,6 +43,11 @@ def flatten_children(children: Iterable[states.State]) -> list[states.State]:
     return out
 
 
+def passes_unflattened(children: Iterable[states.State]) -> bool:
+    """Whether a successful child's result can not be flattened (it passes unchanged)."""
+    return any(c.is_successful() and not c.is_skipped() and not _splittable(c) for c in children)
+
+
 def mapped_edge_states(upstream: Any) -> list[states.State]:
     """What a task's upstream checks look at: a reduce edge sees every child of a Mapped
     upstream; a mapped edge sees the Mapped parent (each child decides for itself)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from flowrun.engine.executors.local import LocalExecutor
 from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.flow_pass import FlowPass
 from flowrun.engine.graph_model import FlowGraph
+from flowrun.engine.logs import runner_logger
 from flowrun.engine.run_inputs import RunInputs
 from flowrun.engine.taskstates import TaskStateDict, TaskStates, slug_of
 
@@ -74,7 +74,7 @@ class FlowRunner:
     ) -> None:
         self.flow = as_flow(flow)
         self.state_handlers = list(state_handlers or ())
-        self.logger = logging.getLogger("flowrun.FlowRunner")
+        self.logger = runner_logger("flowrun.FlowRunner")
 
     def run(  # noqa: PLR0917 - Prefect 1.x's signature
         self,
@@ -99,7 +99,7 @@ class FlowRunner:
                 context=context,
                 task_contexts=task_contexts,
                 cancel=cancel,
-                cache_store=cache_store,
+                cache_store=cache_store or caching.ReadOnlyCache(caching.PROCESS_CACHE),
                 on_task_state=on_task_state,
             )
             wanted = self.slugs(return_tasks)
@@ -173,6 +173,7 @@ class FlowRunner:
             return state
         if not state.is_pending():
             raise signals.ENDRUN(state)
+        self.logger.info("Beginning Flow run for '%s'", self.flow.name)
         return self._change(state, states.Running("Running flow."))
 
     def run_pass(
@@ -246,6 +247,7 @@ class FlowRunner:
             final = states.Success("All reference tasks succeeded.")
         else:
             final = states.Success("No reference tasks failed.")
+        self.logger.info("Flow run %s: %s", type(final).__name__.upper(), final.message)
         handler = getattr(self.flow, "terminal_state_handler", None)
         if handler is not None:
             given = final.thaw()

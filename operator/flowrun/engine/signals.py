@@ -31,8 +31,9 @@ class TaskCancelled(FlowrunSignal):
     """Raised inside a running task when its flow run is cancelled."""
 
 
-class StateSignal(FlowrunSignal):
-    """A signal that carries the state it stands for (`signal.state`)."""
+class PrefectStateSignal(FlowrunSignal):
+    """A signal that carries the state it stands for (`signal.state`); Prefect's name,
+    also `StateSignal`."""
 
     state_class: ClassVar[type[states.State]] = states.State
 
@@ -41,6 +42,9 @@ class StateSignal(FlowrunSignal):
         # As in Prefect, the state's result is the signal itself unless one is given.
         state_kwargs.setdefault("result", self)
         self.state = self.state_class(message, **state_kwargs)
+
+
+StateSignal = PrefectStateSignal
 
 
 class FAIL(StateSignal):
@@ -74,14 +78,19 @@ class PAUSE(StateSignal):
 
 
 class LOOP(StateSignal):
-    """Finish this iteration with `result` and run the task again with it in the context."""
+    """Finish this iteration with `result` and run the task again with it in the context.
+
+    Without a `result`, the iteration's result is the signal's repr (as in Prefect)."""
 
     state_class = states.Looped
 
+    def __init__(self, message: str | None = None, *args: Any, **state_kwargs: Any) -> None:
+        state_kwargs.setdefault("result", repr(self))
+        super().__init__(message, *args, **state_kwargs)
 
-# Prefect 1.x's names.
+
+# Prefect 1.x's name.
 PrefectSignal = FlowrunSignal
-PrefectStateSignal = StateSignal
 
 
 def signal_from_state(state: states.State) -> type[StateSignal]:

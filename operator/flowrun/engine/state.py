@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import sys
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
@@ -68,6 +69,10 @@ class State(StateResults):
             object.__setattr__(self, "_given_result", given)
             value = value.value if given is not None else value
         object.__setattr__(self, name, value)
+
+    def __sizeof__(self) -> int:
+        """With its result's size, as Prefect's (`sys.getsizeof(state)`)."""
+        return int(super().__sizeof__()) + sys.getsizeof(self.result)
 
     def __delattr__(self, name: str) -> None:
         if self.__dict__.get("_sealed", False):

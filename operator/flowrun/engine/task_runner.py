@@ -7,7 +7,6 @@ This is where a task's code runs: in the client for LocalExecutor, on a worker f
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -15,25 +14,22 @@ from flowrun.engine import (
     cache_validators,
     checkpoints,
     events,
-    flattening,
     interrupts,
     signals,
     stdout_log,
 )
 from flowrun.engine import context as contexts
 from flowrun.engine import state as states
+from flowrun.engine.logs import runner_logger
 from flowrun.engine.task import Task
+from flowrun.engine.task_steps import TaskSteps
 
 LOOP_KEYS = ("task_loop_count", "task_loop_result")
 ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 RunnerStateHandler = Callable[["TaskRunner", states.State, states.State], "states.State | None"]
 
 
-def _upstream_list(upstream_states: Mapping[Any, states.State]) -> list[states.State]:
-    return flattening.mapped_edge_states(upstream_states)
-
-
-class TaskRunner:
+class TaskRunner(TaskSteps):
     """Runs a task once (through retries and loops within this call, never waiting).
 
     >>> from flowrun import task
@@ -57,7 +53,7 @@ class TaskRunner:
         self._made_in = contexts.context.to_dict()
         self.context: dict[str, Any] = dict(self._made_in)
         self.run_count = 1
-        self.logger = logging.getLogger("flowrun.TaskRunner")
+        self.logger = runner_logger("flowrun.TaskRunner")
 
     # -- the pipeline ----------------------------------------------------------------------
     def run(
@@ -95,10 +91,30 @@ class TaskRunner:
         ):
             ctx["resume"] = True
         ctx.update({k: state.context[k] for k in LOOP_KEYS if k in state.context})
+        name = ctx["task_full_name"]
+        # Prefect's INFO lines, once per run (not per loop iteration).
+        self.logger.info("Task '%s': Starting task run...", name)
+        final = self._loop(ctx, state, upstream, is_mapped_parent, is_start_task)
+        self.logger.info(
+            "Task '%s': Finished task run for task with final state: '%s'",
+            name,
+            type(final).__name__,
+        )
+        return final
+
+    def _loop(
+        self,
+        ctx: dict[str, Any],
+        state: states.State,
+        upstream: Mapping[Any, states.State],
+        is_parent: bool,
+        is_start: bool,
+    ) -> states.State:
+        """The pipeline, again for each LOOP iteration."""
         while True:
             with contexts.using(ctx):
                 try:
-                    state = self._pipeline(state, upstream, is_mapped_parent, is_start_task)
+                    state = self._pipeline(state, upstream, is_parent, is_start)
                 except signals.ENDRUN as end:
                     return end.state
                 except signals.PAUSE as pause:
@@ -180,134 +196,6 @@ class TaskRunner:
                 events.event_for(slug, self.context.get("map_index"), new, self.run_count)
             )
 
-    def _end(self, old: states.State, new: states.State) -> signals.ENDRUN:
-        return signals.ENDRUN(self._change(old, new))
-
-    # -- the steps -------------------------------------------------------------------------
-    def check_task_is_ready(self, state: states.State) -> states.State:
-        if isinstance(state, states.Cached | states.Mapped) or state.is_pending():
-            return state
-        raise signals.ENDRUN(state)
-
-    def check_task_reached_start_time(self, state: states.State) -> states.State:
-        if isinstance(state, states.Scheduled) and not isinstance(state, states.Resume):
-            start = state.start_time
-            if start is None or start > states.now():
-                raise signals.ENDRUN(state)
-        return state
-
-    def check_upstream_finished(
-        self, state: states.State, upstream: Mapping[Any, states.State]
-    ) -> states.State:
-        if not all(s.is_finished() for s in _upstream_list(upstream)):
-            raise signals.ENDRUN(state)
-        return state
-
-    def check_upstream_skipped(
-        self, state: states.State, upstream: Mapping[Any, states.State]
-    ) -> states.State:
-        if self.task.skip_on_upstream_skip and any(
-            s.is_skipped() for s in _upstream_list(upstream)
-        ):
-            raise self._end(
-                state,
-                states.Skipped(
-                    "Upstream task was skipped; if this was not the intended behavior, "
-                    "consider changing `skip_on_upstream_skip=False` for this task."
-                ),
-            )
-        return state
-
-    def check_task_ready_to_map(
-        self, state: states.State, upstream: Mapping[Any, states.State]
-    ) -> None:
-        """Decide the parent of a mapped task: always ends the run, with Mapped(n) or why not."""
-        if isinstance(state, states.Mapped):
-            raise signals.ENDRUN(state)
-        lengths: list[int] = []
-        for edge, up in upstream.items():
-            if not edge.mapped:
-                continue
-            if isinstance(up, states.Mapped):
-                count = up.n_map_states
-                if edge.flattened:
-                    count = len(flattening.flatten_children(up.map_states))
-                lengths.append(count)
-                continue
-            if not up.is_successful():
-                continue
-            value = up.result
-            if edge.flattened:
-                value = flattening.flatten_result(value)
-            if not hasattr(value, "__getitem__") or not hasattr(value, "__len__"):
-                raise self._end(
-                    state, states.Failed("At least one upstream state has an unmappable result.")
-                )
-            lengths.append(len(value))
-        if not lengths:
-            raise self._end(state, states.Failed("No upstream states can be mapped over."))
-        raise self._end(
-            state, states.Mapped("Ready to proceed with mapping.", n_map_states=min(lengths))
-        )
-
-    def get_task_inputs(self, upstream: Mapping[Any, states.State]) -> dict[str, Any]:
-        inputs: dict[str, Any] = {}
-        for edge, up in upstream.items():
-            if edge.key is not None:
-                value = up.result
-                if edge.flattened and not edge.mapped:  # a mapped edge took its element
-                    value = _flattened_value(up)
-                inputs[edge.key] = value
-        return inputs
-
-    def set_task_run_name(self, task_inputs: Mapping[str, Any]) -> None:
-        """Prefect's step: `task_run_name` from inputs given as Results (their `.value`)."""
-        self._name_run({k: getattr(v, "value", v) for k, v in task_inputs.items()})
-
-    def _name_run(self, inputs: Mapping[str, Any]) -> None:
-        """`task_run_name` in the context: the task's template formatted with its inputs,
-        or what its callable returns for them, as in Prefect."""
-        template = self.task.task_run_name
-        if not template:
-            return
-        name = template(**inputs) if callable(template) else template.format(**inputs)
-        self.context["task_run_name"] = name
-        contexts.context.update(task_run_name=name)
-
-    def check_target(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
-        found = checkpoints.found_at_target(self.task, self.context, inputs)
-        return state if found is None else self._change(state, found)
-
-    def check_task_is_cached(self, state: states.State, inputs: Mapping[str, Any]) -> states.State:
-        task = self.task
-        params = self.context.get("parameters") or {}
-        if isinstance(state, states.Cached):
-            if task.cache_validator(state, inputs, params):
-                return state
-            state = self._change(state, states.Pending("Cache was invalid; ready to run."))
-        if task.cache_for is not None:
-            for candidate in self.cache_candidates:
-                if isinstance(candidate, states.Cached) and task.cache_validator(
-                    candidate, inputs, params
-                ):
-                    return self._change(state, candidate)
-        return state
-
-    def check_task_trigger(
-        self, state: states.State, upstream: Mapping[Any, states.State]
-    ) -> states.State:
-        try:
-            if not self.task.trigger(upstream):
-                raise signals.TRIGGERFAIL("Trigger failed.")
-        except signals.StateSignal as sig:
-            raise self._end(state, sig.state) from None
-        except BaseException as exc:
-            failed = states.TriggerFailed(
-                f"Unexpected error while checking task trigger: {exc!r}", result=exc
-            )
-            raise self._end(state, failed) from exc
-        return state
-
     def set_task_to_running(self, state: states.State) -> states.State:
         if not state.is_pending():
             raise signals.ENDRUN(state)
@@ -330,11 +218,7 @@ class TaskRunner:
         except signals.TaskCancelled:
             new = states.Cancelled("Task was cancelled.")
         except signals.LOOP as loop:
-            new = states.Looped(
-                loop.state.message,
-                result=loop.state.result,
-                loop_count=self.context.get("task_loop_count", 1),
-            )
+            new = self._looped(loop, inputs)
         except signals.RETRY as retry:
             # Keeps the signal's start_time (RETRY(start_time=...) waits until then).
             new = retry.state.replace(run_count=self.run_count)
@@ -363,9 +247,21 @@ class TaskRunner:
         try:
             stored = checkpoints.checkpointed(self.task, self.context, inputs, value)
         except Exception as exc:
-            self.logger.exception("Task '%s': writing its result failed", self.task.name)
-            return states.Failed(f"Error writing the task's result: {exc!r}", result=exc)
+            return self._write_failed(exc)
         return states.Success("Task run succeeded.", result=stored)
+
+    def _looped(self, loop: signals.LOOP, inputs: Mapping[str, Any]) -> states.State:
+        """A LOOP iteration's result is checkpointed as a final one is (as in Prefect)."""
+        try:
+            stored = checkpoints.checkpointed(self.task, self.context, inputs, loop.state.result)
+        except Exception as exc:
+            return self._write_failed(exc)
+        count = self.context.get("task_loop_count", 1)
+        return states.Looped(loop.state.message, result=stored, loop_count=count)
+
+    def _write_failed(self, exc: Exception) -> states.State:
+        self.logger.exception("Task '%s': writing its result failed", self.task.name)
+        return states.Failed(f"Error writing the task's result: {exc!r}", result=exc)
 
     def _debug_reraise(self) -> None:
         """Inside an `except` block: re-raise what the task raised when the run context has
@@ -405,9 +301,3 @@ class TaskRunner:
 
 def _args(exc: BaseException) -> str:
     return ", ".join(repr(a) for a in exc.args)
-
-
-def _flattened_value(up: states.State) -> Any:
-    if isinstance(up, states.Mapped):
-        return [child.result for child in flattening.flatten_children(up.map_states)]
-    return flattening.flatten_result(up.result)
