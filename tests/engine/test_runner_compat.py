@@ -19,6 +19,7 @@ import pytest
 import flowrun
 from flowrun import Flow, flatten, task
 from flowrun.engine import signals
+from flowrun.engine import state as states
 from flowrun.engine.flow_runner import FlowRunner
 from flowrun.engine.task_runner import TaskRunner
 from flowrun.executors import DaskExecutor, Executor, LocalExecutor
@@ -199,3 +200,40 @@ def test_flow_run_keeps_cached_states_and_flow_runner_run_only_reads_them() -> N
     kept = flow.run().result[drawn].result
     assert flow.run().result[drawn].result == kept  # flow.run does
     assert FlowRunner(flow).run(return_tasks=[drawn]).result[drawn].result == kept
+
+
+def test_initialize_run_is_a_step_a_subclass_may_override() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def handler(flow: Any, old: Any, new: Any) -> Any:
+        seen.append((type(old).__name__, type(new).__name__))
+        return new
+
+    class Broken(FlowRunner):
+        def initialize_run(self, *args: Any, **kwargs: Any) -> Any:
+            raise SyntaxError("bad")
+
+    class Ended(FlowRunner):
+        def initialize_run(self, *args: Any, **kwargs: Any) -> Any:
+            raise signals.ENDRUN(state=states.Pending("not yet"))
+
+    class Tagged(FlowRunner):
+        def initialize_run(self, *args: Any, **kwargs: Any) -> Any:
+            found = super().initialize_run(*args, **kwargs)
+            return found._replace(context={**found.context, "deployment": "blue"})
+
+    @task
+    def where() -> Any:
+        return flowrun.context.get("deployment")
+
+    flow = Flow("init", tasks=[where], state_handlers=[handler])
+    failed = Broken(flow).run()
+    assert failed.is_failed()
+    assert isinstance(failed.result, SyntaxError)
+    assert seen == [("Pending", "Failed")]
+    assert flow.run(runner_cls=Broken).is_failed()
+    assert Ended(flow).run().message == "not yet"
+    assert Tagged(flow).run(return_tasks=[where]).result[where].result == "blue"
+    first = FlowRunner(flow).initialize_run(None, {}, {"a": 1}, {}, {})
+    assert first.state.is_pending()
+    assert (first.context["a"], first.context["flow_name"]) == (1, "init")

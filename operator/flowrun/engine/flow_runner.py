@@ -8,6 +8,7 @@ flow state from the reference tasks. It returns `Running` while tasks remain unf
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -30,8 +31,7 @@ ENDRUN = signals.ENDRUN  # Prefect exports it from here too
 
 
 class FlowRunnerInitializeResult(NamedTuple):
-    """Prefect's name for what its `initialize_run` step returns; kept for code that
-    imports it. flowrun's FlowRunner has no such step (it builds its context per pass)."""
+    """What `FlowRunner.initialize_run` returns (Prefect's name and fields)."""
 
     state: states.State
     task_states: dict[Any, states.State]
@@ -180,12 +180,24 @@ class FlowRunner:
         self, session: Session, inputs: RunInputs, state: states.State | None = None
     ) -> tuple[states.State, dict[str, states.State]]:
         """One pass inside an open session: (flow state, record of every task)."""
-        state = state or states.Pending()
         try:
-            running = self._begin(state)
+            init = self.initialize_run(
+                state,
+                dict(inputs.task_states),
+                dict(inputs.context),
+                {k: dict(v) for k, v in inputs.task_contexts.items()},
+                dict(inputs.parameters),
+            )
+            running = self._begin(init.state)
         except signals.ENDRUN as end:
             return end.state, dict(inputs.task_states)
-        flow_pass = FlowPass(self.flow, session, inputs, self._context(inputs))
+        inputs = dataclasses.replace(
+            inputs,
+            task_states={slug_of(k): v for k, v in init.task_states.items()},
+            task_contexts={slug_of(k): v for k, v in init.task_contexts.items()},
+        )
+        context = {**init.context, "flow_run_id": inputs.run_id}
+        flow_pass = FlowPass(self.flow, session, inputs, context)
         flow_pass.submit_all()
         records = flow_pass.collect()
         if inputs.cancel.is_set():
@@ -195,22 +207,37 @@ class FlowRunner:
             final = self.determine_final_state(records, flow_pass.run_set)
         return self._change(running, final), records
 
-    def _context(self, inputs: RunInputs) -> dict[str, Any]:
+    def initialize_run(
+        self,
+        state: states.State | None,
+        task_states: dict[Any, states.State],
+        context: dict[str, Any],
+        task_contexts: dict[Any, dict[str, Any]],
+        parameters: dict[str, Any],
+    ) -> FlowRunnerInitializeResult:
+        """Prefect's first step of each pass: the state to start from (Pending if none)
+        and the run's context. A subclass may override it: an ENDRUN it raises ends the
+        pass in that signal's state, another error ends the flow Failed."""
+        run_context = self._context(context, parameters)
+        return FlowRunnerInitializeResult(
+            state or states.Pending(), task_states, run_context, task_contexts
+        )
+
+    def _context(self, given: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
         # The caller's `with flowrun.context(...)` values reach the tasks, as in Prefect;
         # the date keys are defaults that a caller's context may set.
-        base: dict[str, Any] = {**contexts.context.to_dict(), **inputs.context}
+        base: dict[str, Any] = {**contexts.context.to_dict(), **given}
         # Parameters: the context's, then the defaults, then the ones given (Prefect's order).
         values: dict[str, Any] = dict(base.get("parameters") or {})
         for p in self.flow.parameters():
             if not p.required:
                 values.setdefault(p.name, p.default)
-        values.update(inputs.parameters)
+        values.update(parameters)
         base["parameters"] = values
         base["flow_name"] = self.flow.name
         base.setdefault("scheduled_start_time", states.now())
         for key, value in _date_keys(self._date(base)).items():
             base.setdefault(key, value)
-        base["flow_run_id"] = inputs.run_id
         return base
 
     def _date(self, base: dict[str, Any]) -> dt.datetime:
