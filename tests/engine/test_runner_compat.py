@@ -237,3 +237,16 @@ def test_initialize_run_is_a_step_a_subclass_may_override() -> None:
     first = FlowRunner(flow).initialize_run(None, {}, {"a": 1}, {}, {})
     assert first.state.is_pending()
     assert (first.context["a"], first.context["flow_name"]) == (1, "init")
+
+
+def test_what_a_task_prints_is_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+
+    @task(log_stdout=True, name="printer")
+    def printer() -> int:
+        print("TEST_HERE")
+        return 42
+
+    assert TaskRunner(printer).run().result == 42
+    found = [r for r in caplog.records if r.getMessage() == "TEST_HERE"]
+    assert [(r.name, r.levelno) for r in found] == [("flowrun.printer", logging.INFO)]

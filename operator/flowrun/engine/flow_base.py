@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import logging
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
@@ -22,6 +21,7 @@ from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.edges import Annotated, Edge
 from flowrun.engine.flow_context import UNUSED_TRACKER
+from flowrun.engine.logs import runner_logger
 from flowrun.engine.parameter import Parameter
 from flowrun.engine.task import Constant, Task, as_task, contains_task
 
@@ -51,7 +51,7 @@ class FlowBase:
         if state_handlers is not None and not isinstance(state_handlers, Iterable):
             raise TypeError("state_handlers should be iterable.")
         self.name = name
-        self.logger = logging.getLogger(f"flowrun.{name}")
+        self.logger = runner_logger(f"flowrun.{name}")
         self.executor = executor
         self.result = result
         self.state_handlers: list[FlowStateHandler] = list(state_handlers or ())

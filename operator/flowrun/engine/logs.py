@@ -1,4 +1,5 @@
-"""The runners' loggers (`flowrun.TaskRunner`, `flowrun.FlowRunner`).
+"""The run loggers: the runners' (`flowrun.TaskRunner`, `flowrun.FlowRunner`) and each
+task's (`flowrun.<task name>`).
 
 Prefect's runners log each run's start and end at INFO, and its loggers pass INFO by
 default. Here too, unless the application set a level on the logger or on `flowrun`:

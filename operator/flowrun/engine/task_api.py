@@ -15,6 +15,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from flowrun.engine.logs import runner_logger
+
 RESERVED = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
 
 # What calling a task takes besides `run`'s arguments (shown in `inspect.signature(task)`).
@@ -137,7 +139,9 @@ class TaskAPI:
 
     @property
     def logger(self) -> logging.Logger:
-        return logging.getLogger(f"flowrun.{self.name}")
+        """`flowrun.<name>`; it passes INFO (what `log_stdout` prints) unless the
+        application set a level, as Prefect's task loggers do."""
+        return runner_logger(f"flowrun.{self.name}")
 
     def inputs(self) -> dict[str, dict[str, Any]]:
         """`{argument: {"type": annotation, "required": bool, "default": value}}` of `run`
