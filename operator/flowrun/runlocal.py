@@ -146,8 +146,14 @@ def where_to_run(
     import distributed  # noqa: PLC0415 - only when a cluster is wanted
 
     local: Any = distributed.LocalCluster  # untyped
-    with local(n_workers=dask.workers, dashboard_address=":0") as cluster:
-        label = f"DaskExecutor on a LocalCluster ({dask.workers} worker(s))"
+    with local(n_workers=dask.worker_count(), dashboard_address=":0") as cluster:
+        label = f"DaskExecutor on a LocalCluster ({dask.worker_count()} worker(s))"
+        if dask.adapt:
+            cluster.adapt(minimum=dask.adapt.minimum, maximum=dask.adapt.maximum)
+            label = (
+                f"DaskExecutor on an adaptive LocalCluster "
+                f"({dask.adapt.minimum}-{dask.adapt.maximum} workers)"
+            )
         yield kind, cluster.scheduler_address, label
 
 

@@ -9,26 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from flowrun.api import crd
 from flowrun.api.status import StatusBuilder
 from flowrun.dev.waiting import wait_for
 from flowrun.engine.events import TaskEvent
 from flowrun.runs.render import render
 
 pytestmark = pytest.mark.controlplane
-
-
-@pytest.fixture(scope="module")
-def installed(kubectl: Any) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.to_yaml())
-    # `kubectl wait` fails at once while a new CRD has no status.conditions yet (a loaded
-    # machine showed it): ask again until it answers.
-    wait_for(
-        lambda: kubectl("wait", "--for=condition=Established", "crd/flowruns.flowrun.dev",
-                        "--timeout=60s", check=False).returncode == 0,
-        timeout=180,
-        what="the FlowRun CRD established",
-    )  # fmt: skip
 
 
 def manifest(name: str, namespace: str, **spec: Any) -> str:

@@ -149,3 +149,19 @@ def test_secret_values_are_masked_in_status_and_output(
     assert "hunter2-secret" not in out
     assert "hunter2-secret" not in err
     assert "***" in yaml.safe_load(out)["status"]["tasks"]["echo"]["message"]
+
+
+def test_adaptive_workers_run_on_an_adaptive_local_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    adapt = {"type": "Dask", "dask": {"adapt": {"minimum": 0, "maximum": 2}}}
+    path = manifest(tmp_path, inline(executor=adapt))
+    code = flowrun_main(["run", str(path), "-p", "who=x"])
+    captured = capsys.readouterr()
+    assert code == 0, captured
+    assert yaml.safe_load(captured.out)["status"]["results"] == {"hi": "Hello, x!"}
+    assert "adaptive LocalCluster (0-2 workers)" in captured.err
+    both = {"type": "Dask", "dask": {"workers": 2, "adapt": {"maximum": 2}}}
+    code, _, err = run(capsys, str(manifest(tmp_path, inline(executor=both))), "-p", "who=x")
+    assert code == 2
+    assert "dask.workers and dask.adapt contradict each other" in err

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 import pytest
+from dask.utils import key_split
 from engine_helpers import poll
 
 from flowrun import Flow, task
@@ -71,8 +72,29 @@ def test_a_per_task_batch_size_wins(dask_cluster: Any) -> None:
     executor = DaskExecutor(address=dask_cluster.scheduler_address)
     state = run_until_finished(flow, executor=executor, return_tasks=[m])
     keys = state.result[m].result
-    assert keys[0].startswith("where-1[0-24]")
-    assert keys[49].startswith("where-1[25-49]")
+    assert keys[0].startswith("where-1-")
+    assert keys[0].endswith("[0-24]")
+    assert keys[49].endswith("[25-49]")
+
+
+def test_children_are_one_task_to_dask(dask_cluster: Any) -> None:
+    """Dask learns durations per key prefix; its adaptive target and work stealing use them.
+    Every child of a map, batched or not, has its task's prefix, never one of its own."""
+
+    def where(x: int) -> str:
+        from distributed import get_worker  # noqa: PLC0415 - on the worker
+
+        return str(get_worker().get_current_task())
+
+    with Flow("prefixes") as flow:
+        single = task(where, map_batch_size=1).map(list(range(4)))
+        batched = task(where, map_batch_size=10).map(list(range(40)))
+    executor = DaskExecutor(address=dask_cluster.scheduler_address)
+    state = run_until_finished(flow, executor=executor, return_tasks=[single, batched])
+    for mapped, dask_tasks in ((single, 4), (batched, 4)):
+        keys = state.result[mapped].result
+        assert len(set(keys)) == dask_tasks, keys
+        assert {key_split(k) for k in keys} == {"where"}, keys
 
 
 def test_map_of_a_map_has_no_barrier(dask_cluster: Any, tmp_path: Any) -> None:

@@ -106,6 +106,8 @@ OPERATOR_RULES = frozenset(
         ("kubernetes.dask.org", "daskclusters", "delete"),
         ("kubernetes.dask.org", "daskworkergroups", "get"),
         ("kubernetes.dask.org", "daskworkergroups", "list"),
+        ("kubernetes.dask.org", "daskautoscalers", "create"),
+        ("kubernetes.dask.org", "daskautoscalers", "delete"),
         ("", "pods", "get"),
         ("", "pods", "list"),
         ("", "services", "get"),

@@ -55,7 +55,7 @@ def dask_crds(kubectl: Any) -> None:
     """The dask-kubernetes CRDs, from the installed dask-kubernetes package's own chart."""
     crds = Path(dask_kubernetes.__file__).parent / "operator" / "deployment" / "helm"
     crds = crds / "dask-kubernetes-operator" / "crds"
-    for name in ("daskcluster", "daskworkergroup"):
+    for name in ("daskcluster", "daskworkergroup", "daskautoscaler"):
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / f"{name}.yaml"))
         wait_for(lambda n=name: crd_established(kubectl, f"{n}s.kubernetes.dask.org"))
 

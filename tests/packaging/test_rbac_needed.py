@@ -42,6 +42,21 @@ KUBERNETES = {
     }
 }["flowrun_spec"]
 
+# Adaptive workers: the DaskAutoscaler is created next to the DaskCluster (before its scheduler
+# is up) and deleted before it when the run ends by its startup timeout.
+ADAPTIVE = {
+    **KUBERNETES,
+    "executor": {
+        "type": "Dask",
+        "dask": {
+            "cluster": "Kubernetes",
+            "image": "registry.invalid/flows:1",
+            "adapt": {"minimum": 0, "maximum": 2},
+            "startupTimeoutSeconds": 3,
+        },
+    },
+}
+
 # The runner path (no --allow-in-process): the operator creates the runner's Job and identity.
 # No kubelet runs here, so the run ends by its deadline, and the runner objects are deleted.
 RUNNER = {
@@ -105,6 +120,16 @@ ABLATIONS = [
         ("kubernetes.dask.org", "daskclusters", "delete"),
         KUBERNETES,
         'cannot delete resource "daskclusters"',
+    ),
+    (
+        ("kubernetes.dask.org", "daskautoscalers", "create"),
+        ADAPTIVE,
+        'cannot create resource "daskautoscalers"',
+    ),
+    (
+        ("kubernetes.dask.org", "daskautoscalers", "delete"),
+        ADAPTIVE,
+        'cannot delete resource "daskautoscalers"',
     ),
 ]
 

@@ -92,6 +92,11 @@ without it, test_install.py that the whole set is enough.
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskworkergroups"]
   verbs: ["get", "list"]
+# spec.executor.dask.adapt: a DaskAutoscaler next to the DaskCluster, created with it and
+# deleted before it (by name: no get or list).
+- apiGroups: ["kubernetes.dask.org"]
+  resources: ["daskautoscalers"]
+  verbs: ["create", "delete"]
 # dask-kubernetes' KubeCluster polls (never watches) the scheduler Pod and Service, and reads the
 # scheduler's log when it crash-loops (the reason given on the FlowRun). kr8s reads an object by
 # name with a list and a field selector, hence list next to get throughout.

@@ -21,3 +21,13 @@ class Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+
+def keyed(description: str, *, max_items: int, required: bool = False) -> Any:
+    """A list of objects keyed by `name`: the API server refuses duplicate names."""
+    return Field(
+        ... if required else None,
+        description=description,
+        max_length=max_items,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )

@@ -20,6 +20,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flowrun.api.base import JSON, Model, Quantity, TaskName, Timestamp
+from flowrun.api.base import keyed as _keyed
+from flowrun.api.dask_spec import (
+    Adapt,
+    ClusterKind,
+    DaskSpec,
+    EnvVar,
+    ResourceRequirements,
+)
 from flowrun.api.status_schema import (
     ClusterStatus,
     Condition,
@@ -36,6 +44,7 @@ __all__ = [
     "API_VERSION",
     "JSON",
     "KIND",
+    "Adapt",
     "CacheValidator",
     "ClusterKind",
     "ClusterStatus",
@@ -77,13 +86,6 @@ MAX_TASKS = 10_000
 _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 DNS1123_SUBDOMAIN = rf"^{_LABEL}(\.{_LABEL})*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
-# Local workers are threads inside the operator, sharing its process and cores: beyond this a
-# cluster takes minutes to start and its workers starve each other.
-MAX_LOCAL_WORKERS = 32
-TOO_MANY_LOCAL_WORKERS = (
-    f"dask.workers is at most {MAX_LOCAL_WORKERS} for dask.cluster Local (threads inside the "
-    "operator); use dask.cluster Kubernetes for more workers"
-)
 
 
 def _set(description: str) -> Any:
@@ -93,16 +95,6 @@ def _set(description: str) -> Any:
         description=description,
         max_length=MAX_TASKS,
         json_schema_extra={"x-kubernetes-list-type": "set"},
-    )
-
-
-def _keyed(description: str, *, max_items: int = MAX_TASKS, required: bool = False) -> Any:
-    """A list of objects keyed by `name`: the API server refuses duplicate names."""
-    return Field(
-        ... if required else None,
-        description=description,
-        max_length=max_items,
-        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
 
@@ -294,73 +286,6 @@ class ExecutorType(StrEnum):
     Local = "Local"
     Synchronous = "Synchronous"
     Dask = "Dask"
-
-
-class ClusterKind(StrEnum):
-    Kubernetes = "Kubernetes"
-    Local = "Local"
-    External = "External"
-
-
-class ResourceRequirements(Model):
-    requests: dict[str, Quantity] | None = Field(None, description="e.g. {cpu: '1', memory: 2Gi}")
-    limits: dict[str, Quantity] | None = Field(None, description="e.g. {memory: 4Gi}")
-
-
-class EnvVar(Model):
-    name: str = Field(min_length=1, description="Variable name.")
-    value: str = Field("", description="Variable value.")
-
-
-class DaskSpec(Model):
-    """Where the Dask executor runs."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self.cluster != 'External' || has(self.address)",
-                    "message": "dask.address is required when dask.cluster is External",
-                },
-                {
-                    "rule": f"self.cluster != 'Local' || self.workers <= {MAX_LOCAL_WORKERS}",
-                    "message": TOO_MANY_LOCAL_WORKERS,
-                },
-            ]
-        }
-    )
-
-    cluster: ClusterKind = Field(
-        ClusterKind.Kubernetes,
-        description="Kubernetes: an ephemeral cluster owned by the FlowRun (dask-kubernetes); "
-        "Local: a LocalCluster inside the operator; External: an existing scheduler at `address`.",
-    )
-    address: str | None = Field(
-        None, min_length=1, description="Scheduler address, e.g. tcp://host:8786 (External only)."
-    )
-    image: str | None = Field(
-        None, description="Scheduler and worker image; must contain flowrun and the flow's code."
-    )
-    workers: int = Field(1, ge=1, le=1000, description="Number of workers.")
-    resources: ResourceRequirements | None = Field(None, description="Per-worker resources.")
-    env: list[EnvVar] | None = _keyed("Environment of scheduler and workers.", max_items=256)
-    startup_timeout_seconds: int = Field(
-        300, ge=1, description="The run fails when the cluster is not ready in time."
-    )
-    map_batch_size: int | None = Field(
-        None,
-        ge=1,
-        description="Mapped children per Dask task for every mapped task without its own "
-        "`mapBatchSize`; left out, the size adapts to each map and the cluster's threads.",
-    )
-
-    @model_validator(mode="after")
-    def _address(self) -> DaskSpec:
-        if self.cluster is ClusterKind.External and not self.address:
-            raise ValueError("dask.address is required when dask.cluster is External")
-        if self.cluster is ClusterKind.Local and self.workers > MAX_LOCAL_WORKERS:
-            raise ValueError(TOO_MANY_LOCAL_WORKERS)
-        return self
 
 
 class Executor(Model):

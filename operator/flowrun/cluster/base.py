@@ -33,7 +33,8 @@ class ClusterOptions:
     """What `spec.executor.dask` asks of the cluster, as plain values."""
 
     image: str | None = None
-    workers: int = 1
+    workers: int = 1  # with `adapt`, the count the cluster starts with
+    adapt: tuple[int, int] | None = None  # (minimum, maximum) adaptive workers
     resources: dict[str, Any] | None = None
     env: tuple[dict[str, Any], ...] = ()
     address: str | None = None

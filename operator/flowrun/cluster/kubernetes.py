@@ -20,7 +20,7 @@ import kr8s
 import kr8s.asyncio
 from dask_kubernetes.operator import KubeCluster
 
-from flowrun.cluster import base, kr8s_session
+from flowrun.cluster import autoscaler, base, kr8s_session
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +125,8 @@ def build_scheduler_spec(
         command=["dask", "scheduler", "--host", "0.0.0.0"],
         options=options,
     )
+    # Before the run's own env, which may still override it.
+    container["env"] = [*autoscaler.scheduler_env(options.adapt), *container["env"]]
     # A worker lost mid-task fails that task at once (naming the worker; retried as the task's
     # max_retries says), instead of Dask running it again, unseen, on up to 3 more workers
     # (a task over its memory limit would kill each of them in turn). The run's env may differ.
@@ -223,6 +225,21 @@ def build_cluster_spec(
     }
 
 
+def build_autoscaler(
+    name: str, *, owner: base.Owner, options: base.ClusterOptions
+) -> dict[str, Any] | None:
+    """The cluster's DaskAutoscaler, labelled and owned like its DaskCluster; None without adapt."""
+    if options.adapt is None:
+        return None
+    return autoscaler.build_autoscaler(
+        name,
+        namespace=owner.namespace,
+        adapt=options.adapt,
+        labels=build_labels(owner, options),
+        owner_reference=build_owner_reference(owner),
+    )
+
+
 class KubernetesProvider:
     """Starts (or reconnects to) a DaskCluster through dask-kubernetes, deletes it on close."""
 
@@ -235,6 +252,7 @@ class KubernetesProvider:
         self._cluster: Any = None
         self._name: str | None = None
         self._namespace: str | None = None
+        self._adaptive = False
 
     async def start(
         self, name: str, options: base.ClusterOptions, owner: base.Owner
@@ -273,6 +291,7 @@ class KubernetesProvider:
                 "ClusterStartupFailed", f"Dask cluster {name} failed to start: {exc}"
             ) from exc
         self._cluster = cluster
+        await self._adapt(name, options, owner)
         dashboard = getattr(cluster, "dashboard_link", None)
         return base.ClusterHandle(
             name=name,
@@ -280,6 +299,21 @@ class KubernetesProvider:
             dashboard=str(dashboard) if dashboard else None,
             reconnected=reconnected,
         )
+
+    async def _adapt(self, name: str, options: base.ClusterOptions, owner: base.Owner) -> None:
+        """Not `KubeCluster.adapt`: that autoscaler has neither our labels nor an owner until
+        the dask operator adopts it."""
+        manifest = build_autoscaler(name, owner=owner, options=options)
+        if manifest is None:
+            return
+        self._adaptive = True
+        try:
+            await autoscaler.create(manifest)
+        except Exception as exc:
+            await self.close()
+            raise base.ClusterStartupError(
+                "ClusterStartupFailed", f"DaskAutoscaler {name} could not be created: {exc}"
+            ) from exc
 
     async def close(self) -> None:
         """Delete the DaskCluster by name (whatever state the KubeCluster object is in)."""
@@ -289,6 +323,8 @@ class KubernetesProvider:
                 await asyncio.wait_for(super_close(cluster), timeout=self._delete_timeout)
             except (TimeoutError, OSError) as exc:
                 logger.warning("closing the Dask client side of %s failed: %s", self._name, exc)
+        if self._name is not None and self._adaptive:
+            await autoscaler.delete(self._name, self._namespace or "default")
         if self._name is not None:
             await delete_daskcluster(self._name, self._namespace, timeout=self._delete_timeout)
 

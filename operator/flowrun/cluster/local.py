@@ -56,7 +56,7 @@ class LocalProvider:
     def _make(self, name: str, options: base.ClusterOptions) -> Any:
         # distributed is untyped; `Any` keeps mypy strict elsewhere.
         local_cluster: Any = distributed.LocalCluster
-        return local_cluster(
+        cluster = local_cluster(
             name=name,
             n_workers=max(1, options.workers),
             threads_per_worker=options.threads_per_worker,
@@ -72,6 +72,11 @@ class LocalProvider:
             scheduler_port=0,
             silence_logs=True,
         )
+        if options.adapt is not None:
+            # distributed's Adaptive, on the cluster's own loop: the scheduler's adaptive
+            # target, bounded, every second (what the dask operator's autoscaler does in Pods).
+            cluster.adapt(minimum=options.adapt[0], maximum=options.adapt[1])
+        return cluster
 
     async def close(self) -> None:
         if self._cluster is not None:

@@ -15,7 +15,8 @@ def cluster_options(spec: models.FlowRunSpec, *, default_image: str | None) -> C
     resources = dask.resources.model_dump(exclude_none=True) if dask.resources else None
     return ClusterOptions(
         image=dask.image or default_image,
-        workers=dask.workers,
+        workers=dask.worker_count(),
+        adapt=(dask.adapt.minimum, dask.adapt.maximum) if dask.adapt else None,
         resources=resources or None,
         env=tuple({"name": e.name, "value": e.value} for e in dask.env or []),
         address=dask.address,

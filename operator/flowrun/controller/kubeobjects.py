@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "Job": ("batch/v1", "/apis", "jobs"),
     "FlowRun": ("flowrun.dev/v1alpha1", "/apis", "flowruns"),
     "DaskCluster": ("kubernetes.dask.org/v1", "/apis", "daskclusters"),
+    "DaskAutoscaler": ("kubernetes.dask.org/v1", "/apis", "daskautoscalers"),
 }
 
 API_ERRORS = (kr8s.ServerError, httpx.HTTPStatusError)

@@ -9,15 +9,17 @@ read from the scheduler Pod's conditions; the runner connects to the scheduler's
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from flowrun.api import models
 from flowrun.cluster import base
-from flowrun.cluster.kubernetes import build_cluster_spec, diagnose
+from flowrun.cluster.kubernetes import build_autoscaler, build_cluster_spec, diagnose
 from flowrun.controller import kubeobjects
 from flowrun.controller.clusteropts import cluster_options
 
+logger = logging.getLogger(__name__)
 POLL = 1.0
 SCHEDULER_PORT = 8786
 
@@ -44,6 +46,11 @@ async def start(
     manifest = build_cluster_spec(name, owner=owner, options=options, default_image=default_image)
     existing = await kubeobjects.get(api, "DaskCluster", owner.namespace, name)
     created = existing is None and await kubeobjects.create(api, manifest)
+    # Next to the DaskCluster, before its scheduler is up: the dask operator skips an
+    # autoscaler whose scheduler is not ready yet, and a restart finds it by name (409).
+    adapt = build_autoscaler(name, owner=owner, options=options)
+    if adapt is not None:
+        await kubeobjects.create(api, adapt)
     try:
         await asyncio.wait_for(
             _scheduler_ready(api, owner.namespace, name), timeout=options.startup_timeout
@@ -68,8 +75,13 @@ async def _scheduler_ready(api: Any, namespace: str, name: str) -> None:
 
 
 async def delete(api: Any, name: str, namespace: str, *, timeout: float = 60.0) -> bool:
-    """Delete the DaskCluster and wait (bounded) until the API server no longer has it; False
-    when there was none."""
+    """Delete the DaskCluster (its DaskAutoscaler first, so nothing scales it meanwhile) and
+    wait (bounded) until the API server no longer has it; False when there was none."""
+    try:
+        await kubeobjects.delete(api, "DaskAutoscaler", namespace, name)
+    except kubeobjects.API_ERRORS as exc:
+        # The DaskCluster's deletion takes an adopted autoscaler with it: go on with that.
+        logger.warning("deleting DaskAutoscaler %s/%s failed: %s", namespace, name, exc)
     if not await kubeobjects.delete(api, "DaskCluster", namespace, name):
         return False
     loop = asyncio.get_running_loop()

@@ -88,7 +88,14 @@ class HelmOperator:
         """What a failed test shows: objects and Events of `namespace`, both operators' logs."""
         parts = []
         for args in (
-            ("get", "flowruns,daskclusters,pods,services", "-n", namespace, "-o", "wide"),
+            (
+                "get",
+                "flowruns,daskclusters,daskworkergroups,daskautoscalers,pods,services",
+                "-n",
+                namespace,
+                "-o",
+                "wide",
+            ),
             ("get", "events", "-n", namespace, "--sort-by=.lastTimestamp"),
             ("get", "pods", "-n", self.namespace, "-o", "wide"),
         ):
@@ -99,10 +106,12 @@ class HelmOperator:
         return "\n".join(parts)
 
     def leftovers(self, namespace: str) -> dict[str, list[str]]:
-        """The DaskClusters, Pods and Services of Dask clusters still in `namespace`."""
+        """The DaskClusters, DaskAutoscalers, Pods and Services of Dask clusters still in
+        `namespace`."""
         found: dict[str, list[str]] = {}
         for kind, selector in (
             ("daskclusters", ""),
+            ("daskautoscalers", ""),
             ("pods", DASK_CLUSTER_LABEL),
             ("services", DASK_CLUSTER_LABEL),
         ):

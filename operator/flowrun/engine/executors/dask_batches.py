@@ -138,7 +138,8 @@ def submit(
     for chunk in chunks([p[0].map_index or 0 for p in prepared], size):
         session.counter += 1
         first, last = prepared[chunk[0]][0].map_index, prepared[chunk[-1]][0].map_index
-        key = f"{slug}[{first}-{last}]-{session.token}-{session.counter}"
+        # The range last: one Dask key prefix (`slug`) for all batches (see DaskSession._prepare).
+        key = f"{slug}-{session.token}-{session.counter}[{first}-{last}]"
         keys.append(key)
         session.track_batch(key, f"{slug}[{first}-{last}]", [prepared[j][0].key for j in chunk])
         specs.append(child_specs([prepared[j] for j in chunk]))

@@ -1,0 +1,23 @@
+"""Fixtures of the api tests that need the API server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowrun.api import crd
+from flowrun.dev.waiting import wait_for
+
+
+@pytest.fixture(scope="module")
+def installed(kubectl: Any) -> None:
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.to_yaml())
+    # `kubectl wait` fails at once while a new CRD has no status.conditions yet (a loaded
+    # machine showed it): ask again until it answers.
+    wait_for(
+        lambda: kubectl("wait", "--for=condition=Established", "crd/flowruns.flowrun.dev",
+                        "--timeout=60s", check=False).returncode == 0,
+        timeout=180,
+        what="the FlowRun CRD established",
+    )  # fmt: skip
