@@ -43,12 +43,12 @@ def test_an_adaptive_scheduler_serves_the_http_api_the_autoscaler_reads() -> Non
 def test_a_fixed_cluster_is_unchanged() -> None:
     spec = cluster_spec(workers=2)
     assert ROUTES not in {e["name"] for e in env_of(spec["scheduler"])}
-    assert kubernetes.build_autoscaler("fr-x-1", owner=OWNER, options=base.ClusterOptions()) is None
+    assert autoscaler.build("fr-x-1", owner=OWNER, options=base.ClusterOptions()) is None
 
 
 def test_the_autoscaler_is_labelled_and_owned_like_its_cluster() -> None:
     options = base.ClusterOptions(image="acme/etl:1", adapt=(1, 3))
-    made = kubernetes.build_autoscaler("fr-x-1", owner=OWNER, options=options)
+    made = autoscaler.build("fr-x-1", owner=OWNER, options=options)
     assert made is not None
     daskcluster = kubernetes.build_cluster_spec("fr-x-1", owner=OWNER, options=options)
     assert made["metadata"]["ownerReferences"] == daskcluster["metadata"]["ownerReferences"]

@@ -11,7 +11,7 @@ from typing import Any
 import dask_kubernetes
 import pytest
 
-from flowrun.cluster import autoscaler, base, kr8s_session, kubernetes
+from flowrun.cluster import autoscaler, base, kr8s_session
 from flowrun.dev.waiting import wait_for
 from support.flowruns import crd_established
 
@@ -37,7 +37,7 @@ def test_created_once_labelled_and_owned_then_deleted_by_name(kubectl: Any, name
     uid = kubectl.json("get", "configmap", "run", "-n", namespace)["metadata"]["uid"]
     owner = base.Owner("v1", "ConfigMap", "run", namespace, uid)
     options = base.ClusterOptions(image="registry.invalid/etl:1", adapt=(0, 2))
-    manifest = kubernetes.build_autoscaler("fr-run-1", owner=owner, options=options)
+    manifest = autoscaler.build("fr-run-1", owner=owner, options=options)
     assert manifest is not None
 
     async def create_twice() -> list[bool]:

@@ -9,7 +9,7 @@ import distributed
 import pytest
 
 from flowrun import cluster
-from flowrun.cluster import base, kubernetes
+from flowrun.cluster import base, kubernetes, labels
 
 OWNER = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl.daily", "team-a", "0a1b2c3d-4e5f-6789")
 
@@ -48,14 +48,14 @@ class TestLabelValue:
         ],
     )
     def test_always_valid(self, name: str) -> None:
-        assert self.VALID.fullmatch(kubernetes.label_value(name))
+        assert self.VALID.fullmatch(labels.label_value(name))
 
     def test_short_names_are_kept(self) -> None:
-        assert kubernetes.label_value("etl.daily-2") == "etl.daily-2"
+        assert labels.label_value("etl.daily-2") == "etl.daily-2"
 
     def test_long_names_sharing_a_prefix_stay_apart(self) -> None:
         first, second = "p" * 70 + "-first", "p" * 70 + "-second"
-        assert kubernetes.label_value(first) != kubernetes.label_value(second)
+        assert labels.label_value(first) != labels.label_value(second)
 
 
 class TestBuildClusterSpec:
@@ -80,7 +80,7 @@ class TestBuildClusterSpec:
         meta = self.spec()["metadata"]
         assert meta["name"] == "fr-x-1"  # type: ignore[index]
         assert meta["namespace"] == "team-a"  # type: ignore[index]
-        assert meta["labels"][kubernetes.LABEL_FLOWRUN_UID] == OWNER.uid  # type: ignore[index]
+        assert meta["labels"][labels.LABEL_FLOWRUN_UID] == OWNER.uid  # type: ignore[index]
 
     def test_options_reach_scheduler_and_workers(self) -> None:
         spec = self.spec(

@@ -25,6 +25,9 @@ from typing import Any
 import kr8s
 from dask_kubernetes.operator._objects import DaskAutoscaler
 
+from flowrun.cluster import base
+from flowrun.cluster.labels import build_labels, build_owner_reference
+
 AUTOSCALER_API = "kubernetes.dask.org/v1"
 
 # distributed's default scheduler routes, plus the HTTP API the autoscaler reads.
@@ -78,6 +81,19 @@ def build_autoscaler(
         },
         "spec": {"cluster": name, "minimum": minimum, "maximum": maximum},
     }
+
+
+def build(name: str, *, owner: base.Owner, options: base.ClusterOptions) -> dict[str, Any] | None:
+    """The cluster's DaskAutoscaler, labelled and owned like its DaskCluster; None without adapt."""
+    if options.adapt is None:
+        return None
+    return build_autoscaler(
+        name,
+        namespace=owner.namespace,
+        adapt=options.adapt,
+        labels=build_labels(owner, options),
+        owner_reference=build_owner_reference(owner),
+    )
 
 
 async def create(manifest: dict[str, Any]) -> bool:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import hashlib
 import logging
-import re
 from typing import Any
 
 import kr8s
@@ -21,11 +19,10 @@ import kr8s.asyncio
 from dask_kubernetes.operator import KubeCluster
 
 from flowrun.cluster import autoscaler, base, kr8s_session
+from flowrun.cluster.labels import build_labels, build_owner_reference
 
 logger = logging.getLogger(__name__)
 
-LABEL_FLOWRUN = "flowrun.dev/flowrun"
-LABEL_FLOWRUN_UID = "flowrun.dev/flowrun-uid"
 DASKCLUSTER_API = "kubernetes.dask.org/v1"
 DASKCLUSTERS = "daskclusters.kubernetes.dask.org"
 
@@ -46,51 +43,6 @@ CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-
-
-def build_owner_reference(owner: base.Owner) -> dict[str, Any]:
-    """The ownerReference that ties a child to its FlowRun (cascading deletion)."""
-    return {
-        "apiVersion": owner.api_version,
-        "kind": owner.kind,
-        "name": owner.name,
-        "uid": owner.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def label_value(text: str) -> str:
-    """`text` as a valid label value: itself when it is one, else a readable prefix plus a hash.
-
-    A label value is at most 63 characters of `[A-Za-z0-9._-]`, beginning and ending with an
-    alphanumeric. A FlowRun name may have 253 characters, so a plain cut can end in `-` or `.`
-    (refused by the API server) and two long names could share a cut; the hash keeps them apart.
-
-    >>> label_value("etl.daily")
-    'etl.daily'
-    >>> v = label_value("a" * 62 + "-b"); len(v), v[-9:-8], v[:5]
-    (63, '-', 'aaaaa')
-    """
-    if _LABEL_VALUE.fullmatch(text):
-        return text
-    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    head = re.sub(r"[^A-Za-z0-9._-]+", "-", text)[: 63 - len(digest) - 1]
-    head = head.strip("-._")
-    return f"{head}-{digest}" if head else digest
-
-
-_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
-
-
-def build_labels(owner: base.Owner, options: base.ClusterOptions) -> dict[str, str]:
-    """Labels that let anyone (and a sweep) find a FlowRun's Dask resources."""
-    return {
-        **options.extra_labels,
-        "app.kubernetes.io/managed-by": "flowrun-operator",
-        LABEL_FLOWRUN: label_value(owner.name),
-        LABEL_FLOWRUN_UID: label_value(owner.uid),
-    }
 
 
 def build_container(
@@ -225,21 +177,6 @@ def build_cluster_spec(
     }
 
 
-def build_autoscaler(
-    name: str, *, owner: base.Owner, options: base.ClusterOptions
-) -> dict[str, Any] | None:
-    """The cluster's DaskAutoscaler, labelled and owned like its DaskCluster; None without adapt."""
-    if options.adapt is None:
-        return None
-    return autoscaler.build_autoscaler(
-        name,
-        namespace=owner.namespace,
-        adapt=options.adapt,
-        labels=build_labels(owner, options),
-        owner_reference=build_owner_reference(owner),
-    )
-
-
 class KubernetesProvider:
     """Starts (or reconnects to) a DaskCluster through dask-kubernetes, deletes it on close."""
 
@@ -303,7 +240,7 @@ class KubernetesProvider:
     async def _adapt(self, name: str, options: base.ClusterOptions, owner: base.Owner) -> None:
         """Not `KubeCluster.adapt`: that autoscaler has neither our labels nor an owner until
         the dask operator adopts it."""
-        manifest = build_autoscaler(name, owner=owner, options=options)
+        manifest = autoscaler.build(name, owner=owner, options=options)
         if manifest is None:
             return
         self._adaptive = True

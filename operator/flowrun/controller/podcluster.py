@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowrun.api import models
-from flowrun.cluster import base
-from flowrun.cluster.kubernetes import build_autoscaler, build_cluster_spec, diagnose
+from flowrun.cluster import autoscaler, base
+from flowrun.cluster.kubernetes import build_cluster_spec, diagnose
 from flowrun.controller import kubeobjects
 from flowrun.controller.clusteropts import cluster_options
 
@@ -48,7 +48,7 @@ async def start(
     created = existing is None and await kubeobjects.create(api, manifest)
     # Next to the DaskCluster, before its scheduler is up: the dask operator skips an
     # autoscaler whose scheduler is not ready yet, and a restart finds it by name (409).
-    adapt = build_autoscaler(name, owner=owner, options=options)
+    adapt = autoscaler.build(name, owner=owner, options=options)
     if adapt is not None:
         await kubeobjects.create(api, adapt)
     try:

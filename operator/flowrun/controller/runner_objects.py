@@ -19,8 +19,8 @@ from typing import Any
 
 from flowrun.api import models
 from flowrun.cluster import base
-from flowrun.cluster.kubernetes import (
-    CONTAINER_SECURITY_CONTEXT,
+from flowrun.cluster.kubernetes import CONTAINER_SECURITY_CONTEXT
+from flowrun.cluster.labels import (
     LABEL_FLOWRUN,
     LABEL_FLOWRUN_UID,
     build_owner_reference,

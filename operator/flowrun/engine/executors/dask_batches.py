@@ -138,7 +138,9 @@ def submit(
     for chunk in chunks([p[0].map_index or 0 for p in prepared], size):
         session.counter += 1
         first, last = prepared[chunk[0]][0].map_index, prepared[chunk[-1]][0].map_index
-        # The range last: one Dask key prefix (`slug`) for all batches (see DaskSession._prepare).
+        # The range (a child's index) last: Dask learns task durations per key prefix (the key
+        # up to its first non-word part), for its adaptive target and work stealing; with it
+        # first (`slow[3]-...`), each batch and child was a prefix of its own, never learned.
         key = f"{slug}-{session.token}-{session.counter}[{first}-{last}]"
         keys.append(key)
         session.track_batch(key, f"{slug}[{first}-{last}]", [prepared[j][0].key for j in chunk])

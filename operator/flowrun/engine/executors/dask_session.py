@@ -142,10 +142,7 @@ class DaskSession:
         slug = call.task.slug or call.task.name
         suffix = "" if call.map_index is None else f"[{call.map_index}]"
         self.counter += 1
-        # The child's index last: Dask learns task durations per key prefix (the key up to its
-        # first non-word part), and its adaptive target and work stealing use them. With the
-        # index first (`slow[3]-...`), every child was a prefix of its own, never learned.
-        key = f"{slug}-{self.token}-{self.counter}{suffix}"
+        key = f"{slug}-{self.token}-{self.counter}{suffix}"  # index last: see dask_batches
         self.names[key] = (slug, call.map_index)
         self.attempts[key] = (call.task, deaths.attempt(state))
         call = dataclasses.replace(
