@@ -11,7 +11,7 @@ from flowrun.engine.flow import Flow
 from flowrun.engine.parameter import Parameter
 from flowrun.engine.task import Task, task
 from flowrun.tasks.control_flow import case
-from flowrun.utilities.tasks import tags
+from flowrun.utilities.tasks import apply_map, tags
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,7 @@ __all__ = [
     "Flow",
     "Parameter",
     "Task",
+    "apply_map",
     "case",
     "context",
     "executors",

@@ -155,6 +155,11 @@ class FlowBase:
             raise ValueError(
                 "Parameters must be root tasks and can not have upstream dependencies."
             )
+        if mapped and context.get("mapped", False):
+            raise ValueError(
+                "Cannot set `mapped=True` when running from inside a mapped context "
+                "(a function given to `apply_map` is mapped as a whole)"
+            )
         self.add_task(upstream_task)
         self.add_task(downstream_task)
         if key is not None:

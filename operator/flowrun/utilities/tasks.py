@@ -12,6 +12,7 @@ from flowrun.engine import signals
 from flowrun.engine import state as states
 from flowrun.engine.context import context
 from flowrun.engine.task import as_task, task
+from flowrun.utilities.mapping import apply_map
 
 
 @contextmanager
@@ -46,4 +47,4 @@ def defaults_from_attrs(*attr_args: str) -> Callable[[Callable[..., Any]], Calla
     return wrapper
 
 
-__all__ = ["as_task", "defaults_from_attrs", "pause_task", "tags", "task"]
+__all__ = ["apply_map", "as_task", "defaults_from_attrs", "pause_task", "tags", "task"]
