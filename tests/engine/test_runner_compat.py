@@ -7,11 +7,15 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as dt
 import logging
+import os
 import queue
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -250,3 +254,46 @@ def test_what_a_task_prints_is_logged_at_info(caplog: pytest.LogCaptureFixture) 
     assert TaskRunner(printer).run().result == 42
     found = [r for r in caplog.records if r.getMessage() == "TEST_HERE"]
     assert [(r.name, r.levelno) for r in found] == [("flowrun.printer", logging.INFO)]
+
+
+PAUSED_FLOW = """
+import flowrun
+from flowrun import Flow, task
+
+@task
+def one():
+    return 1
+
+@task(trigger=flowrun.triggers.manual_only)
+def add_one(x):
+    return x + 1
+
+with Flow("example") as flow:
+    done = add_one(one())
+state = flow.run()
+print("RESULT", type(state).__name__, state.result[done].result)
+"""
+
+
+@pytest.mark.parametrize(("answer", "expected"), [("y", "RESULT Success 2"), ("n", "Running")])
+def test_flow_run_asks_on_a_terminal_to_resume_a_paused_task(
+    tmp_path: Path, answer: str, expected: str
+) -> None:
+    script = tmp_path / "paused.py"
+    script.write_text(PAUSED_FLOW)
+    controller, terminal = os.openpty()  # the child's standard input is a terminal
+    try:
+        os.write(controller, f"{answer}\n".encode())
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert "is currently Paused; enter 'y' to resume" in done.stdout
+    assert expected in done.stdout

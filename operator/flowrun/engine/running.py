@@ -9,6 +9,7 @@ results stay on the cluster.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -69,15 +70,21 @@ def run_flow(
         check_parameters(flow, params, ctx)
         # As in Prefect, flow.run sets the scheduled start time (the schedule's, or now).
         ctx = {**ctx, "scheduled_start_time": ctx.get("scheduled_start_time", states.now())}
+        options = {**kwargs}
         try:
-            final = looping.run_until_finished(
-                runner,
-                parameters=params,
-                executor=executor or flow.executor,
-                context=ctx,
-                return_tasks=flow.sorted_tasks(),
-                **kwargs,
-            )
+            while True:
+                final = looping.run_until_finished(
+                    runner,
+                    parameters=params,
+                    executor=executor or flow.executor,
+                    context=ctx,
+                    return_tasks=flow.sorted_tasks(),
+                    **options,
+                )
+                resumed = _resume_on_terminal(flow, final)
+                if not resumed:
+                    break
+                options.update(state=final, task_states={**final.result, **resumed})
         except Exception as exc:
             return runner.unexpected(exc, None)
         # Every task has a state, also when the flow did not run (Pending then).
@@ -93,3 +100,19 @@ def run_flow(
     if schedule is None or run_on_schedule is False:
         return run_once(given, context)
     return scheduled.run_on_schedule(schedule, given, context, run_once)
+
+
+def _resume_on_terminal(flow: FlowBase, final: states.State) -> dict[str, states.State]:
+    """Prefect's `flow.run()` asks on the terminal whether to resume each Paused task;
+    so does flowrun, when standard input is a terminal (otherwise, and when none is
+    resumed, `flow.run()` returns Running: resume with `task_states={task: Resume()}`)."""
+    if final.is_finished() or not isinstance(final.result, Mapping) or not sys.stdin.isatty():
+        return {}
+    resumed: dict[str, states.State] = {}
+    for slug, st in final.result.items():
+        if isinstance(st, states.Paused):
+            task = flow.task_by_slug(slug)
+            answer = input(f"{task} is currently Paused; enter 'y' to resume:\n")
+            if answer.strip().lower() == "y":
+                resumed[slug] = states.Resume("Approval given to resume.")
+    return resumed
