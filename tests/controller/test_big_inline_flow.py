@@ -1,24 +1,44 @@
 """A big inline flow end to end through the operator, with the CRD's admission policy in force.
 
-The status path of a big FlowRun: every status write carries the whole object through the API
-server (benchmarks/status_writes.py), the status stays bounded, and the spec stays immutable
-(a ValidatingAdmissionPolicy, never evaluated on status writes) while the operator writes it.
+The status path of a big FlowRun: every write of it costs the API server the whole flow
+(benchmarks/status_writes.py), so its routine progress goes to a small companion ConfigMap owned
+by the FlowRun, and the FlowRun gets a bounded number of writes (flowrun.runs.companion) that
+leave it with the same complete, bounded status as a small run's; the spec stays immutable (a
+ValidatingAdmissionPolicy, never evaluated on status writes) while the operator writes it.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
 import pytest
 
+from flowrun.cluster import base
+from flowrun.controller import runner_objects as objects
 from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
+from flowrun.runs import companion
 from support.flowruns import FlowRuns, task
 
 pytestmark = pytest.mark.controlplane
 
 N = 3000
+
+
+def patches(kubectl: Any, resource: str, subresource: str = "") -> int:
+    """How many PATCH requests of `resource` the API server has served (its own counter)."""
+    total = 0
+    for line in kubectl("get", "--raw", "/metrics").stdout.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            if (labels.get("verb"), labels.get("resource")) == ("PATCH", resource) and labels.get(
+                "subresource", ""
+            ) == subresource:
+                total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 def edit(frs: FlowRuns, name: str, spec: dict[str, Any]) -> Any:
@@ -29,14 +49,17 @@ def edit(frs: FlowRuns, name: str, spec: dict[str, Any]) -> Any:
 
 @pytest.mark.slow
 def test_a_big_inline_flow_ends_with_a_bounded_useful_status(
-    shared_operator: OperatorProcess, frs: FlowRuns
+    shared_operator: OperatorProcess, frs: FlowRuns, kubectl: Any
 ) -> None:
+    assert N >= companion.BIG_FLOW_TASKS
     tasks = [task(f"t{i}", "add", i, 1) for i in range(N)]
     spec = {
         "flow": {"tasks": tasks},
         "executor": {"type": "Local"},
         "returnTasks": ["t0", f"t{N - 1}"],
     }
+    before = patches(kubectl, "flowruns", "status"), patches(kubectl, "configmaps")
+    started = time.monotonic()
     frs.apply("big", spec)
 
     def refused() -> bool:  # the policy is loaded asynchronously after the CRD's install
@@ -45,6 +68,7 @@ def test_a_big_inline_flow_ends_with_a_bounded_useful_status(
 
     wait_for(refused, timeout=60, what="a spec edit refused by the policy")
     status = frs.wait_phase("big", timeout=600)
+    elapsed = time.monotonic() - started
     assert status["phase"] == "Succeeded", status.get("message")
     assert status["progress"] == f"{N}/{N}"
     assert status["taskCounts"] == {"total": N, "Success": N}
@@ -56,6 +80,21 @@ def test_a_big_inline_flow_ends_with_a_bounded_useful_status(
     assert status["tasksOmitted"] == N - len(status["tasks"])
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions["Ready"] == "True"
+    # Its routine progress went to the companion; the FlowRun got a bounded number of writes
+    # (start, results, end, ... and one per companion.REFRESH at most), not one per interval.
+    flowrun_writes = patches(kubectl, "flowruns", "status") - before[0]
+    assert flowrun_writes <= 8 + elapsed / companion.REFRESH, (flowrun_writes, elapsed)
+    assert patches(kubectl, "configmaps") - before[1] >= 1
+    stored = frs.get("big")
+    assert stored is not None
+    owner = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "big", frs.namespace,
+                       stored["metadata"]["uid"])  # fmt: skip
+    live = kubectl.json("get", "configmap", objects.status_name(owner), "-n", frs.namespace)
+    assert live["data"]["phase"] == "Succeeded"  # it follows the FlowRun's writes, the end too
+    assert live["data"]["progress"] == f"{N}/{N}"
+    assert json.loads(live["data"]["taskCounts"]) == {"total": N, "Success": N}
+    (ref,) = live["metadata"]["ownerReferences"]
+    assert (ref["kind"], ref["uid"]) == ("FlowRun", stored["metadata"]["uid"])
     # After the run: still immutable, and `cancel` is still the one field that can change.
     assert "spec.flow is immutable" in edit(frs, "big", {"flow": {"name": "x"}}).stderr
     assert edit(frs, "big", {"cancel": True}).returncode == 0

@@ -24,6 +24,7 @@ from flowrun.cluster.kr8s_session import private_api
 from flowrun.controller import kube
 from flowrun.controller import runner_objects as objects
 from flowrun.dev.waiting import wait_for
+from flowrun.runs import companion
 from support.flowruns import FLOWS, FlowRuns, local_spec, task
 
 pytestmark = [pytest.mark.controlplane]
@@ -189,3 +190,36 @@ def test_the_runner_stops_on_spec_cancel(
     status = frs.status("cancelme")
     assert status["phase"] == "Cancelled", status
     assert status["tasks"]["slow"]["state"] == "Cancelled"
+
+
+def test_a_big_flow_s_runner_writes_its_live_status_and_no_other_configmap(
+    own_frs: FlowRuns, sa_kubeconfig: Any, kubectl: Any, tmp_path: Path
+) -> None:
+    """A big inline flow (flowrun.runs.companion): the operator creates the run's live-status
+    ConfigMap with its identity; the runner may patch that one and nothing else."""
+    frs = own_frs
+    n = companion.BIG_FLOW_TASKS
+    tasks = [task(f"t{i}", "add", i, 1) for i in range(n)]
+    frs.apply("bigrun", local_spec(tasks, executor={"type": "Local"}))
+    owner = owner_of(frs, "bigrun")
+    grant(frs, owner)
+    kubectl("create", "-f", "-", input=json.dumps(objects.live_status(owner)))
+    kubeconfig = sa_kubeconfig(frs.namespace, objects.runner_name(owner))
+    proc = runner(kubeconfig, owner, tmp_path)
+    assert finish(proc, tmp_path, "bigrun") == 0
+    log = (tmp_path / "runner-bigrun.log").read_text()
+    assert "live status" not in log, log  # no companion write was refused
+    status = frs.status("bigrun")
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == f"{n}/{n}"
+    name, ns = objects.status_name(owner), frs.namespace
+    live = kubectl.json("get", "configmap", name, "-n", ns)["data"]
+    assert (live["phase"], live["progress"]) == ("Succeeded", f"{n}/{n}")
+    kubectl("create", "configmap", "other", "-n", ns, "--from-literal=a=b")
+    for denied in (
+        ("patch", "configmap", "other", "-n", ns, "--type=merge", "-p", '{"data":{"a":"c"}}'),
+        ("create", "configmap", "mine", "-n", ns, "--from-literal=a=b"),
+    ):
+        out = kubectl(*denied, "--kubeconfig", str(kubeconfig), check=False)
+        assert out.returncode != 0, denied
+        assert "forbidden" in out.stderr.lower(), (denied, out.stderr)

@@ -72,7 +72,9 @@ def test_every_executor_gets_a_runner_and_nothing_runs_in_the_operator(
         assert pod["containers"][0]["image"] == IMAGE
         assert pod["containers"][0]["command"] == ["flowrun", "runner"]
         role = frs.kubectl.json("get", "role", objects["roles"][0], "-n", frs.namespace)
-        assert {r.get("resourceNames", [None])[0] for r in role["rules"]} == {name, None}
+        # Its own FlowRun, and its run's live-status ConfigMap (only created for a big flow).
+        live = objects["serviceaccounts"][0].removesuffix("-runner") + "-status"
+        assert {r.get("resourceNames", [None])[0] for r in role["rules"]} == {name, live, None}
     for name in executors:
         status = frs.status(name)
         assert status.get("phase") == "Pending", status

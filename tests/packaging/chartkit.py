@@ -100,6 +100,8 @@ OPERATOR_RULES = frozenset(
         ("flowrun.dev", "flowruns/status", "patch"),
         ("flowrun.dev", "flowruns/finalizers", "update"),
         ("", "events", "create"),
+        ("", "configmaps", "create"),
+        ("", "configmaps", "patch"),
         ("kubernetes.dask.org", "daskclusters", "get"),
         ("kubernetes.dask.org", "daskclusters", "list"),
         ("kubernetes.dask.org", "daskclusters", "create"),

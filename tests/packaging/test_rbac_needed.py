@@ -27,6 +27,8 @@ WITH_SECRET = local_spec(
     flow={"parameters": [{"name": "token", "required": True}]},
     parametersFrom=[{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
 )
+# A big inline flow (1,000 tasks, flowrun.runs.companion): its live status goes to a ConfigMap.
+BIG = local_spec([{"name": f"t{i}", "fn": "operator:add", "args": [i, 1]} for i in range(1000)])
 KUBERNETES = {
     "flowrun_spec": {
         "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
@@ -76,6 +78,10 @@ ABLATIONS = [
     (("flowrun.dev", "flowruns", "patch"), LOCAL, 'cannot patch resource "flowruns"'),
     (("flowrun.dev", "flowruns/status", "patch"), LOCAL, 'cannot patch resource "flowruns/status"'),
     (("", "events", "create"), LOCAL, 'cannot create resource "events"'),
+    (("", "configmaps", "create"), BIG, 'cannot create resource "configmaps"'),
+    (("", "configmaps", "patch"), BIG, 'cannot patch resource "configmaps"'),
+    # Held to be granted too: the runner's Role allows patch of its run's live status.
+    (("", "configmaps", "patch"), RUNNER, "attempting to grant RBAC permissions not"),
     (("batch", "jobs", "create"), RUNNER, 'cannot create resource "jobs"'),
     (("batch", "jobs", "get"), RUNNER, 'cannot get resource "jobs"'),
     (("batch", "jobs", "delete"), RUNNER, 'cannot delete resource "jobs"'),

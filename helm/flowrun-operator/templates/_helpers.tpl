@@ -80,6 +80,13 @@ without it, test_install.py that the whole set is enough.
 - apiGroups: ["flowrun.dev"]
   resources: ["flowruns/finalizers"]
   verbs: ["update"]
+# A big inline flow's live status (1,000 tasks or more): a ConfigMap owned by its FlowRun,
+# created by the operator and patched by it (in-process runs) or by the runner (which may patch
+# only that one, so the operator must hold patch to grant it). Writes of the FlowRun itself cost
+# the API server the whole flow (benchmarks/README.md).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["create", "patch"]
 # Events for phase changes, task failures and the cluster's life (kopf posts core v1 Events).
 - apiGroups: [""]
   resources: ["events"]

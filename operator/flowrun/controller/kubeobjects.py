@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # kind -> (group/version, base path, plural)
 KINDS: dict[str, tuple[str, str, str]] = {
     "ServiceAccount": ("v1", "/api", "serviceaccounts"),
+    "ConfigMap": ("v1", "/api", "configmaps"),
     "Event": ("v1", "/api", "events"),
     "Pod": ("v1", "/api", "pods"),
     "Role": ("rbac.authorization.k8s.io/v1", "/apis", "roles"),
@@ -145,3 +146,26 @@ async def post_event(api: Any, obj: Mapping[str, Any]) -> None:
         await create(api, obj)
     except (*API_ERRORS, httpx.TransportError) as exc:
         logger.warning("event %s could not be posted: %s", obj.get("reason"), exc)
+
+
+class ConfigMapLive:
+    """A big run's live status (`flowrun.runs.companion.LiveSink`) as a ConfigMap's data: a
+    merge patch; created when absent (the operator's in-process runs; a runner Pod's run finds
+    it created by the operator and may only patch it)."""
+
+    def __init__(self, api: Any, manifest: Mapping[str, Any]) -> None:
+        self._api = api
+        self._manifest = manifest
+
+    async def patch_live(self, data: Mapping[str, str | None]) -> None:
+        meta = self._manifest["metadata"]
+        body = json.dumps({"data": data})
+        headers = {"Content-Type": "application/merge-patch+json"}
+        try:
+            await _call(self._api, "PATCH", "ConfigMap", meta["namespace"], meta["name"],
+                        content=body, headers=headers)  # fmt: skip
+        except API_ERRORS as exc:
+            if http_status(exc) != 404:
+                raise
+            present = {k: v for k, v in data.items() if v is not None}
+            await create(self._api, {**self._manifest, "data": present})

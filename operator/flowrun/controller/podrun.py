@@ -33,7 +33,7 @@ from flowrun.controller import (
 )
 from flowrun.controller import runner_objects as objects
 from flowrun.controller.runbase import RunBase
-from flowrun.runs import render
+from flowrun.runs import companion, render
 from flowrun.runs.outcome import TERMINAL, FlowRunError, Outcome
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ class PodRun(RunBase):
             objects.service_account(owner),
             objects.role(owner),
             objects.role_binding(owner),
+            # A big flow's live status: the runner may patch it, not create it.
+            *([objects.live_status(owner)] if companion.is_big(self.body["spec"]) else []),
         ):
             await kubeobjects.create(api, obj)
         config = objects.RunnerConfig(

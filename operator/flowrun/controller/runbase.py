@@ -8,7 +8,10 @@ from typing import Any
 
 import kopf
 
-from flowrun.controller import policy, stopping
+from flowrun.cluster import base as cluster_base
+from flowrun.controller import kubeobjects, policy, stopping
+from flowrun.controller import runner_objects as objects
+from flowrun.runs import companion
 from flowrun.runs.statuswriter import StatusWriter
 
 
@@ -32,3 +35,11 @@ class RunBase:
             interval=ctx.settings.status_interval,
             metrics=ctx.metrics,
         )
+        if companion.is_big(body.get("spec") or {}):
+            # Routine progress to a small ConfigMap: every write of this FlowRun costs the
+            # API server the whole flow (flowrun.runs.companion).
+            owner = cluster_base.Owner(
+                body["apiVersion"], body["kind"], self.name, self.namespace, self.uid
+            )
+            live = kubeobjects.ConfigMapLive(ctx.api, objects.live_status(owner))
+            self.writer.set_live(live)

@@ -6,7 +6,9 @@ never unpickles a byte from a scheduler the FlowRun's author controls (docs/inst
 model). Each runner gets its own identity, owned by the FlowRun (cascading deletion):
 
 - a ServiceAccount, and a Role + RoleBinding that allow exactly: get/watch of its own FlowRun
-  (`resourceNames`), patch of its own `flowruns/status`, create of Events. Nothing else.
+  (`resourceNames`), patch of its own `flowruns/status`, patch of its run's live-status ConfigMap
+  (`resourceNames`; created by the operator for big inline flows, `flowrun.runs.companion`),
+  create of Events. Nothing else.
 - `parametersFrom` Secrets reach the runner as `env[].valueFrom.secretKeyRef`: the kubelet reads
   them, in the FlowRun's namespace; the operator never reads Secret data.
 """
@@ -68,6 +70,21 @@ def runner_name(owner: base.Owner) -> str:
     return f"{base.cluster_name(owner)}-runner"
 
 
+def status_name(owner: base.Owner) -> str:
+    """The live-status ConfigMap of a big inline flow (`flowrun.runs.companion`).
+
+    >>> status_name(base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "0a1b2c3d-9"))
+    'fr-etl-0a1b2c3d-status'
+    """
+    return f"{base.cluster_name(owner)}-status"
+
+
+def live_status(owner: base.Owner, data: dict[str, str] | None = None) -> dict[str, Any]:
+    """The companion ConfigMap, owned by the FlowRun (deleted with it; kept after the run)."""
+    metadata = {**_metadata(owner), "name": status_name(owner)}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data or {}}
+
+
 def runner_image(spec: models.FlowRunSpec, default_image: str | None) -> str | None:
     """The run's image: its Dask image (which has the flow's code), else the operator's default."""
     dask = (spec.executor.dask if spec.executor else None) or None
@@ -114,6 +131,12 @@ def role(owner: base.Owner) -> dict[str, Any]:
                 "apiGroups": [models.API_GROUP],
                 "resources": ["flowruns/status"],
                 "resourceNames": own,
+                "verbs": ["patch"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [status_name(owner)],
                 "verbs": ["patch"],
             },
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},

@@ -12,6 +12,10 @@ Every patch passes the run's `Masker` on its way out (secret values never reach 
 a patch the API server refuses (400/422) is sent again field by field: the phase, message and
 conditions always land, so a run is never left without its end because of one bad field.
 
+A big inline flow's routine patches go to a small companion object instead, and its FlowRun gets
+them at most every `companion.REFRESH` seconds and with every other change (`set_live`,
+`flowrun.runs.companion`).
+
 Only one event loop touches a writer (the operator's daemon, or a runner Pod's); a runner
 thread hands events over with `loop.call_soon_threadsafe(writer.update, fragment)`. The writer
 knows Kubernetes only through its `StatusSink` (the front end's API client), so the run service
@@ -24,9 +28,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from flowrun.runs import companion
 from flowrun.runs.secrets import Masker
 
 logger = logging.getLogger(__name__)
@@ -113,6 +119,11 @@ class StatusWriter:
         self.patches_sent = 0
         self.bytes_sent = 0
         self.last_send_seconds = 0.0
+        # A big run's companion (set_live): routine patches go there, and are owed to the FlowRun.
+        self._live: companion.LiveSink | None = None
+        self._owed: dict[str, Any] = {}
+        self._flowrun_at = -math.inf  # loop time of the last FlowRun write
+        self.live_patches_sent = 0
 
     async def __aenter__(self) -> StatusWriter:
         self._task = asyncio.create_task(self._loop(), name=f"status:{self._name}")
@@ -124,6 +135,11 @@ class StatusWriter:
     def set_source(self, source: Callable[[], Mapping[str, Any]]) -> None:
         """A fragment computed at send time (rendering once per patch, not once per event)."""
         self._source = source
+
+    def set_live(self, live: companion.LiveSink) -> None:
+        """A big run: routine patches go to `live`; the FlowRun gets them at most every
+        `companion.REFRESH` seconds, with any other change, and on every flush."""
+        self._live = live
 
     def set_masker(self, masker: Masker) -> None:
         """The run's secret values, known once its plan is built: masked in every patch."""
@@ -148,12 +164,13 @@ class StatusWriter:
         must be on the server before the run goes on."""
         for attempt in range(attempts):
             async with self._sending:  # a patch in flight lands (or comes back) first
-                if (not self._pending and not self._dirty.is_set()) or self._gone:
+                idle = not self._pending and not self._dirty.is_set() and not self._owed
+                if idle or self._gone:
                     return True
-                sent = await self._send_pending()
+                sent = await self._send_pending(to_flowrun=True)
             if not sent:
                 await asyncio.sleep(min(MAX_BACKOFF, 0.2 * 2**attempt))
-        return not self._pending
+        return not self._pending and not self._owed
 
     async def close(self) -> None:
         if self._task is not None:
@@ -183,21 +200,30 @@ class StatusWriter:
         async with self._sending:
             return await self._send_pending()
 
-    async def _send_pending(self) -> bool:
+    async def _send_pending(self, *, to_flowrun: bool = False) -> bool:
         patch, self._pending = self._pending, {}
         if self._source is not None:
             # The source is always the newest word on its keys: a patch that failed or was
             # interrupted (merged back into pending) must never override it.
             patch = deep_merge(patch, self._source())
         self._dirty.clear()
-        if not patch:
-            return True
         patch = self._mask.value(patch)
         clock = asyncio.get_running_loop().time
+        recent = clock() - self._flowrun_at < companion.REFRESH
+        if self._live is not None and not to_flowrun and recent and companion.routine(patch):
+            self._owed = deep_merge(self._owed, patch)
+            started = clock()
+            await self._send_live(patch)
+            self.last_send_seconds = clock() - started  # the pace of the companion's writes
+            return True
+        patch, self._owed = deep_merge(self._owed, patch), {}
+        if not patch:
+            return True
         started = clock()
         try:
             await self._sink.patch_status(self._namespace, self._name, {"status": patch})
             self.last_send_seconds = clock() - started
+            self._flowrun_at = clock()
         except asyncio.CancelledError:
             # close() interrupted this send: keep the patch for the final flush (sending a
             # merge patch twice is harmless; losing it is not).
@@ -222,7 +248,27 @@ class StatusWriter:
         self.bytes_sent += len(json.dumps(patch))
         if self._metrics is not None:
             self._metrics.status_patches.inc()
+        if self._live is not None:  # the companion follows every FlowRun write (the end too)
+            await self._send_live(patch)
         return True
+
+    async def _send_live(self, patch: Mapping[str, Any]) -> None:
+        """Best effort: a companion that cannot be written is given up, and the FlowRun gets
+        everything again (what the companion got is owed to it in any case)."""
+        data = companion.live_data(patch)
+        if not data or self._live is None:
+            return
+        try:
+            await self._live.patch_live(data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.warning("live status of %s/%s not written, the FlowRun gets it all: %s",
+                           self._namespace, self._name, exc)  # fmt: skip
+            self._live = None
+            self._dirty.set()
+            return
+        self.live_patches_sent += 1
 
     async def _salvage(self, patch: Mapping[str, Any]) -> bool:
         """Send a refused patch again in parts (the run's end first); drop only what is refused.

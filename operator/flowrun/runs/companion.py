@@ -1,0 +1,56 @@
+"""The live status of a big inline flow, written to a small companion object beside its FlowRun.
+
+Every status write of a FlowRun makes the API server decode, patch, copy, track and encode the
+whole object, its spec included: about a second for a 10,000-task inline flow however small the
+patch (`benchmarks/status_writes.py`). For a run of `BIG_FLOW_TASKS` inline tasks or more, the
+status writer therefore sends its routine patches (progress, counts, task states) to a small
+companion object owned by the FlowRun (the operator's: a ConfigMap, `LiveSink`), whose writes
+cost what a 1-task FlowRun's do, and writes the FlowRun itself only when something else changes
+(phase, conditions, results, cluster, ...), when it flushes (the run's end), and otherwise at most
+once every `REFRESH` seconds, each time with everything the companion got in between. So the
+FlowRun's status is complete at every phase change and at the end, exactly as for a small run,
+and the number of its expensive writes is bounded by the run's phases and its duration.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+BIG_FLOW_TASKS = 1000
+REFRESH = 60.0  # seconds between two FlowRun writes of routine progress, at most one per
+# Keys that change all the time while a run goes on; any other key goes to the FlowRun at once.
+ROUTINE = frozenset({"message", "progress", "failed", "taskCounts", "tasks", "tasksOmitted"})
+# What the companion holds: what a reader polls to follow a run.
+LIVE = ("phase", "message", "progress", "failed", "taskCounts")
+
+
+class LiveSink(Protocol):
+    async def patch_live(self, data: Mapping[str, str | None]) -> None:
+        """Merge `data` into the companion (creating it when absent, where allowed)."""
+
+
+def is_big(spec: Mapping[str, Any]) -> bool:
+    """A FlowRun spec (raw dict) whose inline flow is big enough for a companion."""
+    tasks = (spec.get("flow") or {}).get("tasks") or []
+    return len(tasks) >= BIG_FLOW_TASKS
+
+
+def routine(patch: Mapping[str, Any]) -> bool:
+    """A status patch that may wait for the FlowRun (only routine keys)."""
+    return set(patch) <= ROUTINE
+
+
+def live_data(patch: Mapping[str, Any]) -> dict[str, str | None]:
+    """The companion's part of a status patch, as ConfigMap data (strings; JSON for the rest).
+
+    >>> live_data({"phase": "Running", "failed": 0, "tasks": {}})
+    {'phase': 'Running', 'failed': '0'}
+    """
+    out: dict[str, str | None] = {}
+    for key in LIVE:
+        if key in patch:
+            value = patch[key]
+            out[key] = value if value is None or isinstance(value, str) else json.dumps(value)
+    return out

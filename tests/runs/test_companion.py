@@ -1,0 +1,84 @@
+"""A big run's status routing: routine patches to the companion, the rest and the end to the
+FlowRun with everything the companion got (no API server here; the control-plane test
+tests/controller/test_big_inline_flow.py runs it for real)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from flowrun.runs import companion
+from flowrun.runs.statuswriter import StatusWriter, deep_merge
+
+
+class Sinks:
+    """The FlowRun's status sink and the companion's, recording what each received."""
+
+    def __init__(self, live_fails: bool = False) -> None:
+        self.flowrun: list[dict[str, Any]] = []
+        self.live: list[dict[str, Any]] = []
+        self.flowrun_state: dict[str, Any] = {}
+        self.live_state: dict[str, Any] = {}
+        self.live_fails = live_fails
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self.flowrun.append(dict(patch["status"]))
+        self.flowrun_state = deep_merge(self.flowrun_state, patch["status"])
+
+    async def patch_live(self, data: Mapping[str, str | None]) -> None:
+        if self.live_fails:
+            raise PermissionError('configmaps "x" is forbidden: cannot patch resource')
+        self.live.append(dict(data))
+        self.live_state = {**self.live_state, **data}
+
+
+async def drive(sinks: Sinks) -> StatusWriter:
+    writer = StatusWriter(sinks, namespace="ns", name="big", interval=0.01)
+    writer.set_live(sinks)
+    async with writer:
+        writer.update({"phase": "Running", "startTime": "2026-11-30T18:00:00Z"})
+        await asyncio.sleep(0.05)
+        for i in range(1, 21):
+            writer.update({"progress": f"{i}/20", "tasks": {f"t{i}": {"state": "Success"}}})
+            await asyncio.sleep(0.02)
+        writer.update({"results": {"t1": 1}})  # not routine: to the FlowRun at once
+        await asyncio.sleep(0.05)
+        writer.update({"progress": "20/20", "taskCounts": {"total": 20, "Success": 20}})
+        writer.update({"phase": "Succeeded", "completionTime": "2026-11-30T18:01:00Z"})
+    return writer
+
+
+def test_routine_patches_go_to_the_companion_and_the_flowrun_gets_all_of_them() -> None:
+    sinks = Sinks()
+    writer = asyncio.run(drive(sinks))
+    # The FlowRun: its first write, the results, the end; never a routine patch alone.
+    assert 3 <= len(sinks.flowrun) <= 4, sinks.flowrun
+    assert all(not companion.routine(p) for p in sinks.flowrun[:-1])
+    final = sinks.flowrun_state
+    assert final["phase"] == "Succeeded"
+    assert final["progress"] == "20/20"
+    assert set(final["tasks"]) == {f"t{i}" for i in range(1, 21)}  # what the companion got
+    assert final["results"] == {"t1": 1}
+    # The companion: many small writes, and the end (it follows every FlowRun write).
+    assert len(sinks.live) >= 5
+    assert all(set(d) <= set(companion.LIVE) for d in sinks.live)
+    assert sinks.live_state["phase"] == "Succeeded"
+    assert sinks.live_state["taskCounts"] == '{"total": 20, "Success": 20}'
+    assert writer.live_patches_sent == len(sinks.live)
+
+
+def test_a_companion_that_cannot_be_written_leaves_everything_to_the_flowrun() -> None:
+    sinks = Sinks(live_fails=True)
+    asyncio.run(drive(sinks))
+    assert sinks.live == []
+    assert len(sinks.flowrun) > 4  # routine patches reach the FlowRun again
+    assert set(sinks.flowrun_state["tasks"]) == {f"t{i}" for i in range(1, 21)}
+    assert sinks.flowrun_state["phase"] == "Succeeded"
+
+
+def test_a_big_flow_is_one_of_big_flow_tasks_inline_tasks() -> None:
+    tasks = [{"name": f"t{i}", "fn": "m:f"} for i in range(companion.BIG_FLOW_TASKS)]
+    assert companion.is_big({"flow": {"tasks": tasks}})
+    assert not companion.is_big({"flow": {"tasks": tasks[1:]}})
+    assert not companion.is_big({"flow": {"ref": "m:flow"}})
