@@ -39,12 +39,14 @@ async def drive(sinks: Sinks) -> StatusWriter:
     async with writer:
         writer.update({"phase": "Running", "startTime": "2026-11-30T18:00:00Z"})
         await asyncio.sleep(0.05)
+        writer.update({"taskCounts": {"total": 20, "Pending": 20}})
         for i in range(1, 21):
             writer.update({"progress": f"{i}/20", "tasks": {f"t{i}": {"state": "Success"}}})
             await asyncio.sleep(0.02)
+        # As the status builder sends them: merge-patch diffs, a null deleting a key.
         writer.update({"results": {"t1": 1}})  # not routine: to the FlowRun at once
         await asyncio.sleep(0.05)
-        writer.update({"progress": "20/20", "taskCounts": {"total": 20, "Success": 20}})
+        writer.update({"progress": "20/20", "taskCounts": {"Pending": None, "Success": 20}})
         writer.update({"phase": "Succeeded", "completionTime": "2026-11-30T18:01:00Z"})
     return writer
 
@@ -60,6 +62,7 @@ def test_routine_patches_go_to_the_companion_and_the_flowrun_gets_all_of_them() 
     assert final["progress"] == "20/20"
     assert set(final["tasks"]) == {f"t{i}" for i in range(1, 21)}  # what the companion got
     assert final["results"] == {"t1": 1}
+    assert final["taskCounts"] == {"total": 20, "Pending": None, "Success": 20}  # a merge patch
     # The companion: many small writes, and the end (it follows every FlowRun write).
     assert len(sinks.live) >= 5
     assert all(set(d) <= set(companion.LIVE) for d in sinks.live)

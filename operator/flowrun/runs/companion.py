@@ -42,15 +42,24 @@ def routine(patch: Mapping[str, Any]) -> bool:
     return set(patch) <= ROUTINE
 
 
-def live_data(patch: Mapping[str, Any]) -> dict[str, str | None]:
-    """The companion's part of a status patch, as ConfigMap data (strings; JSON for the rest).
+def without_nulls(value: Any) -> Any:
+    """A merged merge-patch value as the object would hold it (a null deletes its key)."""
+    if isinstance(value, Mapping):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
 
-    >>> live_data({"phase": "Running", "failed": 0, "tasks": {}})
-    {'phase': 'Running', 'failed': '0'}
+
+def live_data(patch: Mapping[str, Any], merged: Mapping[str, Any]) -> dict[str, str | None]:
+    """The companion's part of a status patch, as ConfigMap data: each live key the patch
+    touches, with its whole value from `merged` (all patches so) as a string (JSON but for
+    strings); a ConfigMap value is replaced whole, so a diff of it would lose keys.
+
+    >>> live_data({"failed": 0, "tasks": {}}, {"phase": "Running", "failed": 0})
+    {'failed': '0'}
     """
     out: dict[str, str | None] = {}
     for key in LIVE:
         if key in patch:
-            value = patch[key]
+            value = without_nulls(merged.get(key))
             out[key] = value if value is None or isinstance(value, str) else json.dumps(value)
     return out

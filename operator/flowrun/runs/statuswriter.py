@@ -122,6 +122,7 @@ class StatusWriter:
         # A big run's companion (set_live): routine patches go there, and are owed to the FlowRun.
         self._live: companion.LiveSink | None = None
         self._owed: dict[str, Any] = {}
+        self._live_state: dict[str, Any] = {}  # every live key as merged so far
         self._flowrun_at = -math.inf  # loop time of the last FlowRun write
         self.live_patches_sent = 0
 
@@ -255,7 +256,9 @@ class StatusWriter:
     async def _send_live(self, patch: Mapping[str, Any]) -> None:
         """Best effort: a companion that cannot be written is given up, and the FlowRun gets
         everything again (what the companion got is owed to it in any case)."""
-        data = companion.live_data(patch)
+        touched = {k: patch[k] for k in companion.LIVE if k in patch}
+        self._live_state = deep_merge(self._live_state, touched)
+        data = companion.live_data(patch, self._live_state)
         if not data or self._live is None:
             return
         try:
