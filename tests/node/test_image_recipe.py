@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flowrun.dev import dockerfile, image, imagebuild
+from flowrun.dev import dockerfile, image, imagebuild, oci
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,3 +55,20 @@ def test_the_tag_is_a_content_hash_that_changes_with_the_project(tmp_path: Path)
     assert image.content_hash(tmp_path, "dask==1") != first
     assert image.content_hash(tmp_path, "dask==2") != image.content_hash(tmp_path, "dask==1")
     assert "latest" not in image.image_name()
+
+
+def test_copy_from_a_stage_keeps_its_bytecode_as_docker_does(tmp_path: Path):
+    """`.dockerignore` filters the build context only: the venv a stage built (pip compiled its
+    bytecode) reaches the runtime stage whole, so Pods do not compile their imports at start."""
+    context, build, runtime = tmp_path / "ctx", tmp_path / "build", tmp_path / "runtime"
+    for root in (context / "src", build / "opt" / "venv"):
+        (root / "__pycache__").mkdir(parents=True)
+        (root / "m.py").write_text("x = 1\n")
+        (root / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
+    stages = {"build": imagebuild._StageState(build, oci.ImageConfig())}
+    stage = imagebuild._StageState(runtime, oci.ImageConfig())
+    imagebuild._copy(stage, "--from=build /opt/venv /opt/venv", context, stages)
+    imagebuild._copy(stage, "src/ /src/", context, stages)
+    assert (runtime / "opt" / "venv" / "__pycache__" / "m.cpython-311.pyc").is_file()
+    assert (runtime / "src" / "m.py").is_file()
+    assert not (runtime / "src" / "__pycache__").exists()

@@ -18,6 +18,10 @@ from flowrun.dev.dockerfile import DockerfileError
 
 LOCAL_BASE = "flowrun-local-base"
 WHEELHOUSE_MOUNT = "tmp/flowrun-wheelhouse"
+# What the project's .dockerignore keeps out of the build context. Only a COPY from the context
+# obeys it: `COPY --from=<stage>` copies the stage's files as they are, as Docker does (pip's
+# compiled bytecode included; without it every Python process of every Pod compiles its imports
+# again, seconds of CPU at each start, as the image's root is read-only).
 _IGNORED = ("__pycache__", ".pyc", ".egg-info")
 # The key of the last stage (the default target) in execute_stages' result.
 LAST = ""
@@ -45,11 +49,13 @@ class _StageState:
         return self.rootfs / os.path.normpath(absolute).lstrip("/")
 
 
-def _copytree_ignoring(src: Path, dest: Path) -> None:
+def _copytree(src: Path, dest: Path, *, from_context: bool) -> None:
     def ignore(_directory: str, names: list[str]) -> set[str]:
         return {n for n in names if any(n.endswith(s) or n == s for s in _IGNORED)}
 
-    shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True, ignore=ignore)
+    shutil.copytree(
+        src, dest, symlinks=True, dirs_exist_ok=True, ignore=ignore if from_context else None
+    )
 
 
 def _copy(stage: _StageState, rest: str, context: Path, stages: dict[str, _StageState]) -> None:
@@ -64,7 +70,7 @@ def _copy(stage: _StageState, rest: str, context: Path, stages: dict[str, _Stage
         if not src.exists():
             raise DockerfileError(f"COPY source {source} does not exist")
         if src.is_dir():
-            _copytree_ignoring(src, target)
+            _copytree(src, target, from_context=source_root is context)
         else:
             into_dir = dest.endswith("/") or len(sources) > 1 or target.is_dir()
             final = target / src.name if into_dir else target
