@@ -53,6 +53,11 @@ def daskclusters(kubectl: Any, namespace: str) -> list[dict[str, Any]]:
     return items
 
 
+def runner_jobs(kubectl: Any, namespace: str) -> list[dict[str, Any]]:
+    out = kubectl("get", "jobs", "-n", namespace, "-o", "json")
+    return [j for j in json.loads(out.stdout)["items"] if j["metadata"]["name"].endswith("-runner")]
+
+
 def test_owned_cluster_then_startup_timeout_leaves_nothing(
     dask_crds: None, start_operator: Any, own_frs: FlowRuns, kubectl: Any
 ) -> None:
@@ -69,6 +74,10 @@ def test_owned_cluster_then_startup_timeout_leaves_nothing(
     assert cluster["metadata"]["name"].startswith("fr-k8s-")
     assert cluster["spec"]["worker"]["replicas"] == 2
     assert cluster["spec"]["worker"]["spec"]["containers"][0]["image"] == "registry.invalid/etl:1"
+    # The runner starts beside the cluster, not once its scheduler is Ready (it never is here):
+    # the runner waits for the scheduler's address in status, which the operator never wrote.
+    wait_for(lambda: runner_jobs(kubectl, frs.namespace), what="the runner Job")
+    assert "scheduler" not in (frs.status("k8s").get("cluster") or {})
 
     status = frs.wait_phase("k8s", timeout=120)
     assert status["phase"] == "Failed"
@@ -77,6 +86,7 @@ def test_owned_cluster_then_startup_timeout_leaves_nothing(
     stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
     assert stalled["reason"] == "ClusterStartupTimeout"
     wait_for(lambda: not daskclusters(kubectl, frs.namespace), what="DaskCluster deleted")
+    wait_for(lambda: not runner_jobs(kubectl, frs.namespace), what="runner Job deleted")
     assert {"ClusterStartupTimeout", "ClusterDeleted"} <= frs.event_reasons("k8s")
 
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pytest
 
 from flowrun.cluster import base
@@ -223,3 +224,44 @@ def test_a_big_flow_s_runner_writes_its_live_status_and_no_other_configmap(
         out = kubectl(*denied, "--kubeconfig", str(kubeconfig), check=False)
         assert out.returncode != 0, denied
         assert "forbidden" in out.stderr.lower(), (denied, out.stderr)
+
+
+def test_on_cluster_kubernetes_the_runner_waits_until_status_names_the_scheduler(
+    own_frs: FlowRuns, sa_kubeconfig: Any, tmp_path: Path
+) -> None:
+    """The operator starts the runner beside the DaskCluster (their starts overlap) and writes
+    `status.cluster.scheduler` when the scheduler is Ready: the runner runs nothing before."""
+    frs = own_frs
+    dask = {"cluster": "Kubernetes", "workers": 1}
+    spec = local_spec(
+        [{"name": "a", "fn": "operator:add", "args": [1, 2]}],
+        executor={"type": "Dask", "dask": dask},
+        returnTasks=["a"],
+    )
+    frs.apply("beside", spec)
+    owner = owner_of(frs, "beside")
+    grant(frs, owner)
+    kubeconfig = sa_kubeconfig(frs.namespace, objects.runner_name(owner))
+    log = tmp_path / "runner-beside.log"
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", dashboard_address=":0"
+    ) as cluster:
+        address = cluster.scheduler_address
+        proc = runner(kubeconfig, owner, tmp_path, **{objects.ENV_SCHEDULER: address})
+        try:
+            wait_for(lambda: "waiting for the operator" in log.read_text(), timeout=120,
+                     what="the runner to wait for the scheduler")  # fmt: skip
+            assert proc.poll() is None, log.read_text()
+            assert frs.status("beside").get("phase") in (None, "Pending")
+            # What the operator writes once the scheduler Pod is Ready.
+            cluster_status = {"name": "fr-beside", "scheduler": address}
+            frs.kubectl("patch", "flowrun", "beside", "-n", frs.namespace, "--type=merge",
+                        "--subresource=status", "-p",
+                        json.dumps({"status": {"cluster": cluster_status}}))  # fmt: skip
+            assert finish(proc, tmp_path, "beside") == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    status = frs.status("beside")
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"a": 3}

@@ -101,8 +101,13 @@ class PodRun(RunBase):
         await self.stop.race(self.ctx.slots.acquire())
         self.ctx.metrics.runs_in_flight.inc()
         try:
-            address = await self.stop.race(self._start_cluster(spec))
+            # The runner first: its Pod and Python start while the scheduler's do (seconds
+            # each); it connects once `status.cluster` names the scheduler, written when Ready.
+            cluster = self._cluster_name(spec)
+            address = podcluster.scheduler_address(cluster, self.namespace) if cluster else None
             await self._launch(spec, image, address)
+            if cluster is not None:
+                await self.stop.race(self._start_cluster(spec, cluster))
             return await self.stop.race(self._follow())
         finally:
             self.ctx.slots.release()
@@ -113,15 +118,18 @@ class PodRun(RunBase):
             started = status_mod.parse_rfc3339(self.start_time)
             self.stop.deadline_at = (started or time.time()) + spec.active_deadline_seconds
 
-    async def _start_cluster(self, spec: models.FlowRunSpec) -> str | None:
-        """Cluster Kubernetes: the DaskCluster, created here as a plain object; its scheduler is
-        waited for through the API server (Pod readiness), never by talking Dask to it."""
+    def _cluster_name(self, spec: models.FlowRunSpec) -> str | None:
+        """The DaskCluster's name when this run has one here (cluster Kubernetes): External and
+        Local are the runner's own business."""
         dask = spec.executor.dask if spec.executor else None
         executor = spec.executor.type.value if spec.executor else "Dask"
         kind = (dask.cluster.value if dask else "Kubernetes") if executor == "Dask" else None
-        if kind != "Kubernetes":
-            return None  # External and Local: the runner connects or starts one itself
-        name = cluster_base.cluster_name(self.owner)
+        return cluster_base.cluster_name(self.owner) if kind == "Kubernetes" else None
+
+    async def _start_cluster(self, spec: models.FlowRunSpec, name: str) -> None:
+        """The DaskCluster, created here as a plain object; its scheduler is waited for through
+        the API server (Pod readiness), never by talking Dask to it. The runner waits for the
+        scheduler's address in status: sent at once, not at the writer's next interval."""
         self.cluster = name
         started = await podcluster.start(
             self.ctx.api,
@@ -133,7 +141,7 @@ class PodRun(RunBase):
         reason = "ClusterCreated" if started.created else "ClusterReconnected"
         self._event("Normal", reason, f"Dask cluster {name} (Kubernetes) {reason[7:].lower()}.")
         self.writer.update({"cluster": {"name": name, "scheduler": started.address}})
-        return started.address
+        await self.writer.flush()
 
     async def _launch(self, spec: models.FlowRunSpec, image: str, address: str | None) -> None:
         api, owner = self.ctx.api, self.owner

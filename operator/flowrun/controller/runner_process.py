@@ -8,8 +8,10 @@ with which identity:
 - the FlowRun is read and watched by name with the runner's per-run ServiceAccount, which may
   only read its own FlowRun and patch its status;
 - `parametersFrom` values come from the environment (`secretKeyRef` env, set by the kubelet);
-- on cluster Kubernetes the operator created the DaskCluster: the runner connects to the
-  scheduler's Service by DNS (`FLOWRUN_SCHEDULER`); External and Local as in `flowrun run`;
+- on cluster Kubernetes the operator creates the DaskCluster beside the runner's Pod (both start
+  at once) and writes `status.cluster.scheduler` when the scheduler Pod is Ready: the runner
+  waits for that, then connects to the scheduler's Service by DNS (`FLOWRUN_SCHEDULER`);
+  External and Local as in `flowrun run`;
 - SIGTERM (the Pod deleted, the node drained) leaves the run Running, as an exiting operator
   does: the Job's next Pod resumes it from the results published on the cluster.
 """
@@ -36,6 +38,7 @@ from flowrun.runs.outcome import TERMINAL
 
 logger = logging.getLogger(__name__)
 
+SCHEDULER_POLL = 0.1  # seconds between two looks at `live` (no API call) for the scheduler
 POLL = 1.0  # seconds before a broken watch of the FlowRun is caught up and started again
 WATCH_SECONDS = 300  # the API server ends a watch after this long; it is started again
 GONE = "<gone>"
@@ -119,8 +122,20 @@ class PodRun(daemon.Run):
     async def _start_cluster(self) -> str | None:
         assert self.plan is not None
         if self.plan.executor == "Dask" and self.plan.cluster_kind == "Kubernetes":
-            return self.scheduler  # the operator created the DaskCluster and said where it is
+            # The operator created the DaskCluster beside this Pod and writes its scheduler's
+            # address into status once the scheduler Pod is Ready (or ends the run if never).
+            await self.stop.race(self._scheduler_ready())
+            return self.scheduler
         return await super()._start_cluster()
+
+    async def _scheduler_ready(self) -> None:
+        if not self._scheduler_in_status():
+            logger.info("waiting for the operator to report the Dask scheduler Ready")
+        while not self._scheduler_in_status():
+            await asyncio.sleep(SCHEDULER_POLL)  # `follow` keeps `live` current (a watch)
+
+    def _scheduler_in_status(self) -> bool:
+        return bool(((self.live.get("status") or {}).get("cluster") or {}).get("scheduler"))
 
     async def _sweep(self) -> None:
         return None  # the operator deletes what the run left (this identity may not)
