@@ -39,6 +39,7 @@ from flowrun.runs.outcome import TERMINAL, FlowRunError, Outcome
 logger = logging.getLogger(__name__)
 
 POLL = 2.0  # seconds between two looks at the runner's Job and Pods
+PHASE_POLL = 0.2  # seconds between two looks at the phase in our copy of the FlowRun
 RUNNER_ENDED = Outcome("", "RunnerEnded", "")  # the runner wrote the run's end itself
 
 
@@ -175,7 +176,14 @@ class PodRun(RunBase):
                 # Its last status patch may still be on its way to our copy of the FlowRun.
                 await asyncio.sleep(3 * POLL + self.ctx.settings.status_interval)
                 return RUNNER_ENDED if self.phase() in TERMINAL else lost
-            await asyncio.sleep(POLL)
+            await self._until_ended(POLL)
+
+    async def _until_ended(self, seconds: float) -> None:
+        """Sleep up to `seconds`, less when the runner's end reaches our copy of the FlowRun
+        (kopf keeps `body` current; no API call): cleanup starts then, not at the next look."""
+        until = time.monotonic() + seconds
+        while self.phase() not in TERMINAL and time.monotonic() < until:
+            await asyncio.sleep(PHASE_POLL)
 
     async def _stopped(self, why: str) -> Outcome:
         outcome = stopping_outcome(why, self.body)
