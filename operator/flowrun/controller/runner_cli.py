@@ -9,16 +9,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import os
-
-from flowrun.controller import runner_process
+import sys
+from types import ModuleType
 
 HELP = "run one FlowRun here (the command of its runner Pod)"
+# Client libraries kopf imports at its own import when they are installed (dask-kubernetes brings
+# them), only to recognise their objects; the runner never hands kopf any. Importing them is
+# about half of the runner's start-up (benchmarks/README.md, "The product path on a real node").
+KOPF_OPTIONAL = ("pykube", "kubernetes", "kubernetes_asyncio")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+
+def load_runner() -> ModuleType:
+    """`runner_process`, imported with kopf's optional clients hidden; a flow's own code can
+    still import them afterwards (the blocks are lifted)."""
+    blocked = [name for name in KOPF_OPTIONAL if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        return importlib.import_module("flowrun.controller.runner_process")
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -28,4 +47,6 @@ def main(args: argparse.Namespace) -> int:
     )
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return asyncio.run(runner_process.run_once(dict(os.environ)))
+    runner_process = load_runner()
+    code: int = asyncio.run(runner_process.run_once(dict(os.environ)))
+    return code
