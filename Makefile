@@ -44,7 +44,8 @@ test: build-node check
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/operator.py
-	$(BIN)/python benchmarks/status_writes.py
+	$(BIN)/python benchmarks/status_writes.py --companions
+	$(BIN)/python benchmarks/big_run_status.py
 	if [ "$$(id -u)" = 0 ]; then $(BIN)/python benchmarks/product_path.py; \
 	else echo "not root: skipping benchmarks/product_path.py (it needs the dev node)"; fi
 	$(BIN)/python benchmarks/restart.py
