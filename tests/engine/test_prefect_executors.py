@@ -4,6 +4,9 @@ DaskExecutor options it documents, on real Dask schedulers and a real LocalClust
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +114,23 @@ def test_dask_executor_submit_wait_and_cancellation_event(disabled: bool) -> Non
         assert executor.client is None
         with pytest.raises(ValueError, match="not been started"):
             executor.submit(lambda: 1)
+
+
+def test_ctrl_c_interrupts_a_local_dask_thread_pool_instead_of_waiting() -> None:
+    ticks: list[int] = []
+
+    def long_task() -> None:
+        for i in range(50):
+            time.sleep(0.1)
+            ticks.append(i)
+
+    main = threading.get_ident()
+    interrupter = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+    executor = LocalDaskExecutor("threads")
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt), executor.start():
+        executor.wait(executor.submit(long_task))
+    time.sleep(0.5)
+    seen = len(ticks)
+    time.sleep(0.5)
+    assert len(ticks) == seen < 50  # stopped, not waited for (that would reach 50)

@@ -55,7 +55,7 @@ abandon_hooks: list[Callable[[str, str | None], None]] = []
 thread_carriers: list[Callable[[], AbstractContextManager[Any] | None]] = []
 
 
-def _raise_in(thread_id: int, exc_type: type[BaseException]) -> None:
+def raise_in(thread_id: int, exc_type: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
     )
@@ -221,7 +221,7 @@ def _interrupt(worker: _TaskThread, job: _Job, exc_type: type[BaseException]) ->
     with _lock:
         entry = _active.get(worker.ident)
         if entry is not None and entry[0] is job:
-            _raise_in(worker.ident, exc_type)
+            raise_in(worker.ident, exc_type)
 
 
 def cancel_scope(scope: str) -> int:
@@ -231,7 +231,7 @@ def cancel_scope(scope: str) -> int:
         _cancelled.add(scope)
         hits = [tid for tid, (_, s) in _active.items() if s == scope]
         for tid in hits:
-            _raise_in(tid, signals.TaskCancelled)
+            raise_in(tid, signals.TaskCancelled)
         for job in _waiting.get(scope, ()):
             job.wake.set()
     return len(hits)

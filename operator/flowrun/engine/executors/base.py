@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
+from flowrun.engine.logs import runner_logger
 
 log = logging.getLogger("flowrun.engine")
 
@@ -75,7 +76,7 @@ class Executor:
     task call through `submit()` and `wait()`."""
 
     def __init__(self) -> None:
-        self.logger = logging.getLogger(f"flowrun.{type(self).__name__}")
+        self.logger = runner_logger(f"flowrun.{type(self).__name__}")
 
     def __repr__(self) -> str:
         return f"<Executor: {type(self).__name__}>"

@@ -22,7 +22,7 @@ from concurrent import futures as cf
 from contextlib import contextmanager
 from typing import Any
 
-from flowrun.engine import calls, events
+from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
 from flowrun.engine.executors import base
 
@@ -70,6 +70,20 @@ class _KeepResults:
         return Callback(start=start, posttask=posttask)  # type: ignore[no-untyped-call]
 
 
+def _close(pool: cf.Executor, *, interrupted: bool) -> None:
+    """Wait for the pool's work; after an exception (Ctrl-C) interrupt it instead, as in
+    Prefect: a thread pool's running threads get KeyboardInterrupt (raised at their next
+    Python instruction), a process pool's workers are not waited for."""
+    if not interrupted:
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
+    pool.shutdown(wait=False, cancel_futures=True)
+    if isinstance(pool, cf.ThreadPoolExecutor):
+        for thread in list(pool._threads):
+            if thread.ident is not None and thread.is_alive():
+                interrupts.raise_in(thread.ident, KeyboardInterrupt)
+
+
 class LocalDaskExecutor(base.Executor):
     def __init__(self, scheduler: str = "threads", **kwargs: Any) -> None:
         super().__init__()
@@ -107,13 +121,17 @@ class LocalDaskExecutor(base.Executor):
                 self._pool = cf.ProcessPoolExecutor(
                     workers, mp_context=spawn, initializer=_ignore_sigint
                 )
+            interrupted = False
             try:
                 yield
+            except BaseException:
+                interrupted = True
+                raise
             finally:
                 self._kept = _KeepResults()
                 pool, self._pool = self._pool, None
                 if pool is not None:
-                    pool.shutdown(wait=True, cancel_futures=True)
+                    _close(pool, interrupted=interrupted)
 
     def _compute(self, work: Any) -> Any:
         from dask.base import compute  # noqa: PLC0415
