@@ -297,3 +297,19 @@ def test_flow_run_asks_on_a_terminal_to_resume_a_paused_task(
         os.close(terminal)
     assert "is currently Paused; enter 'y' to resume" in done.stdout
     assert expected in done.stdout
+
+
+def test_cached_states_live_in_context_caches_when_it_is_set() -> None:
+    @task(cache_for=dt.timedelta(minutes=10))
+    def draw() -> float:
+        return random.random()
+
+    with Flow("cache-in-context") as flow:
+        drawn = draw()
+    kept: dict[str, Any] = {}
+    with flowrun.context(caches=kept):
+        first = flow.run().result[drawn].result
+        assert [type(st).__name__ for st in kept["draw"]] == ["Cached"]
+        assert flow.run().result[drawn].result == first
+    with flowrun.context(caches={}):  # a fresh dict: nothing cached
+        assert flow.run().result[drawn].result != first

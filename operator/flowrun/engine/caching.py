@@ -12,14 +12,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowrun.engine import state as states
+from flowrun.engine.context import context
 from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.task import Task
 
 
 class CacheStore:
-    def __init__(self) -> None:
+    """Cached states by cache key (`{key: [Cached, ...]}`, the shape of Prefect's
+    `prefect.context.caches`), kept in `kept` when given."""
+
+    def __init__(self, kept: dict[str, list[states.Cached]] | None = None) -> None:
         self._lock = threading.Lock()
-        self._states: dict[str, list[states.Cached]] = {}
+        self._states: dict[str, list[states.Cached]] = {} if kept is None else kept
 
     def candidates(self, task: Task) -> tuple[states.State, ...]:
         key = task.cache_key or task.name
@@ -31,7 +35,7 @@ class CacheStore:
                 if s.cached_result_expiration is None or s.cached_result_expiration > now
             ]
             self._states[key] = alive
-        return tuple(reversed(alive))
+        return tuple(alive)  # oldest first, as Prefect tries them
 
     def remember(self, flow: FlowBase, records: Mapping[str, states.State], session: Any) -> None:
         for task in flow.sorted_tasks():
@@ -66,5 +70,13 @@ class ReadOnlyCache(CacheStore):
         return None
 
 
-# One store per process, like Prefect's `context.caches`: Flow.run uses it unless given another.
+# One store per process: Flow.run uses it unless given another, or `flowrun.context.caches`.
 PROCESS_CACHE = CacheStore()
+
+
+def current() -> CacheStore:
+    """The store `flow.run()` uses: the dict at `flowrun.context.caches` when one is set
+    there (as Prefect keeps its caches; `context.caches = {}` starts afresh), else the
+    process's store."""
+    kept = context.get("caches")
+    return CacheStore(kept) if isinstance(kept, dict) else PROCESS_CACHE

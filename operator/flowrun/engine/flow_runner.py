@@ -99,7 +99,7 @@ class FlowRunner:
                 context=context,
                 task_contexts=task_contexts,
                 cancel=cancel,
-                cache_store=cache_store or caching.ReadOnlyCache(caching.PROCESS_CACHE),
+                cache_store=cache_store or caching.ReadOnlyCache(caching.current()),
                 on_task_state=on_task_state,
             )
             wanted = self.slugs(return_tasks)
@@ -227,6 +227,7 @@ class FlowRunner:
         # The caller's `with flowrun.context(...)` values reach the tasks, as in Prefect;
         # the date keys are defaults that a caller's context may set.
         base: dict[str, Any] = {**contexts.context.to_dict(), **given}
+        base.pop("caches", None)  # looked up here, in the client; tasks need not carry it
         # Parameters: the context's, then the defaults, then the ones given (Prefect's order).
         values: dict[str, Any] = dict(base.get("parameters") or {})
         for p in self.flow.parameters():

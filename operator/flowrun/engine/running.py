@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from flowrun.engine import looping, scheduled
+from flowrun.engine import caching, looping, scheduled
 from flowrun.engine import state as states
 from flowrun.engine.flow_base import FlowBase
 from flowrun.engine.flow_runner import FlowRunner
@@ -70,7 +70,7 @@ def run_flow(
         check_parameters(flow, params, ctx)
         # As in Prefect, flow.run sets the scheduled start time (the schedule's, or now).
         ctx = {**ctx, "scheduled_start_time": ctx.get("scheduled_start_time", states.now())}
-        options = {**kwargs}
+        options = {"cache_store": caching.current(), **kwargs}
         try:
             while True:
                 final = looping.run_until_finished(
