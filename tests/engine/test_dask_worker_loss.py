@@ -95,6 +95,36 @@ def test_a_worker_killed_mid_task_is_a_retry_with_max_retries(
     assert "Dask worker 0" in str(retrying.message), retrying
 
 
+def test_a_worker_whose_nanny_closes_mid_task_is_named_lost_with_it(
+    strict_cluster: Any, tmp_path: Path
+) -> None:
+    """As when its Pod is deleted: the nanny closes and takes its worker process along."""
+    started = tmp_path / "started"
+
+    @task
+    def slow() -> None:
+        started.write_text("")
+        threading.Event().wait(60)
+
+    with Flow("nanny-closes") as flow:
+        t = slow()
+    executor = DaskExecutor(address=strict_cluster.scheduler_address)
+    out: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: out.update(state=run_until_finished(flow, executor=executor)), daemon=True
+    )
+    thread.start()
+    poll(started.exists, timeout=120)
+    [nanny] = strict_cluster.workers.values()
+    strict_cluster.sync(nanny.close)
+    thread.join(120)
+    assert not thread.is_alive()
+    record = out["state"].result[t]
+    assert type(record) is s.Failed, record
+    assert "Dask worker 0 (tcp://" in str(record.message), record
+    assert "its nanny was stopped" in str(record.message), record
+
+
 def test_the_scheduler_lost_mid_run_ends_the_run_saying_so(tmp_path: Path) -> None:
     started = tmp_path / "started"
 

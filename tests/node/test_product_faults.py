@@ -98,9 +98,9 @@ def test_worker_pods_deleted_mid_task_without_retries_fail_it_naming_the_worker(
     slow = status["tasks"]["slow"]
     assert slow["state"] == "Failed", status
     assert slow["runCount"] == 1, status
-    # Lost, or died (if its nanny said how before it went). The worker's name is its
+    # Its nanny said it was stopping (SIGTERM from the kubelet). The worker's name is its
     # Deployment's (dask-kubernetes scales by it): the prefix of the deleted Pod's name.
-    assert "while running the task" in slow["message"], slow
+    assert "was lost while running the task: its nanny was stopped" in slow["message"], slow
     named = re.search(r"Dask worker (\S+) \(", slow["message"])
     assert named is not None, slow
     assert any(pod.startswith(f"{named[1]}-") for pod in victims), (victims, slow)

@@ -13,6 +13,8 @@ keeps them by worker address, and `lost_message` says in words why a task's work
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from distributed.client import FutureCancelledError
+from distributed.core import Status
 from distributed.diagnostics.plugin import NannyPlugin
 from tornado.ioloop import PeriodicCallback
 
@@ -36,6 +39,7 @@ POLL_MS = 200
 NAME = "flowrun-death-watch"
 # How long a lost worker's nanny may take to say why it died (it looks every POLL_MS).
 DEATH_GRACE = 10.0
+CLOSING_TELL_SECONDS = 5.0  # a closing nanny's word to the scheduler, at most
 # The memory cgroup's OOM kill counter, as the container sees it: cgroup v2, then v1.
 OOM_COUNTERS = (
     Path("/sys/fs/cgroup/memory.events"),
@@ -76,10 +80,20 @@ class DeathWatch(NannyPlugin):
         nanny.periodic_callbacks[NAME] = callback
         callback.start()
 
-    def teardown(self, nanny: Any) -> None:
+    async def teardown(self, nanny: Any) -> None:
         callback = nanny.periodic_callbacks.pop(NAME, None)
         if callback is not None:
             callback.stop()
+        if nanny.status != Status.closing:
+            return  # the plugin replaced or removed, not the nanny going
+        # The nanny closes (its Pod deleted or evicted, its node drained) and takes its worker
+        # with it: said before the worker goes, so the client need not wait for another word.
+        address = self.watched[1] if self.watched is not None else nanny.worker_address
+        if address:
+            event = {"address": address, "name": _name(nanny), "host": socket.gethostname()}
+            with contextlib.suppress(Exception):  # a scheduler gone already: nobody to tell
+                message = nanny.scheduler.log_event(topic=TOPIC, msg={**event, "closing": True})
+                await asyncio.wait_for(message, CLOSING_TELL_SECONDS)
 
     def tick(self) -> None:
         nanny = self.nanny
@@ -103,13 +117,17 @@ def death_event(nanny: Any, process: Any, address: str, kills_before: int | None
     oom = code == -signal.SIGKILL and grew
     return {
         "address": address,
-        "name": str(nanny.name) if nanny.name is not None else None,
+        "name": _name(nanny),
         "host": socket.gethostname(),  # on Kubernetes, the worker's Pod
         "exitcode": code,
         "oom": bool(oom),
         "memory_terminated": by_nanny,
         "memory_limit": getattr(memory, "memory_limit", None),
     }
+
+
+def _name(nanny: Any) -> str | None:
+    return str(nanny.name) if nanny.name is not None else None
 
 
 class Deaths:
@@ -184,6 +202,11 @@ def lost_message(name: Any, address: str, death: Mapping[str, Any] | None) -> st
     limit = _mib((death or {}).get("memory_limit"))
     if death is None:
         return f"{who} was lost while running the task (its Pod or process ended)."
+    if death.get("closing"):
+        return (
+            f"{who} was lost while running the task: its nanny was stopped (its Pod deleted or "
+            "evicted, or its node drained)."
+        )
     if death.get("oom"):
         return (
             f"{who} was OOMKilled while running the task: it went over its memory limit"
