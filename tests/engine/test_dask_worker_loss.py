@@ -58,6 +58,17 @@ def dies_once(marker: Path) -> Any:
     return fragile
 
 
+def slow_after(started: Path) -> Any:
+    """A task that says it started, then waits (for its worker or scheduler to go)."""
+
+    @task
+    def slow() -> None:
+        started.write_text("")
+        threading.Event().wait(60)
+
+    return slow
+
+
 def test_a_worker_killed_mid_task_fails_it_naming_the_worker_and_why(
     strict_cluster: Any, tmp_path: Path
 ) -> None:
@@ -100,12 +111,7 @@ def test_a_worker_whose_nanny_closes_mid_task_is_named_lost_with_it(
 ) -> None:
     """As when its Pod is deleted: the nanny closes and takes its worker process along."""
     started = tmp_path / "started"
-
-    @task
-    def slow() -> None:
-        started.write_text("")
-        threading.Event().wait(60)
-
+    slow = slow_after(started)
     with Flow("nanny-closes") as flow:
         t = slow()
     executor = DaskExecutor(address=strict_cluster.scheduler_address)
@@ -127,12 +133,7 @@ def test_a_worker_whose_nanny_closes_mid_task_is_named_lost_with_it(
 
 def test_the_scheduler_lost_mid_run_ends_the_run_saying_so(tmp_path: Path) -> None:
     started = tmp_path / "started"
-
-    @task
-    def slow() -> None:
-        started.write_text("")
-        threading.Event().wait(60)
-
+    slow = slow_after(started)
     with Flow("scheduler-dies") as flow:
         slow()
     cluster = one_worker()

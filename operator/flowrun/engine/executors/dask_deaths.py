@@ -35,7 +35,7 @@ log = logging.getLogger("flowrun.engine")
 
 TOPIC = "flowrun-worker-death"
 SCHEDULER_LOST = "scheduler-connection-lost"  # distributed's reason for the futures it cancels
-POLL_MS = 200
+POLL_MS = 100
 NAME = "flowrun-death-watch"
 # How long a lost worker's nanny may take to say why it died (it looks every POLL_MS).
 DEATH_GRACE = 10.0
@@ -79,6 +79,9 @@ class DeathWatch(NannyPlugin):
         callback = PeriodicCallback(self.tick, POLL_MS)
         nanny.periodic_callbacks[NAME] = callback
         callback.start()
+        # Watch the running worker now: the client submits right after registering this, and
+        # a task may kill its worker sooner than the first tick.
+        self.tick()
 
     async def teardown(self, nanny: Any) -> None:
         callback = nanny.periodic_callbacks.pop(NAME, None)
