@@ -139,7 +139,9 @@ class TestBuildClusterSpec:
         worker = spec["worker"]["spec"]["containers"][0]  # type: ignore[index]
         assert scheduler["command"][:2] == ["dask", "scheduler"]
         assert worker["command"][:2] == ["dask", "worker"]
-        assert "args" not in scheduler  # an image's entrypoint would prefix them
+        # No args for an image's entrypoint to prefix (empty: KubeCluster reads the key).
+        assert scheduler["args"] == []
+        assert "args" not in worker
 
     def test_scheduler_probe_gives_up_on_a_slow_answer(self) -> None:
         probe = self.spec()["spec"]["scheduler"]["spec"]["containers"][0]["readinessProbe"]  # type: ignore[index]

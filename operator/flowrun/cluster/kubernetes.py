@@ -1,7 +1,8 @@
 """Kubernetes provider: an ephemeral dask-kubernetes `DaskCluster`, owned by its FlowRun.
 
 The manifest is built by pure `build_*` functions (testable without a cluster); the edge
-(`KubernetesProvider`) hands it to dask-kubernetes' `KubeCluster` as a custom cluster spec.
+(`KubernetesProvider`) creates the DaskCluster itself and then lets dask-kubernetes' `KubeCluster`
+connect to it (see `KubernetesProvider.start` for why it does not let `KubeCluster` create it).
 The ownerReference makes the garbage collector delete the DaskCluster (and, through the Dask
 operator's own ownerReferences, its pods and services) when the FlowRun is deleted, even while
 our operator is down. The deterministic name lets a restarted operator connect to it again.
@@ -17,6 +18,9 @@ from typing import Any
 import kr8s
 import kr8s.asyncio
 from dask_kubernetes.operator import KubeCluster
+from dask_kubernetes.operator._objects import DaskCluster
+from dask_kubernetes.operator.kubecluster.kubecluster import CreateMode
+from tornado.ioloop import IOLoop
 
 from flowrun.cluster import autoscaler, base, kr8s_session
 from flowrun.cluster.labels import build_labels, build_owner_reference
@@ -31,6 +35,11 @@ NO_IMAGE = (
     "spec.executor.dask.image to a tagged image that contains flowrun and the flow's code "
     "(e.g. the operator's own image), or start the operator with --default-image "
     "(Helm: operator.defaultImage)."
+)
+
+NO_CRD = (
+    "the API server has no DaskCluster resource: install the dask-kubernetes operator and its "
+    "CRDs (Helm: daskOperator.enabled=true)."
 )
 
 # Pod Security "restricted", so that the scheduler and workers are admitted where it is enforced
@@ -77,6 +86,9 @@ def build_scheduler_spec(
         command=["dask", "scheduler", "--host", "0.0.0.0"],
         options=options,
     )
+    # KubeCluster, connecting to an existing DaskCluster, reads the scheduler's `args` (for
+    # "--jupyter") and fails when the key is absent; empty args add nothing to `command`.
+    container["args"] = []
     # Before the run's own env, which may still override it.
     container["env"] = [*autoscaler.scheduler_env(options.adapt), *container["env"]]
     # A worker lost mid-task fails that task at once (naming the worker; retried as the task's
@@ -194,24 +206,37 @@ class KubernetesProvider:
     async def start(
         self, name: str, options: base.ClusterOptions, owner: base.Owner
     ) -> base.ClusterHandle:
+        """Create the DaskCluster (unless a restarted operator finds it), then connect.
+
+        `KubeCluster` only ever connects (CONNECT_ONLY): when it creates the cluster itself it
+        waits for the DaskCluster's `status.phase` to be Running. The dask-kubernetes operator
+        (2026.3.0) sets Running when the scheduler Service appears, but its create handler's
+        own Pending lands at the same moment and wins; a ClusterIP Service never changes again,
+        so on a real node the phase stayed Pending and every start timed out with the Pods
+        Running. Connecting waits for what the run needs: the scheduler Pod Ready, its Service,
+        a Dask handshake.
+        """
         kr8s_session.install()
         self._name, self._namespace = name, owner.namespace
-        reconnected = await self._exists()
         spec = build_cluster_spec(
             name, owner=owner, options=options, default_image=self._default_image
         )
-        cluster = KubeCluster(
-            custom_cluster_spec=spec,
-            namespace=owner.namespace,
-            asynchronous=True,
-            quiet=True,
-            shutdown_on_close=True,
-            resource_timeout=max(1, int(options.startup_timeout)),
-        )
         try:
+            reconnected = not await create_daskcluster(spec)
+            # The running loop given explicitly: without it KubeCluster's constructor also
+            # makes a `_start()` coroutine it never awaits (a RuntimeWarning per cluster).
+            cluster = KubeCluster(
+                name=name,
+                namespace=owner.namespace,
+                create_mode=CreateMode.CONNECT_ONLY,
+                asynchronous=True,
+                loop=IOLoop.current(),
+                quiet=True,
+                shutdown_on_close=False,  # we delete by name (close), not its atexit reaper
+                resource_timeout=max(1, int(options.startup_timeout)),
+            )
             await asyncio.wait_for(_started(cluster), timeout=options.startup_timeout)
         except TimeoutError as exc:
-            cluster.shutdown_on_close = False  # we delete by name; keep its atexit reaper quiet
             diagnosis = await self._diagnose()
             await self.close()
             raise base.ClusterStartupError(
@@ -220,7 +245,6 @@ class KubernetesProvider:
                 f"{diagnosis}",
             ) from exc
         except Exception as exc:
-            cluster.shutdown_on_close = False
             # Any other startup failure (CrashLoopBackOff, missing CRDs, API errors) is also the
             # cluster's, not the operator's: clean up and report it with the library's words.
             await self.close()
@@ -265,10 +289,6 @@ class KubernetesProvider:
         if self._name is not None:
             await delete_daskcluster(self._name, self._namespace, timeout=self._delete_timeout)
 
-    async def _exists(self) -> bool:
-        assert self._name is not None
-        return bool(await get_all(DASKCLUSTERS, self._name, namespace=self._namespace))
-
     async def _diagnose(self) -> str:
         assert self._name is not None
         return await diagnose(self._name, self._namespace)
@@ -277,6 +297,21 @@ class KubernetesProvider:
 async def get_all(kind: str, *names: str, **kwargs: Any) -> list[Any]:
     """kr8s' get as a list (an absent name gives an empty list)."""
     return [obj async for obj in kr8s.asyncio.get(kind, *names, **kwargs)]
+
+
+async def create_daskcluster(manifest: dict[str, Any]) -> bool:
+    """Create the DaskCluster; False when it exists (an operator reconnecting to its run's)."""
+    try:
+        obj = await DaskCluster(manifest)  # kr8s objects get their API client when awaited
+        await obj.create()
+    except kr8s.ServerError as exc:
+        code = exc.response.status_code if exc.response is not None else None
+        if code == 409:
+            return False
+        if code == 404:
+            raise RuntimeError(NO_CRD) from exc
+        raise
+    return True
 
 
 async def _started(cluster: Any) -> Any:

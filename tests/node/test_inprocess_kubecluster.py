@@ -1,0 +1,91 @@
+"""The in-process Kubernetes provider on a real node: dask-kubernetes' `KubeCluster`, started
+by the operator itself (chart value `operator.allowInProcess=true`), not by a runner Pod.
+
+The Helm-installed operator Pod creates the run's DaskCluster through `KubeCluster`, waits for the
+scheduler Pod the dask-kubernetes operator Pod makes, connects to it over the scheduler Service
+(CoreDNS, kube-proxy) and runs the flow as its Dask client; the tasks run in worker Pods. No
+runner Job exists: the flow ran in the operator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flowrun.dev import helmop
+from flowrun.dev.helmop import HelmOperator
+from flowrun.dev.image import project_root
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FlowRuns
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.node]
+
+OPERATOR = "app.kubernetes.io/name=flowrun-operator"
+
+
+@pytest.fixture(scope="module")
+def inprocess_operator(node_operator: HelmOperator) -> HelmOperator:
+    """The module's release upgraded as a user would: `--set operator.allowInProcess=true`."""
+    op = node_operator
+    chart = str(project_root() / "helm" / "flowrun-operator")
+    op.helm(
+        "upgrade", helmop.RELEASE, chart, "-n", op.namespace, "--reuse-values",
+        "--set", "operator.allowInProcess=true", "--wait", "--timeout", "5m",
+        timeout=330,
+    )  # fmt: skip
+    (deployment,) = op.kubectl.json("get", "deployments", "-n", op.namespace, "-l", OPERATOR)[
+        "items"
+    ]
+    name = f"deployment/{deployment['metadata']['name']}"
+    assert "--allow-in-process" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    op.kubectl("rollout", "status", name, "-n", op.namespace, "--timeout=180s", timeout=200)
+    # The old operator (runner Pods) must be gone before a FlowRun is applied: one Pod left.
+    wait_for(lambda: len(op.pods(op.namespace, OPERATOR)) == 1, timeout=120, what="one operator")
+    return op
+
+
+def test_the_operator_runs_a_flow_on_a_kubecluster_it_started(
+    inprocess_operator: HelmOperator, restricted_namespace: str, tmp_path: Path
+) -> None:
+    op, ns = inprocess_operator, restricted_namespace
+    frs = FlowRuns(op.kubectl, ns, tmp_path)
+    spec = {
+        "flow": {
+            "tasks": [
+                {"name": "inc", "fn": "operator:add", "args": [{"value": [1, 2, 3]}, [4]]},
+                {"name": "square", "fn": "operator:pow", "args": [{"task": "inc", "map": True}, 2]},
+                {"name": "total", "fn": "builtins:sum", "args": [{"task": "square"}]},
+                {"name": "host", "fn": "socket:gethostname"},
+            ]
+        },
+        "returnTasks": ["total", "host"],
+        "executor": {
+            "type": "Dask",
+            "dask": {
+                "cluster": "Kubernetes",
+                "image": op.image,
+                "workers": 1,
+                # A loaded 2-core machine: the scheduler Pod may take a while to be Ready.
+                "startupTimeoutSeconds": 240,
+            },
+        },
+    }
+    frs.apply("kube", spec)
+    try:
+        status = frs.wait_phase("kube", timeout=360)
+    except TimeoutError:
+        raise AssertionError(op.diagnosis(ns)) from None
+    assert status["phase"] == "Succeeded", f"{status}\n{op.diagnosis(ns)}"
+    assert status["results"]["total"] == 30, status
+    # The task ran in a worker Pod of the run's DaskCluster, not in the operator.
+    assert status["results"]["host"].startswith("fr-kube-"), status
+    assert "worker" in status["results"]["host"], status
+    assert status["cluster"]["scheduler"].startswith("tcp://fr-kube-"), status
+    # In the operator: no runner Job was made for it.
+    jobs = op.kubectl.json("get", "jobs", "-n", ns)["items"]
+    assert jobs == [], [j["metadata"]["name"] for j in jobs]
+    op.wait_clean(ns)
+    reasons = frs.event_reasons("kube")
+    assert {"ClusterCreated", "ClusterDeleted"} <= reasons, reasons
+    assert "was never awaited" not in op.operator_logs(), op.operator_logs()
