@@ -72,7 +72,13 @@ class FlowRunStatus(Model):
 
     phase: Phase | None = Field(None, description="Pending, Running, Succeeded, Failed, Cancelled.")
     message: str | None = Field(None, description="Why the run is in this phase.")
-    progress: str | None = Field(None, description='Finished tasks, "done/total".')
+    progress: str | None = Field(
+        None,
+        description='Finished tasks, "done/total". For an inline flow of 1,000 tasks or more, '
+        "progress, counts and task states may be up to a minute old while it runs (each write "
+        "of the FlowRun costs the API server the whole flow); its live figures are in the "
+        "ConfigMap fr-<name>-<uid8>-status.",
+    )
     failed: int | None = Field(None, ge=0, description="Tasks and mapped children that failed.")
     start_time: Timestamp | None = None
     completion_time: Timestamp | None = None
