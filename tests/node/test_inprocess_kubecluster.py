@@ -4,12 +4,15 @@ by the operator itself (chart value `operator.allowInProcess=true`), not by a ru
 The Helm-installed operator Pod creates the run's DaskCluster through `KubeCluster`, waits for the
 scheduler Pod the dask-kubernetes operator Pod makes, connects to it over the scheduler Service
 (CoreDNS, kube-proxy) and runs the flow as its Dask client; the tasks run in worker Pods. No
-runner Job exists: the flow ran in the operator.
+runner Job exists: the flow ran in the operator. An operator Pod deleted mid-run hands the run
+over to the next one, which connects to the same DaskCluster again (found by its name).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +48,26 @@ def inprocess_operator(node_operator: HelmOperator) -> HelmOperator:
     return op
 
 
+def kubernetes_executor(image: str) -> dict[str, Any]:
+    return {
+        "type": "Dask",
+        "dask": {
+            "cluster": "Kubernetes",
+            "image": image,
+            "workers": 1,
+            # A loaded 2-core machine: the scheduler Pod may take a while to be Ready.
+            "startupTimeoutSeconds": 240,
+        },
+    }
+
+
+def wait_end(op: HelmOperator, frs: FlowRuns, name: str) -> dict[str, Any]:
+    try:
+        return frs.wait_phase(name, timeout=360)
+    except TimeoutError:
+        raise AssertionError(op.diagnosis(frs.namespace)) from None
+
+
 def test_the_operator_runs_a_flow_on_a_kubecluster_it_started(
     inprocess_operator: HelmOperator, restricted_namespace: str, tmp_path: Path
 ) -> None:
@@ -60,22 +83,12 @@ def test_the_operator_runs_a_flow_on_a_kubecluster_it_started(
             ]
         },
         "returnTasks": ["total", "host"],
-        "executor": {
-            "type": "Dask",
-            "dask": {
-                "cluster": "Kubernetes",
-                "image": op.image,
-                "workers": 1,
-                # A loaded 2-core machine: the scheduler Pod may take a while to be Ready.
-                "startupTimeoutSeconds": 240,
-            },
-        },
+        "executor": kubernetes_executor(op.image),
     }
+    began = time.monotonic()
     frs.apply("kube", spec)
-    try:
-        status = frs.wait_phase("kube", timeout=360)
-    except TimeoutError:
-        raise AssertionError(op.diagnosis(ns)) from None
+    status = wait_end(op, frs, "kube")
+    print(f"in-process run on a KubeCluster: {time.monotonic() - began:.1f} s to {status['phase']}")
     assert status["phase"] == "Succeeded", f"{status}\n{op.diagnosis(ns)}"
     assert status["results"]["total"] == 30, status
     # The task ran in a worker Pod of the run's DaskCluster, not in the operator.
@@ -89,3 +102,39 @@ def test_the_operator_runs_a_flow_on_a_kubecluster_it_started(
     reasons = frs.event_reasons("kube")
     assert {"ClusterCreated", "ClusterDeleted"} <= reasons, reasons
     assert "was never awaited" not in op.operator_logs(), op.operator_logs()
+
+
+def test_a_restarted_operator_connects_to_the_runs_kubecluster_again(
+    inprocess_operator: HelmOperator, restricted_namespace: str, tmp_path: Path
+) -> None:
+    op, ns = inprocess_operator, restricted_namespace
+    frs = FlowRuns(op.kubectl, ns, tmp_path)
+    spec = {
+        "flow": {
+            "tasks": [
+                # Long enough that the old operator is gone before the flow ends, on a loaded
+                # machine (the task is run again if its result went with the old client).
+                {"name": "nap", "fn": "time:sleep", "args": [40]},
+                {"name": "host", "fn": "socket:gethostname", "upstream": ["nap"]},
+            ]
+        },
+        "returnTasks": ["host"],
+        "executor": kubernetes_executor(op.image),
+    }
+    frs.apply("again", spec)
+    # Connected and running its flow: the scheduler's address is on the status.
+    wait_for(
+        lambda: frs.status("again").get("cluster", {}).get("scheduler"),
+        timeout=300,
+        what="the run's cluster in its status",
+    )
+    (old,) = op.pods(op.namespace, OPERATOR)
+    op.kubectl("delete", "pod", old["metadata"]["name"], "-n", op.namespace, "--wait=false")
+    began = time.monotonic()
+    status = wait_end(op, frs, "again")
+    print(f"operator Pod deleted mid-run: {time.monotonic() - began:.1f} s to {status['phase']}")
+    assert status["phase"] == "Succeeded", f"{status}\n{op.diagnosis(ns)}"
+    assert status["results"]["host"].startswith("fr-again-"), status
+    reasons = frs.event_reasons("again")
+    assert {"ClusterCreated", "ClusterReconnected", "ClusterDeleted"} <= reasons, reasons
+    op.wait_clean(ns)
