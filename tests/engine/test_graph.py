@@ -210,3 +210,12 @@ def test_lambdas_can_not_be_written_as_data() -> None:
         task(lambda: 1)()
     with pytest.raises(g.FlowGraphError, match="module level"):
         flow.to_graph()
+
+
+def test_a_retry_delay_without_retries_in_a_graph_has_no_effect() -> None:
+    body = {
+        "name": "delay-only",
+        "tasks": [{"name": "one", "fn": "builtins:len", "args": [[1, 2]], "retryDelaySeconds": 5}],
+    }
+    state = run_until_finished(g.from_dict(body), return_tasks=["one"])
+    assert state.result["one"].result == 2

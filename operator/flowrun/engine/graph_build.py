@@ -46,7 +46,9 @@ def build(graph: FlowGraph, cls: type[F]) -> F:
                 slug=spec.name,
                 tags=spec.tags,
                 max_retries=spec.max_retries,
-                retry_delay=spec.retry_delay_seconds,
+                # A FlowRun's delay without retries has no effect (as before Task refused
+                # that pairing, as Prefect does): the spec stays valid.
+                retry_delay=spec.retry_delay_seconds if spec.max_retries else None,
                 timeout=spec.timeout_seconds,
                 trigger=triggers.BY_NAME[spec.trigger],
                 skip_on_upstream_skip=spec.skip_on_upstream_skip,
