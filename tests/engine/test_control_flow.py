@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from flowrun import Flow, Parameter, task
+from flowrun.engine import signals
 from flowrun.engine import state as states
-from flowrun.tasks.control_flow import case, ifelse, merge, switch
+from flowrun.tasks.control_flow import FilterTask, case, ifelse, merge, switch
 
 
 @task
@@ -77,3 +78,35 @@ def test_merge_of_only_skipped_branches_is_skipped() -> None:
 def test_case_refuses_a_task_as_value() -> None:
     with Flow("bad"), pytest.raises(TypeError, match="cannot be a task"):
         case(pick(1), pick(2))
+
+
+@task
+def unstable(arg: int) -> Any:
+    if arg == 1:
+        raise RuntimeError("fail this one")
+    if arg == 2:
+        raise signals.SKIP("skip this one")
+    return None if arg == 3 else arg
+
+
+@task
+def add_one(x: int) -> int:
+    return x + 1
+
+
+def test_filter_task_drops_failed_skipped_and_none_children(executor_ld: Any) -> None:
+    # Prefect's docs (concepts/mapping, "Filter map output"): the filter sees a mapped
+    # task's results with exceptions in place of failed/skipped children, and runs anyway.
+    keep = FilterTask(filter_func=lambda x: not isinstance(x, (BaseException, type(None))))
+    with Flow("filter") as flow:
+        raw = unstable.map([0, 1, 2, 3, 4])
+        kept = keep(raw)
+        incremented = add_one.map(kept)
+        default_kept = FilterTask()(raw)
+    final = flow.run(executor=executor_ld)
+    assert final.is_successful()
+    kinds = [type(s) for s in final.result[raw].map_states]
+    assert kinds == [states.Success, states.Failed, states.Skipped, states.Success, states.Success]
+    assert final.result[kept].result == [0, 4]
+    assert final.result[incremented].result == [1, 5]
+    assert final.result[default_kept].result == [0, 4]  # SKIP is an exception too

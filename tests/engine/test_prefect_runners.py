@@ -154,3 +154,17 @@ def test_flow_runner_gives_a_task_keyed_dict_and_a_finished_state_back_untouched
     not_run = flow.run(state=states.Success())
     assert not_run.is_successful()
     assert not_run.result[one].is_pending()
+
+
+def test_task_run_name_template_reads_the_context_and_parameters() -> None:
+    # Prefect's docs (concepts/templating): `task_run_name="{date:%A}-{date:%b}-{date:%d}"`
+    # formats with context keys such as `date`, and flow parameters, besides the inputs.
+    @task(task_run_name="{date:%A}-{flow_name}-{who}")
+    def named() -> Any:
+        return flowrun.context.get("task_run_name")
+
+    with Flow("names") as flow:
+        result = named()
+    flow.add_task(Parameter("who", default="me"))
+    final = flow.run(context={"date": dt.datetime(2026, 11, 30)})
+    assert final.result[result].result == "Monday-names-me"

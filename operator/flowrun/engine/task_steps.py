@@ -125,12 +125,15 @@ class TaskSteps:
         self._name_run({k: getattr(v, "value", v) for k, v in task_inputs.items()})
 
     def _name_run(self, inputs: Mapping[str, Any]) -> None:
-        """`task_run_name` in the context: the task's template formatted with its inputs,
-        or what its callable returns for them, as in Prefect."""
+        """`task_run_name` in the context: the task's template formatted with the flow's
+        parameters, the context (`{date:%A}`, `{flow_name}`) and its inputs, or what its
+        callable returns for them, as in Prefect."""
         template = self.task.task_run_name
         if not template:
             return
-        name = template(**inputs) if callable(template) else template.format(**inputs)
+        values = {**(self.context.get("parameters") or {}), **self.context, **inputs}
+        values = {k: v for k, v in values.items() if isinstance(k, str)}
+        name = template(**values) if callable(template) else template.format(**values)
         self.context["task_run_name"] = name
         contexts.context.update(task_run_name=name)
 
