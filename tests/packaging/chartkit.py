@@ -114,7 +114,6 @@ OPERATOR_RULES = frozenset(
         ("", "pods", "list"),
         ("", "services", "get"),
         ("", "services", "list"),
-        ("", "pods/log", "get"),
         ("batch", "jobs", "get"),
         ("batch", "jobs", "create"),
         ("batch", "jobs", "delete"),

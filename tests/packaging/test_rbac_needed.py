@@ -4,7 +4,7 @@ For every rule below, the operator runs under a ServiceAccount holding the chart
 cluster-wide rules minus that one (verb, resource), and does its job on a FlowRun until the API
 server refuses it; the refusal (in its log, or in the FlowRun's status) is the proof.
 test_install.py shows the complete set sufficient. Rules not listed here are only reached with a
-running Dask operator and kubelet (pods, services, pods/log, daskworkergroups; see
+running Dask operator and kubelet (pods, services, daskworkergroups; see
 docs/install.md). No rule on Secrets is granted: the runner gets parametersFrom from the kubelet.
 """
 

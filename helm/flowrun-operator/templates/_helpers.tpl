@@ -104,15 +104,11 @@ without it, test_install.py that the whole set is enough.
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskautoscalers"]
   verbs: ["create", "delete"]
-# dask-kubernetes' KubeCluster polls (never watches) the scheduler Pod and Service, and reads the
-# scheduler's log when it crash-loops (the reason given on the FlowRun). kr8s reads an object by
-# name with a list and a field selector, hence list next to get throughout.
+# dask-kubernetes' KubeCluster polls (never watches) the scheduler Pod and Service. kr8s reads an
+# object by name with a list and a field selector, hence list next to get throughout.
 - apiGroups: [""]
   resources: ["pods", "services"]
   verbs: ["get", "list"]
-- apiGroups: [""]
-  resources: ["pods/log"]
-  verbs: ["get"]
 # Each FlowRun's runner (the Pod that runs its flow): a Job, and its own identity, a
 # ServiceAccount bound to a Role on its FlowRun alone; created, then deleted at the run's end. The
 # operator follows the Job (and reads its Pods, above) to say why a runner died. No Secret is ever
