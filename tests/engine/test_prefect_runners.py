@@ -168,3 +168,23 @@ def test_task_run_name_template_reads_the_context_and_parameters() -> None:
     flow.add_task(Parameter("who", default="me"))
     final = flow.run(context={"date": dt.datetime(2026, 11, 30)})
     assert final.result[result].result == "Monday-names-me"
+
+
+def test_a_missing_context_attribute_fails_the_task_as_in_prefects_docs() -> None:
+    # Prefect's docs (concepts/execution, "Context"): the run without the key fails with
+    # Prefect's AttributeError message; inside `with prefect.context(key=...)` it succeeds.
+    @task
+    def try_unlock() -> bool:
+        if flowrun.context.key == "abc":
+            return True
+        raise signals.FAIL()
+
+    with Flow("Using Context") as flow:
+        unlock = try_unlock()
+    failed = flow.run()
+    assert failed.is_failed()
+    error = failed.result[unlock].result
+    assert isinstance(error, AttributeError)
+    assert str(error) == "'Context' object has no attribute 'key'"
+    with flowrun.context(key="abc"):
+        assert flow.run().result[unlock].result is True

@@ -29,7 +29,8 @@ class Context:
         try:
             return _CURRENT.get()[name]
         except KeyError:
-            raise AttributeError(name) from None
+            # Prefect's message (its Context is a DotDict); a task's Failed result shows it
+            raise AttributeError(f"'Context' object has no attribute '{name}'") from None
 
     def __getitem__(self, name: str) -> Any:
         return _CURRENT.get()[name]
