@@ -127,9 +127,16 @@ def test_ctrl_c_interrupts_a_local_dask_thread_pool_instead_of_waiting() -> None
     main = threading.get_ident()
     interrupter = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
     executor = LocalDaskExecutor("threads")
-    interrupter.start()
-    with pytest.raises(KeyboardInterrupt), executor.start():
-        executor.wait(executor.submit(long_task))
+    # Ctrl-C as a terminal gives it: other code in this process (an event loop left with its
+    # own SIGINT handler) may have replaced Python's default handler.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupter.start()
+        with pytest.raises(KeyboardInterrupt), executor.start():
+            executor.wait(executor.submit(long_task))
+    finally:
+        interrupter.join()
+        signal.signal(signal.SIGINT, previous)
     time.sleep(0.5)
     seen = len(ticks)
     time.sleep(0.5)
