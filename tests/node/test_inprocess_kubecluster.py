@@ -20,7 +20,7 @@ from flowrun.dev import helmop
 from flowrun.dev.helmop import HelmOperator
 from flowrun.dev.image import project_root
 from flowrun.dev.waiting import wait_for
-from support.flowruns import FlowRuns
+from support.flowruns import FlowRuns, kubernetes_executor, squares_spec
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node]
 
@@ -48,17 +48,9 @@ def inprocess_operator(node_operator: HelmOperator) -> HelmOperator:
     return op
 
 
-def kubernetes_executor(image: str) -> dict[str, Any]:
-    return {
-        "type": "Dask",
-        "dask": {
-            "cluster": "Kubernetes",
-            "image": image,
-            "workers": 1,
-            # A loaded 2-core machine: the scheduler Pod may take a while to be Ready.
-            "startupTimeoutSeconds": 240,
-        },
-    }
+def one_worker(image: str) -> dict[str, Any]:
+    # A loaded 2-core machine: the scheduler Pod may take a while to be Ready.
+    return kubernetes_executor(image, workers=1, startupTimeoutSeconds=240)
 
 
 def wait_end(op: HelmOperator, frs: FlowRuns, name: str) -> dict[str, Any]:
@@ -73,20 +65,8 @@ def test_the_operator_runs_a_flow_on_a_kubecluster_it_started(
 ) -> None:
     op, ns = inprocess_operator, restricted_namespace
     frs = FlowRuns(op.kubectl, ns, tmp_path)
-    spec = {
-        "flow": {
-            "tasks": [
-                {"name": "inc", "fn": "operator:add", "args": [{"value": [1, 2, 3]}, [4]]},
-                {"name": "square", "fn": "operator:pow", "args": [{"task": "inc", "map": True}, 2]},
-                {"name": "total", "fn": "builtins:sum", "args": [{"task": "square"}]},
-                {"name": "host", "fn": "socket:gethostname"},
-            ]
-        },
-        "returnTasks": ["total", "host"],
-        "executor": kubernetes_executor(op.image),
-    }
     began = time.monotonic()
-    frs.apply("kube", spec)
+    frs.apply("kube", squares_spec(one_worker(op.image)))
     status = wait_end(op, frs, "kube")
     print(f"in-process run on a KubeCluster: {time.monotonic() - began:.1f} s to {status['phase']}")
     assert status["phase"] == "Succeeded", f"{status}\n{op.diagnosis(ns)}"
@@ -119,7 +99,7 @@ def test_a_restarted_operator_connects_to_the_runs_kubecluster_again(
             ]
         },
         "returnTasks": ["host"],
-        "executor": kubernetes_executor(op.image),
+        "executor": one_worker(op.image),
     }
     frs.apply("again", spec)
     # Connected and running its flow: the scheduler's address is on the status.

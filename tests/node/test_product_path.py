@@ -8,21 +8,12 @@ kube-proxy decide whether they run and reach each other.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from flowrun.dev.helmop import HelmOperator
-from support.flowruns import FlowRuns
+from support.flowruns import FlowRuns, kubernetes_executor, squares_spec
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node]
-
-
-def kubernetes_executor(image: str, workers: int = 2, **dask: Any) -> dict[str, Any]:
-    return {
-        "type": "Dask",
-        "dask": {"cluster": "Kubernetes", "image": image, "workers": workers, **dask},
-    }
 
 
 def test_a_flowrun_runs_on_scheduler_and_worker_pods_and_leaves_nothing(
@@ -30,19 +21,7 @@ def test_a_flowrun_runs_on_scheduler_and_worker_pods_and_leaves_nothing(
 ) -> None:
     ns = restricted_namespace
     frs = FlowRuns(node_operator.kubectl, ns, tmp_path)
-    spec = {
-        "flow": {
-            "tasks": [
-                {"name": "inc", "fn": "operator:add", "args": [{"value": [1, 2, 3]}, [4]]},
-                {"name": "square", "fn": "operator:pow", "args": [{"task": "inc", "map": True}, 2]},
-                {"name": "total", "fn": "builtins:sum", "args": [{"task": "square"}]},
-                {"name": "host", "fn": "socket:gethostname"},
-            ]
-        },
-        "returnTasks": ["total", "host"],
-        "executor": kubernetes_executor(node_operator.image),
-    }
-    frs.apply("squares", spec)
+    frs.apply("squares", squares_spec(kubernetes_executor(node_operator.image)))
 
     try:
         status = frs.wait_phase("squares", timeout=180)

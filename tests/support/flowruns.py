@@ -99,6 +99,30 @@ def local_spec(tasks: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     return {"flow": flow, "executor": executor, **spec}
 
 
+def kubernetes_executor(image: str, workers: int = 2, **dask: Any) -> dict[str, Any]:
+    """The Kubernetes provider: the run's scheduler and workers are Pods of `image`."""
+    return {
+        "type": "Dask",
+        "dask": {"cluster": "Kubernetes", "image": image, "workers": workers, **dask},
+    }
+
+
+def squares_spec(executor: dict[str, Any]) -> dict[str, Any]:
+    """A mapped flow whose `total` is 30, with `host`: the hostname of the place a task ran."""
+    return {
+        "flow": {
+            "tasks": [
+                {"name": "inc", "fn": "operator:add", "args": [{"value": [1, 2, 3]}, [4]]},
+                {"name": "square", "fn": "operator:pow", "args": [{"task": "inc", "map": True}, 2]},
+                {"name": "total", "fn": "builtins:sum", "args": [{"task": "square"}]},
+                {"name": "host", "fn": "socket:gethostname"},
+            ]
+        },
+        "returnTasks": ["total", "host"],
+        "executor": executor,
+    }
+
+
 def crd_established(kubectl: Any, name: str) -> bool:
     out = kubectl("get", "crd", name, "-o", "json", check=False)
     if out.returncode != 0:
