@@ -108,9 +108,12 @@ class FlowRunStatus(Model):
     operator_restarts: int | None = Field(
         None,
         ge=0,
-        description="Times an operator took this run over after the previous one crashed or "
-        "was killed while it was in flight (the run ends Failed past the operator's limit).",
+        description="Times this run was taken over after the process running it (a runner Pod, "
+        "or an operator with --allow-in-process) crashed or was killed while it was in flight "
+        "(the run ends Failed past the limit).",
     )
     handed_over: bool | None = Field(
-        None, description="The last operator stopped cleanly and left this run to the next one."
+        None,
+        description="The last process running this run (a runner Pod, or an operator with "
+        "--allow-in-process) stopped cleanly and left it to the next one.",
     )
