@@ -219,6 +219,40 @@ def test_a_runner_that_cannot_start_fails_the_run_with_the_pods_reason(
         wait_for(lambda uid=uid: not owned_by(frs, uid), timeout=120, what=f"{name} cleaned up")
 
 
+def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
+    the_operator: NodeOperator, frs: FlowRuns
+) -> None:
+    """The runner process dies (a task calls os._exit in it, after printing) in each of the
+    Job's Pods: the kubelet puts its log's tail into the Pod's status, and the run's message
+    carries it after the Job gives up, although the Pods are deleted at cleanup."""
+    last_words = f"last words {uuid.uuid4().hex[:8]}"
+    frs.apply(
+        "crash",
+        {
+            "flow": {
+                "tasks": [
+                    {"name": "say", "fn": "builtins:print", "args": [last_words]},
+                    {"name": "die", "fn": "os:_exit", "args": [3], "upstream": ["say"]},
+                ]
+            },
+            "executor": {"type": "Local"},
+        },
+    )
+    uid = uid_of(frs, "crash")
+    status = finished(frs, "crash", the_operator, timeout=420)  # three Pods, with backoff
+    assert status["phase"] == "Failed", status
+    assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "RunnerFailed"
+    message = status["message"]
+    assert "Error (exit code 3)" in message, message
+    assert f"The last lines of its log (Pod fr-crash-{uid.replace('-', '')[:8]}-runner-" in (
+        message
+    ), message
+    assert message.rstrip().endswith(last_words), message  # the very end of the runner's log
+    assert last_words in json.dumps(frs.events("crash"))  # the Warning Event says it too
+    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
+    assert frs.status("crash")["message"] == message  # kept after the Pods are gone
+
+
 def dask_cluster(dev_node: Any, namespace: str) -> str:
     """A plain Dask scheduler and worker in Pods (an External cluster): results published on it
     outlive any runner Pod. Returns the scheduler's address."""

@@ -16,6 +16,7 @@ from typing import Any
 from flowrun.cluster import base
 from flowrun.controller import kubeobjects
 from flowrun.controller import runner_objects as objects
+from flowrun.runs import render
 from flowrun.runs.outcome import FAILED, Outcome
 
 # Waiting reasons that no retry of the kubelet's will clear (ErrImagePull becomes
@@ -29,6 +30,10 @@ STUCK = frozenset(
         "CreateContainerError",
     }
 )
+# The tail of a crashed runner's log that goes into the run's message (the status message is
+# cut at 1,000 characters; this leaves room for the Pods' reasons before it).
+TAIL_LINES = 8
+TAIL_CHARS = 600
 _SECRET_MISSING = re.compile(r'secret "([^"]+)" not found')
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in Secret \S+/(\S+)")
 
@@ -52,13 +57,8 @@ async def diagnose(api: Any, owner: base.Owner) -> Outcome | None:
         if c.get("status") == "True"
     }
     if "Failed" in conditions:
-        why = "; ".join(filter(None, (_terminated(p) for p in pods)))
         job_says = conditions["Failed"].get("message") or conditions["Failed"].get("reason")
-        return Outcome(
-            FAILED,
-            "RunnerFailed",
-            f"The runner failed ({job_says}): {why or 'no Pod left to say why'}.",
-        )
+        return failed(job_says, pods)
     if "Complete" in conditions:
         return Outcome(FAILED, "RunnerExited", "The runner exited without writing the run's end.")
     return None
@@ -94,11 +94,50 @@ def _stuck(pod: Mapping[str, Any]) -> Outcome | None:
     return None
 
 
-def _terminated(pod: Mapping[str, Any]) -> str | None:
-    """`Pod x: OOMKilled (exit code 137)`, from its runner container's last end."""
+def failed(job_says: str, pods: list[Mapping[str, Any]]) -> Outcome:
+    """The Job gave up: each Pod's end (`Pod x: Error (exit code 1)`), then the tail of the
+    last one's log, as much of it as the run's message has room for."""
+    ended = [(pod, t) for pod in _by_age(pods) if (t := _terminated(pod))]
+    says = "; ".join(
+        f"Pod {pod['metadata']['name']}: {t.get('reason') or 'Error'} (exit code "
+        f"{t.get('exitCode')})"
+        for pod, t in ended
+    )
+    text = f"The runner failed ({job_says}): {says or 'no Pod left to say why'}."
+    if ended:
+        last, terminated = ended[-1]
+        intro = f" The last lines of its log (Pod {last['metadata']['name']}):\n"
+        room = min(TAIL_CHARS, render.RUN_MESSAGE_CHARS - len(text) - len(intro))
+        tail = log_tail(terminated.get("message") or "", chars=room) if room > 40 else ""
+        text += intro + tail if tail else ""
+    return Outcome(FAILED, "RunnerFailed", text)
+
+
+def _by_age(pods: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return sorted(pods, key=lambda p: str(p["metadata"].get("creationTimestamp") or ""))
+
+
+def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The runner container's end, as the kubelet reports it."""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        ended = (status.get("state") or {}).get("terminated") or {}
+        ended: Mapping[str, Any] = (status.get("state") or {}).get("terminated") or {}
         if ended:
-            what = ended.get("reason") or "Error"
-            return f"Pod {pod['metadata']['name']}: {what} (exit code {ended.get('exitCode')})"
+            return ended
     return None
+
+
+def log_tail(message: str, *, lines: int = TAIL_LINES, chars: int = TAIL_CHARS) -> str:
+    """The last `lines` non-blank lines of a terminated container's message, at most `chars`
+    characters (cut at the front: the last line, e.g. a traceback's exception, matters most).
+
+    With `FallbackToLogsOnError` the kubelet puts the tail of the log there (at most 80 lines,
+    2 KiB) when the container failed without writing its termination-log file.
+
+    >>> log_tail("Traceback (most recent call last):\\n  File x\\n\\nValueError: boom\\n", lines=2)
+    '  File x\\nValueError: boom'
+    >>> log_tail("a" * 50 + "\\nlast", chars=12)
+    '...aaaa\\nlast'
+    """
+    kept = [line.rstrip() for line in message.splitlines() if line.strip()][-lines:]
+    text = "\n".join(kept)
+    return text if len(text) <= chars else "..." + text[len(text) - chars + 3 :]

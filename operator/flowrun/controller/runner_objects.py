@@ -200,6 +200,10 @@ def job(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> di
         "command": ["flowrun", "runner"],
         "env": _env(owner, spec, config),
         "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
+        # A runner that crashes leaves the tail of its log in its Pod's status
+        # (`state.terminated.message`, written by the kubelet): the operator copies it into the
+        # run's failure message, since the Pod and its log go with the Job at cleanup.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     return {
         "apiVersion": "batch/v1",

@@ -1,0 +1,70 @@
+"""Pure parts of the runner path: what the runner's Job asks of the kubelet, and how a crashed
+runner's Pod status becomes the run's message. The kubelet's side (it really writes the log's
+tail into the Pod's status) is shown on the node: tests/node/test_runner_pods.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowrun.api import models
+from flowrun.cluster import base
+from flowrun.controller import runner_lost
+from flowrun.controller import runner_objects as objects
+from flowrun.runs import render
+
+OWNER = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "0a1b2c3d-9")
+
+
+def container(config: objects.RunnerConfig) -> dict[str, Any]:
+    spec = models.FlowRunSpec.model_validate({"flow": {"ref": "a.b:c"}})
+    job = objects.job(OWNER, spec, config)
+    runner: dict[str, Any] = job["spec"]["template"]["spec"]["containers"][0]
+    return runner
+
+
+def test_the_runner_leaves_its_logs_tail_in_its_pod_status_when_it_fails() -> None:
+    assert container(objects.RunnerConfig(image="img:1"))["terminationMessagePolicy"] == (
+        "FallbackToLogsOnError"
+    )
+
+
+def test_the_logs_tail_keeps_the_last_lines_and_the_end_of_a_long_line() -> None:
+    log = "".join(f"line {i}\n\n" for i in range(100)) + "ValueError: boom\n"
+    assert runner_lost.log_tail(log, lines=3) == "line 98\nline 99\nValueError: boom"
+    long = "x" * 5000 + "END"
+    tail = runner_lost.log_tail(long, chars=100)
+    assert len(tail) == 100
+    assert tail.startswith("...")
+    assert tail.endswith("END")
+    assert runner_lost.log_tail("\n  \n") == ""
+
+
+def pod(name: str, created: str, terminated: dict[str, Any]) -> dict[str, Any]:
+    """A Pod as the API server returns it (the fields the diagnosis reads)."""
+    return {
+        "metadata": {"name": name, "creationTimestamp": created},
+        "status": {"containerStatuses": [{"name": "runner", "state": {"terminated": terminated}}]},
+    }
+
+
+def test_a_crashed_runner_is_told_by_each_pods_end_and_the_last_ones_log() -> None:
+    pods = [
+        pod("r-b", "2026-01-01T00:01:00Z", {"reason": "Error", "exitCode": 3, "message": "two\n"}),
+        pod("r-a", "2026-01-01T00:00:00Z", {"reason": "OOMKilled", "exitCode": 137}),
+    ]
+    outcome = runner_lost.failed("BackoffLimitExceeded", pods)
+    assert (outcome.phase, outcome.reason) == ("Failed", "RunnerFailed")
+    assert outcome.message == (
+        "The runner failed (BackoffLimitExceeded): Pod r-a: OOMKilled (exit code 137); "
+        "Pod r-b: Error (exit code 3). The last lines of its log (Pod r-b):\ntwo"
+    )
+    gone = runner_lost.failed("BackoffLimitExceeded", [])
+    assert gone.message == "The runner failed (BackoffLimitExceeded): no Pod left to say why."
+
+
+def test_the_logs_tail_fits_in_the_runs_message_however_many_pods() -> None:
+    end = {"reason": "Error", "exitCode": 1, "message": "x" * 3000 + "\nValueError: boom"}
+    pods = [pod(f"runner-{i:03}", f"2026-01-01T00:{i:02}:00Z", end) for i in range(12)]
+    message = runner_lost.failed("BackoffLimitExceeded", pods).message
+    assert len(message) <= render.RUN_MESSAGE_CHARS
+    assert message.endswith("ValueError: boom")
