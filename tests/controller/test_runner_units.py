@@ -68,3 +68,23 @@ def test_the_logs_tail_fits_in_the_runs_message_however_many_pods() -> None:
     message = runner_lost.failed("BackoffLimitExceeded", pods).message
     assert len(message) <= render.RUN_MESSAGE_CHARS
     assert message.endswith("ValueError: boom")
+
+
+def test_the_runner_container_gets_the_operators_resources_or_none() -> None:
+    resources = {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    given = container(objects.RunnerConfig(image="img:1", resources=resources))
+    assert given["resources"] == resources
+    assert "resources" not in container(objects.RunnerConfig(image="img:1"))
+
+
+def test_a_refused_runner_pod_is_told_with_what_to_do_about_it() -> None:
+    quota = 'Error creating: pods "r-x" is forbidden: failed quota: q: must specify limits.memory'
+    said = runner_lost.not_created("r", quota, 60)
+    assert said.startswith(f"The runner Pod of Job r could not be created for 60s: {quota}. ")
+    assert "runner.resources" in said
+    limits = "Error creating: ... maximum cpu usage per Container is 1, but limit is 2."
+    assert "--runner-resources" in runner_lost.not_created("r", limits, 60)
+    security = 'Error creating: pods "r-x" is forbidden: violates PodSecurity "restricted:latest"'
+    other = runner_lost.not_created("r", security, 60)
+    assert "runner.resources" not in other
+    assert other.endswith("Change what refuses it, then create the FlowRun again.")

@@ -58,3 +58,31 @@ def test_run_restarts_limit_from_flag_or_env() -> None:
     assert parse(["--max-run-restarts", "5"]).max_run_restarts == 5
     with pytest.raises(ValueError, match="at least 0"):
         parse(["--max-run-restarts", "-1"])
+
+
+def test_runner_resources_default_to_modest_requests_and_come_from_flag_or_env() -> None:
+    assert parse([]).runner_resources == {"requests": {"cpu": "50m", "memory": "256Mi"}}
+    given = '{"requests": {"cpu": "1", "memory": 512}, "limits": {"memory": "1Gi"}}'
+    assert parse(["--runner-resources", given]).runner_resources == {
+        "requests": {"cpu": "1", "memory": "512"},
+        "limits": {"memory": "1Gi"},
+    }
+    env = {"FLOWRUN_RUNNER_RESOURCES": '{"limits": {"cpu": "500m"}}'}
+    assert parse([], env).runner_resources == {"limits": {"cpu": "500m"}}
+    assert parse(["--runner-resources", "{}"], env).runner_resources == {}
+    assert parse(["--runner-resources", ""]).runner_resources == {}
+
+
+@pytest.mark.parametrize(
+    ("given", "names"),
+    [
+        ('{"request": {"cpu": "1"}}', "request: Extra inputs are not permitted"),
+        ('{"requests": {"cpu": "lots"}}', "requests.cpu: 'lots' is not a Kubernetes quantity"),
+        ('{"requests": {"memory": "1GB"}}', "requests.memory: '1GB' is not"),
+        ("cpu=1", "value: Invalid JSON"),
+    ],
+)
+def test_bad_runner_resources_are_refused_naming_the_flag_and_field(given: str, names: str) -> None:
+    with pytest.raises(ValueError, match="--runner-resources") as refused:
+        parse(["--runner-resources", given])
+    assert names in str(refused.value)

@@ -253,6 +253,36 @@ def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
     assert frs.status("crash")["message"] == message  # kept after the Pods are gone
 
 
+def test_a_quota_that_requires_requests_admits_the_runner_and_the_run_succeeds(
+    dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
+) -> None:
+    """Runner Pods have requests (the chart's runner.resources): a namespace whose ResourceQuota
+    requires them runs FlowRuns (without them, the API server refuses every Pod there: "must
+    specify requests.cpu"; tests/controller/test_runner_quota.py shows the charge)."""
+    hard = {"requests.cpu": "1", "requests.memory": "1Gi"}
+    quota = {"kind": "ResourceQuota", "apiVersion": "v1", "metadata": {"name": "q"},
+             "spec": {"hard": hard}}  # fmt: skip
+    apply(dev_node, frs.namespace, quota)
+
+    def used() -> dict[str, str]:
+        got = frs.kubectl.json("get", "resourcequota", "q", "-n", frs.namespace)
+        found: dict[str, str] = (got.get("status") or {}).get("used") or {}
+        return found
+
+    wait_for(lambda: set(used()) == set(hard), timeout=60, what="the quota to be counted")
+    frs.apply(
+        "quota",
+        {
+            "flow": {"tasks": [{"name": "a", "fn": "operator:add", "args": [1, 2]}]},
+            "executor": {"type": "Local"},
+            "returnTasks": ["a"],
+        },
+    )
+    status = finished(frs, "quota", the_operator)
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"a": 3}
+
+
 def dask_cluster(dev_node: Any, namespace: str) -> str:
     """A plain Dask scheduler and worker in Pods (an External cluster): results published on it
     outlive any runner Pod. Returns the scheduler's address."""

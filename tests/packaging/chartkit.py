@@ -100,6 +100,7 @@ OPERATOR_RULES = frozenset(
         ("flowrun.dev", "flowruns/status", "patch"),
         ("flowrun.dev", "flowruns/finalizers", "update"),
         ("", "events", "create"),
+        ("", "events", "list"),
         ("", "configmaps", "create"),
         ("", "configmaps", "patch"),
         ("kubernetes.dask.org", "daskclusters", "get"),

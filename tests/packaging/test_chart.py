@@ -98,6 +98,7 @@ def test_schema_forbids_unknown_keys_at_every_level() -> None:
         ("watchNamespaces[0]", "Not_A_Namespace"),
         ("operator.maxConcurrentRuns", "0"),
         ("image.pullPolicy", "Sometimes"),
+        ("runner.resources.requests.gpu", "1"),
     ],
 )
 def test_schema_refuses_bad_values(helm_bin: Path, key: str, value: str) -> None:
@@ -213,6 +214,23 @@ def test_the_default_dask_image_is_the_operators_own_tagged_image(helm_bin: Path
     container = operator_container(render(helm_bin))
     assert parse_operator_args(container).default_image == container["image"]
     assert not container["image"].endswith(":latest")
+
+
+def test_runner_resources_reach_the_operator(helm_bin: Path, tmp_path: Path) -> None:
+    default = parse_operator_args(operator_container(render(helm_bin)))
+    assert default.runner_resources == {"requests": {"cpu": "50m", "memory": "256Mi"}}
+    values = tmp_path / "runner.yaml"
+    values.write_text(
+        "runner:\n  resources:\n    requests: {cpu: '1', memory: 1Gi}\n    limits: {memory: 2Gi}\n"
+    )
+    given = parse_operator_args(operator_container(render(helm_bin, values_files=[values])))
+    assert given.runner_resources == {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"memory": "2Gi"},
+    }
+    values.write_text("runner:\n  resources: null\n")  # Helm merges `{}` with the default
+    none = parse_operator_args(operator_container(render(helm_bin, values_files=[values])))
+    assert none.runner_resources == {}
 
 
 def test_namespaced_mode_passes_the_namespaces_to_the_operator(helm_bin: Path) -> None:

@@ -71,6 +71,12 @@ RUNNER = {
     "activeDeadlineSeconds": 2,
 }  # fmt: skip
 
+# A runner whose Pod the namespace's ResourceQuota refuses (`pods: 0`, made by the test): only
+# the Job controller's FailedCreate Event on the Job says why, which the operator lists.
+NOT_CREATED = {**RUNNER, "activeDeadlineSeconds": 60}
+NO_PODS = {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-pods"},
+           "spec": {"hard": {"pods": "0"}}}  # fmt: skip
+
 # (rule taken away, the FlowRun that needs it, what the API server says when refusing)
 ABLATIONS = [
     (("flowrun.dev", "flowruns", "list"), LOCAL, 'cannot list resource "flowruns"'),
@@ -100,6 +106,7 @@ ABLATIONS = [
         'cannot delete resource "rolebindings"',
     ),
     (("", "pods", "list"), RUNNER, 'cannot list resource "pods"'),
+    (("", "events", "list"), NOT_CREATED, 'cannot list resource "events"'),
     # Held only to be granted: the runner's Role allows get on its own FlowRun.
     (("flowrun.dev", "flowruns", "get"), RUNNER, "attempting to grant RBAC permissions not"),
     (
@@ -232,6 +239,8 @@ def test_without_the_rule_the_operator_is_denied(
     args = [f"--namespace={work}", "--cancel-grace=1"]
     args += ["--allow-in-process"] if in_process else []
     kubectl("create", "secret", "generic", "creds", "-n", work, "--from-literal=token=t0k3n")
+    if spec is NOT_CREATED:
+        kubectl("apply", "-n", work, "-f", "-", input=json.dumps(NO_PODS))
     operator = Operator(kubeconfig, tmp_path, args).start()
     try:
         kubectl("apply", "-f", "-", input=flowrun_manifest("needs", work, spec))

@@ -88,9 +88,11 @@ without it, test_install.py that the whole set is enough.
   resources: ["configmaps"]
   verbs: ["create", "patch"]
 # Events for phase changes, task failures and the cluster's life (kopf posts core v1 Events).
+# `list` (by field selector, on the runner's Job alone): when the runner's Pod cannot be created
+# (a ResourceQuota, a LimitRange), the Job controller says why only in a FailedCreate Event.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
 # The Kubernetes Dask provider: one DaskCluster per FlowRun, created, found again by name after a
 # restart, and deleted at the end; its worker groups are only read (KubeCluster status).
 - apiGroups: ["kubernetes.dask.org"]

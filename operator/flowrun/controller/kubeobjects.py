@@ -73,7 +73,12 @@ async def get(api: Any, kind: str, namespace: str, name: str) -> dict[str, Any] 
 
 
 async def list_labelled(api: Any, kind: str, namespace: str, selector: str) -> list[Any]:
-    found = await _call(api, "GET", kind, namespace, params={"labelSelector": selector})
+    return await list_where(api, kind, namespace, {"labelSelector": selector})
+
+
+async def list_where(api: Any, kind: str, namespace: str, selectors: dict[str, str]) -> list[Any]:
+    """A list by `labelSelector` and/or `fieldSelector`."""
+    found = await _call(api, "GET", kind, namespace, params=selectors)
     items: list[Any] = (found or {}).get("items") or []
     return items
 

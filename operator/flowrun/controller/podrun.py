@@ -161,6 +161,7 @@ class PodRun(RunBase):
             deadline_at=self.stop.deadline_at,
             status_interval=self.ctx.settings.status_interval,
             grace_seconds=int(self.ctx.settings.cancel_grace) + 10,
+            resources=self.ctx.settings.runner_resources,
         )
         if await kubeobjects.create(api, objects.job(owner, spec, config)):
             name = objects.runner_name(owner)
@@ -168,10 +169,11 @@ class PodRun(RunBase):
 
     async def _follow(self) -> Outcome:
         """Until the runner writes the run's end, or is found lost."""
+        watch = runner_lost.RunnerWatch(self.ctx.api, self.owner)
         while True:
             if self.phase() in TERMINAL:
                 return RUNNER_ENDED
-            lost = await runner_lost.diagnose(self.ctx.api, self.owner)
+            lost = await watch.lost()
             if lost is not None:
                 # Its last status patch may still be on its way to our copy of the FlowRun.
                 await asyncio.sleep(3 * POLL + self.ctx.settings.status_interval)

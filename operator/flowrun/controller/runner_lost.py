@@ -3,21 +3,28 @@
 Read from the runner Job and its Pods (plain JSON from the API server): the Job failed (its
 `backoffLimit` spent: OOMKilled, a crash, Pods lost), the Job is gone, the runner exited 0
 without an end, or a Pod waits for something that will not come by itself (an image that
-cannot be pulled, a Secret or key the kubelet cannot find). A Pod that is merely starting, or a
-Pod the Job is replacing (resuming the run), is not lost.
+cannot be pulled, a Secret or key the kubelet cannot find), or no Pod can be created at all (the
+API server refuses it: a ResourceQuota, a LimitRange; the Job controller says why only in a
+`FailedCreate` Event on the Job, and keeps trying). A Pod that is merely starting, or a Pod the
+Job is replacing (resuming the run), is not lost.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from flowrun.cluster import base
 from flowrun.controller import kubeobjects
 from flowrun.controller import runner_objects as objects
+from flowrun.controller.kube import http_status
 from flowrun.runs import render
 from flowrun.runs.outcome import FAILED, Outcome
+
+logger = logging.getLogger(__name__)
 
 # Waiting reasons that no retry of the kubelet's will clear (ErrImagePull becomes
 # ImagePullBackOff after its first failure, so only the latter is final).
@@ -34,34 +41,118 @@ STUCK = frozenset(
 # cut at 1,000 characters; this leaves room for the Pods' reasons before it).
 TAIL_LINES = 8
 TAIL_CHARS = 600
+# How long the API server may refuse the runner's Pod before the run ends Failed. Not the run's
+# startupTimeoutSeconds (a Dask cluster's, 300 s by default): a refusal names its cause at once,
+# and most causes (a quota or LimitRange the Pod does not satisfy) never clear by themselves;
+# a minute lets an exhausted quota free up when another Pod ends just then, and lets the Job
+# controller retry (its backoff: 1, 2, 4 ... s).
+CREATE_GRACE = 60.0
+# Refusals about resources: quota admission ("exceeded quota", "failed quota: q: must specify")
+# and LimitRanger ("maximum cpu usage per Container is 1, but limit is 2").
+_RESOURCES = re.compile(r"quota|usage per (Container|Pod)|ratio per Container")
 _SECRET_MISSING = re.compile(r'secret "([^"]+)" not found')
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in Secret \S+/(\S+)")
 
 
-async def diagnose(api: Any, owner: base.Owner) -> Outcome | None:
-    """None while the runner may still end the run; else the Failed outcome to write."""
-    name = objects.runner_name(owner)
-    job = await kubeobjects.get(api, "Job", owner.namespace, name)
-    if job is None:
-        return Outcome(FAILED, "RunnerLost", f"The runner Job {name} was deleted mid-run.")
-    pods = await kubeobjects.list_labelled(
-        api, "Pod", owner.namespace, f"{objects.LABEL_RUNNER}={name}"
+class RunnerWatch:
+    """One FlowRun's runner, looked at again and again until it is found lost."""
+
+    def __init__(self, api: Any, owner: base.Owner, *, grace: float = CREATE_GRACE) -> None:
+        self.api, self.owner, self.grace = api, owner, grace
+        self.name = objects.runner_name(owner)
+        self.refused_since: float | None = None  # monotonic: when a refusal was first seen
+        self.may_read_events = True
+
+    async def lost(self) -> Outcome | None:
+        """None while the runner may still end the run; else the Failed outcome to write."""
+        job = await kubeobjects.get(self.api, "Job", self.owner.namespace, self.name)
+        if job is None:
+            return Outcome(FAILED, "RunnerLost", f"The runner Job {self.name} was deleted mid-run.")
+        pods = await kubeobjects.list_labelled(
+            self.api, "Pod", self.owner.namespace, f"{objects.LABEL_RUNNER}={self.name}"
+        )
+        found = judge(job, pods)
+        if found is not None or any(_alive(pod) for pod in pods) or _ended(job):
+            self.refused_since = None
+            return found
+        refusal = await self._refusal(job)
+        if refusal is None:
+            self.refused_since = None
+            return None
+        now = time.monotonic()
+        self.refused_since = self.refused_since or now
+        if now - self.refused_since < self.grace:
+            return None
+        return Outcome(FAILED, "RunnerNotCreated", not_created(self.name, refusal, self.grace))
+
+    async def _refusal(self, job: Mapping[str, Any]) -> str | None:
+        """The Job controller's last word on why it could not create the runner's Pod."""
+        if not self.may_read_events:
+            return None
+        fields = f"involvedObject.uid={job['metadata']['uid']},reason=FailedCreate"
+        try:
+            events = await kubeobjects.list_where(
+                self.api, "Event", self.owner.namespace, {"fieldSelector": fields}
+            )
+        except kubeobjects.API_ERRORS as exc:
+            if http_status(exc) != 403:
+                raise
+            # Not fatal (custom RBAC without `list` on events): such a run waits as before.
+            logger.warning("cannot tell why runner %s has no Pod: %s", self.name, exc)
+            self.may_read_events = False
+            return None
+        if not events:
+            return None
+        last = max(events, key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+        message: str = last.get("message") or "FailedCreate"
+        return message
+
+
+def not_created(name: str, refusal: str, grace: float) -> str:
+    """The refusal in the API server's words, and what to do about it."""
+    said = (
+        f"The runner Pod of Job {name} could not be created for {grace:g}s: {refusal.rstrip('.')}."
     )
+    if not _RESOURCES.search(refusal):  # e.g. Pod Security admission, a webhook
+        return f"{said} Change what refuses it, then create the FlowRun again."
+    return (
+        f"{said} A ResourceQuota or LimitRange of the namespace refuses it: give runner Pods "
+        "resources that fit (Helm value runner.resources, operator flag --runner-resources) or "
+        "change the quota, then create the FlowRun again."
+    )
+
+
+def judge(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Outcome | None:
+    """Lost for good from the Job's and its Pods' state alone, or None."""
     for pod in pods:
         stuck = _stuck(pod)
         if stuck is not None:
             return stuck
-    conditions = {
+    conditions = _conditions(job)
+    if "Failed" in conditions:
+        said = conditions["Failed"]
+        return failed(str(said.get("message") or said.get("reason")), pods)
+    if "Complete" in conditions:
+        return Outcome(FAILED, "RunnerExited", "The runner exited without writing the run's end.")
+    return None
+
+
+def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {
         c.get("type"): c
         for c in (job.get("status") or {}).get("conditions") or []
         if c.get("status") == "True"
     }
-    if "Failed" in conditions:
-        job_says = conditions["Failed"].get("message") or conditions["Failed"].get("reason")
-        return failed(job_says, pods)
-    if "Complete" in conditions:
-        return Outcome(FAILED, "RunnerExited", "The runner exited without writing the run's end.")
-    return None
+
+
+def _ended(job: Mapping[str, Any]) -> bool:
+    """Finished or finishing (the Job controller sets FailureTarget, then Failed)."""
+    return bool(_conditions(job))
+
+
+def _alive(pod: Mapping[str, Any]) -> bool:
+    phase = (pod.get("status") or {}).get("phase")
+    return phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
 
 
 def _stuck(pod: Mapping[str, Any]) -> Outcome | None:

@@ -16,7 +16,8 @@ model). Each runner gets its own identity, owned by the FlowRun (cascading delet
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flowrun.api import models
@@ -59,6 +60,8 @@ class RunnerConfig:
     deadline_at: float | None = None  # epoch seconds (spec.activeDeadlineSeconds)
     status_interval: float = 1.0
     grace_seconds: int = 30  # SIGTERM to SIGKILL: the runner winds down its run
+    # The container's requests/limits (the operator's --runner-resources); empty: none.
+    resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def runner_name(owner: base.Owner) -> str:
@@ -205,6 +208,8 @@ def job(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> di
         # run's failure message, since the Pod and its log go with the Job at cleanup.
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
+    if config.resources:
+        container["resources"] = {k: dict(v) for k, v in config.resources.items()}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

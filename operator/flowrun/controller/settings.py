@@ -7,11 +7,26 @@ Nothing reads the environment after start-up; the daemon gets this value through
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import pydantic
+
+from flowrun.api.dask_spec import ResourceRequirements
 
 ENV_PREFIX = "FLOWRUN_"
+# The runner Pod's container resources: requests so that namespaces whose ResourceQuota asks
+# for them can run FlowRuns, and the scheduler places runners by them; no limits, since with
+# the Local executors the flow itself runs in the runner, and its needs are the flow's. Small:
+# on cluster Kubernetes the runner is a Dask client that mostly waits.
+DEFAULT_RUNNER_RESOURCES: Mapping[str, Mapping[str, str]] = {
+    "requests": {"cpu": "50m", "memory": "256Mi"}
+}
+# Kubernetes' quantity syntax (k8s.io/apimachinery resource.Quantity), e.g. 50m, 1.5, 256Mi, 1e3.
+_QUANTITY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,9 @@ class OperatorSettings:
     # Operator restarts (not clean hand-overs) a run in flight may see before it ends Failed:
     # a task that kills the operator (os._exit, a crash, memory) must not loop forever.
     max_run_restarts: int = 3
+    runner_resources: Mapping[str, Mapping[str, str]] = field(
+        default_factory=lambda: DEFAULT_RUNNER_RESOURCES
+    )
 
     @property
     def clusterwide(self) -> bool:
@@ -48,6 +66,28 @@ def _env_int(env: Mapping[str, str], name: str) -> int | None:
 
 def _first(value: int | None, default: int) -> int:
     return default if value is None else value  # 0 is a value, not "unset"
+
+
+def runner_resources(text: str) -> dict[str, dict[str, str]]:
+    """`--runner-resources`: a container's `resources` as JSON; "" or "{}" sets none."""
+    flag = "--runner-resources (env FLOWRUN_RUNNER_RESOURCES)"
+    example = '{"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}'
+    try:
+        parsed = ResourceRequirements.model_validate_json(text.strip() or "{}")
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"{flag}: {problems}; expected JSON such as {example}") from None
+    resources = {k: {n: str(q) for n, q in v.items()} for k, v in parsed.model_dump().items() if v}
+    for kind, quantities in resources.items():
+        for name, quantity in quantities.items():
+            if not _QUANTITY.match(quantity):
+                raise ValueError(
+                    f"{flag}: {kind}.{name}: {quantity!r} is not a Kubernetes quantity "
+                    "(e.g. 50m, 2, 256Mi, 1Gi)"
+                )
+    return resources
 
 
 def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
@@ -124,6 +164,12 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
         "run ends Failed (a clean shutdown hands the run over and does not count)",
     )
     parser.add_argument(
+        "--runner-resources",
+        default=env.get(ENV_PREFIX + "RUNNER_RESOURCES", json.dumps(DEFAULT_RUNNER_RESOURCES)),
+        help="the runner Pods' container resources, as JSON (requests, limits); "
+        f"default: {json.dumps(DEFAULT_RUNNER_RESOURCES)}; '{{}}' for none",
+    )
+    parser.add_argument(
         "--peering",
         action="store_true",
         default=_env_bool(env, "PEERING"),
@@ -151,4 +197,5 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         cancel_grace=max(0.0, float(args.cancel_grace)),
         peering=bool(args.peering),
         max_run_restarts=args.max_run_restarts,
+        runner_resources=runner_resources(args.runner_resources),
     )

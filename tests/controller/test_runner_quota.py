@@ -1,0 +1,103 @@
+"""Runner Pods under a namespace's ResourceQuota, as the real API server admits or refuses them.
+
+No kubelet runs here: the Job controller creates (or fails to create) the runner's Pod, and the
+API server's quota admission decides. A Pod it refuses never exists, so only the Job
+controller's `FailedCreate` Event says why: the run ends Failed with that reason after the
+operator's grace (`runner_lost.CREATE_GRACE`), not Running forever. With the operator's default
+runner resources (requests), a quota that requires requests admits the runner.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from flowrun.controller import runner_lost
+from flowrun.controller.settings import DEFAULT_RUNNER_RESOURCES
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FlowRuns, local_spec, task
+
+pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
+
+IMAGE = "registry.invalid/flows:1"
+
+
+def quota(frs: FlowRuns, hard: dict[str, str]) -> None:
+    """A ResourceQuota, once the quota controller has counted its usage: before that the API
+    server refuses every Pod it governs ("status unknown for quota")."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "runners", "namespace": frs.namespace},
+        "spec": {"hard": hard},
+    }
+    frs.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+    def counted() -> bool:
+        status = frs.kubectl.json("get", "resourcequota", "runners", "-n", frs.namespace)
+        return set((status.get("status") or {}).get("used") or {}) == set(hard)
+
+    wait_for(counted, timeout=60, what="the quota controller to count the quota's usage")
+
+
+def runner_pods(frs: FlowRuns) -> list[dict[str, Any]]:
+    pods: list[dict[str, Any]] = frs.kubectl.json(
+        "get", "pods", "-n", frs.namespace, "-l", "app.kubernetes.io/component=runner"
+    )["items"]
+    return pods
+
+
+def test_a_runner_pod_the_quota_refuses_fails_the_run_naming_the_refusal(
+    start_operator: Any, own_frs: FlowRuns
+) -> None:
+    frs = own_frs
+    quota(frs, {"limits.memory": "1Gi"})  # the default runner sets requests, no limits
+    operator = start_operator("-n", frs.namespace, f"--default-image={IMAGE}")
+    frs.apply("refused", local_spec([task("a", "mark", "refused")]))
+    # The grace, the operator's polls and its wait for a late end, on a loaded machine.
+    bound = runner_lost.CREATE_GRACE + 120
+    try:
+        status = frs.wait_phase("refused", timeout=bound)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{operator.log_text()[-3000:]}") from None
+    assert status["phase"] == "Failed", status
+    assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "RunnerNotCreated"
+    message = status["message"]
+    assert "could not be created for 60s" in message, message
+    assert "failed quota: runners: must specify limits.memory" in message, message  # the API's
+    assert "runner.resources" in message, message
+    assert "--runner-resources" in message, message
+    assert runner_pods(frs) == []  # never created
+    assert "RunnerNotCreated" in frs.event_reasons("refused")
+    wait_for(
+        lambda: not frs.kubectl.json("get", "jobs", "-n", frs.namespace)["items"],
+        timeout=60,
+        what="the runner Job to be deleted",
+    )
+
+
+def test_the_default_runner_resources_satisfy_a_quota_that_requires_requests(
+    start_operator: Any, own_frs: FlowRuns
+) -> None:
+    frs = own_frs
+    quota(frs, {"requests.cpu": "1", "requests.memory": "1Gi", "pods": "5"})
+    start_operator("-n", frs.namespace, f"--default-image={IMAGE}")
+    frs.apply("admitted", local_spec([task("a", "mark", "admitted")]))
+    [pod] = wait_for(lambda: runner_pods(frs), timeout=90, what="the runner Pod to be admitted")
+    [runner] = pod["spec"]["containers"]
+    assert runner["resources"] == DEFAULT_RUNNER_RESOURCES
+
+    def used() -> dict[str, str] | None:
+        status = frs.kubectl.json("get", "resourcequota", "runners", "-n", frs.namespace)
+        counted: dict[str, str] = status["status"]["used"]
+        return counted if counted.get("pods") == "1" else None
+
+    # The API server charges the runner's requests to the quota.
+    assert wait_for(used, timeout=60, what="the quota to count the runner") == {
+        "pods": "1",
+        "requests.cpu": "50m",
+        "requests.memory": "256Mi",
+    }
+    assert frs.status("admitted").get("phase") == "Pending"  # no kubelet: nothing failed it
