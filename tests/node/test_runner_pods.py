@@ -4,7 +4,8 @@ The operator runs as a host process on the product path (no --allow-in-process) 
 node's API server; every flow runs in a runner Pod of its FlowRun (the project's image, its own
 ServiceAccount), which writes the run's status itself. Shown here with real Pods: a Dask
 scheduler that attacks its clients reaches only the runner; parametersFrom arrive through the
-kubelet; a runner that cannot start or is killed mid-run; an operator killed mid-run.
+kubelet; a runner that cannot start, crashes (its log's tail in the run's message) or is killed
+mid-run; a namespace quota that requires requests; an operator killed mid-run.
 """
 
 from __future__ import annotations

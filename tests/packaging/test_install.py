@@ -324,6 +324,10 @@ def test_the_charts_service_account_is_denied_everything_else(
     assert not can_i(kubectl, kubeconfig, "update", "flowruns.flowrun.dev", "-n", ns)
     assert not can_i(kubectl, kubeconfig, "watch", "secrets", "-n", ns)
     assert not can_i(kubectl, kubeconfig, "create", "pods/portforward", "-n", ns)
+    # Events: posted, and listed (a runner Job's FailedCreate), never watched, changed or deleted.
+    assert can_i(kubectl, kubeconfig, "list", "events", "-n", ns)
+    assert not can_i(kubectl, kubeconfig, "watch", "events", "-n", ns)
+    assert not can_i(kubectl, kubeconfig, "delete", "events", "-n", ns)
 
 
 def test_kubernetes_provider_under_the_charts_service_account(
