@@ -5,9 +5,10 @@ Kubernetes objects owned by the FlowRun (the DaskCluster for cluster Kubernetes;
 ServiceAccount, Role, RoleBinding and Job), then only watches them. The runner
 (`runner_process`) writes the run's status and its end. The operator writes the end itself only
 when the runner cannot: a runner that died without one (OOMKilled, an image that cannot start,
-a Secret the kubelet cannot find, backoff exhausted, a Pod the API server refuses), or a cancel/deadline the runner did not
-honour within the grace period. Every end, and deletion, removes the objects it created; an
-operator that exits leaves a running run alone (a new operator adopts it by name).
+a Secret the kubelet cannot find, backoff exhausted, a Pod the API server refuses), or a
+cancel/deadline the runner did not honour within the grace period. Every end, and deletion,
+removes the objects it created; an operator that exits leaves a running run alone (a new
+operator adopts it by name).
 """
 
 from __future__ import annotations
