@@ -1,4 +1,5 @@
-"""Runner Pods under a namespace's ResourceQuota, as the real API server admits or refuses them.
+"""Runner Pods under a namespace's ResourceQuota or LimitRange, as the real API server admits or
+refuses them.
 
 No kubelet runs here: the Job controller creates (or fails to create) the runner's Pod, and the
 API server's quota admission decides. A Pod it refuses never exists, so only the Job
@@ -49,11 +50,33 @@ def runner_pods(frs: FlowRuns) -> list[dict[str, Any]]:
     return pods
 
 
-def test_a_runner_pod_the_quota_refuses_fails_the_run_naming_the_refusal(
-    start_operator: Any, own_frs: FlowRuns
+def limit_range(frs: FlowRuns, container: dict[str, Any]) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "runners", "namespace": frs.namespace},
+        "spec": {"limits": [{"type": "Container", **container}]},
+    }
+    frs.kubectl("apply", "-f", "-", input=json.dumps(body))
+
+
+@pytest.mark.parametrize(
+    ("refuser", "said"),
+    [
+        # The default runner sets requests, no limits.
+        ("quota", "failed quota: runners: must specify limits.memory"),
+        # Its default cpu request (50m) is below the LimitRange's minimum.
+        ("limitrange", "minimum cpu usage per Container is 100m"),
+    ],
+)
+def test_a_runner_pod_the_namespace_refuses_fails_the_run_naming_the_refusal(
+    start_operator: Any, own_frs: FlowRuns, refuser: str, said: str
 ) -> None:
     frs = own_frs
-    quota(frs, {"limits.memory": "1Gi"})  # the default runner sets requests, no limits
+    if refuser == "quota":
+        quota(frs, {"limits.memory": "1Gi"})
+    else:
+        limit_range(frs, {"min": {"cpu": "100m"}})
     operator = start_operator("-n", frs.namespace, f"--default-image={IMAGE}")
     frs.apply("refused", local_spec([task("a", "mark", "refused")]))
     # The grace, the operator's polls and its wait for a late end, on a loaded machine.
@@ -66,7 +89,7 @@ def test_a_runner_pod_the_quota_refuses_fails_the_run_naming_the_refusal(
     assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "RunnerNotCreated"
     message = status["message"]
     assert "could not be created for 60s" in message, message
-    assert "failed quota: runners: must specify limits.memory" in message, message  # the API's
+    assert said in message, message  # the API server's words
     assert "runner.resources" in message, message
     assert "--runner-resources" in message, message
     assert runner_pods(frs) == []  # never created
