@@ -387,4 +387,8 @@ def test_killing_the_operator_mid_run_does_not_interrupt_the_run(
     assert marks(frs) == 1
     assert runner_pods(frs, uid) == [runner]  # the same Pod ran it all
     the_operator.restart()
-    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the new operator to clean up")
+    try:
+        wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the new operator to clean up")
+    except TimeoutError as exc:
+        left = owned_by(frs, uid)
+        raise AssertionError(f"{exc}\nleft: {left}\n{the_operator.log_text()[-6000:]}") from None
