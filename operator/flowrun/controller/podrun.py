@@ -78,11 +78,15 @@ class PodRun(RunBase):
             if policy.is_exiting(outcome) or outcome.retry:
                 self._retry_later(outcome)
                 return
+            cleaned = True
             if self.launched or self.cluster is not None:
-                await self.cleanup()
+                cleaned = await self.cleanup()
             if outcome is not RUNNER_ENDED:
                 self._finish(outcome)
         self.ctx.set_phase(self.uid, None if outcome.reason == stopping.DELETED else self.phase())
+        if not cleaned and outcome.reason != stopping.DELETED:
+            # The end is written; kopf runs this daemon again, and a finished run is swept.
+            raise kopf.TemporaryError(f"cleanup of {self.name} is incomplete", delay=10)
 
     def _retry_later(self, outcome: Outcome) -> None:
         if outcome.retry:  # a transient API problem: kopf runs this daemon again
@@ -201,16 +205,20 @@ class PodRun(RunBase):
             logger.warning("runner of %s/%s did not stop in %gs", self.namespace, self.name, grace)
         return outcome
 
-    async def cleanup(self) -> None:
-        """Delete what the run created (each by its deterministic name; absent ones are fine)."""
+    async def cleanup(self) -> bool:
+        """Delete what the run created (each by its deterministic name; absent ones are fine).
+        False when something could not be deleted (said in the log): the caller looks again."""
         name = objects.runner_name(self.owner)
+        cleaned = True
         for kind in ("Job", "RoleBinding", "Role", "ServiceAccount"):
             try:
                 await kubeobjects.delete(self.ctx.api, kind, self.namespace, name)
             except Exception as exc:  # cleanup must not mask the outcome; say it loudly
                 logger.warning("deleting %s %s/%s failed: %s", kind, self.namespace, name, exc)
+                cleaned = False
         if self.cluster is not None:
-            await self._delete_cluster(self.cluster)
+            cleaned = await self._delete_cluster(self.cluster) and cleaned
+        return cleaned
 
     async def sweep(self) -> None:
         """A finished run whose cleanup was cut short (operator killed): what it may have left.
@@ -220,21 +228,27 @@ class PodRun(RunBase):
         name = objects.runner_name(self.owner)
         try:
             left = await kubeobjects.get(self.ctx.api, "ServiceAccount", self.namespace, name)
-        except Exception as exc:  # the garbage collector remains the backstop
-            logger.warning("sweeping the runner of %s failed: %s", self.name, exc)
-            left = None
-        if left is not None:
-            await self.cleanup()
-        if policy.needs_sweep(self.body.get("spec") or {}, status):
-            await self._delete_cluster(cluster_base.cluster_name(self.owner))
+        except Exception as exc:
+            # Nothing else would look again (the garbage collector only acts when the FlowRun
+            # is deleted): kopf runs this daemon again.
+            message = f"sweeping the runner of {self.name} failed: {exc}"
+            raise kopf.TemporaryError(message, delay=10) from exc
+        if left is not None and not await self.cleanup():
+            raise kopf.TemporaryError(f"cleanup of {self.name} is incomplete", delay=10)
+        cluster = cluster_base.cluster_name(self.owner)
+        swept = not policy.needs_sweep(self.body.get("spec") or {}, status)
+        if not swept and not await self._delete_cluster(cluster):
+            raise kopf.TemporaryError(f"deleting the cluster of {self.name} failed", delay=10)
 
-    async def _delete_cluster(self, name: str) -> None:
+    async def _delete_cluster(self, name: str) -> bool:
         try:
             if await podcluster.delete(self.ctx.api, name, self.namespace):
                 self._event("Normal", "ClusterDeleted", "Dask cluster deleted.")
             self.writer.update(policy.CLUSTER_DELETED)  # a restart has nothing to sweep
         except Exception as exc:
             logger.warning("deleting DaskCluster %s/%s failed: %s", self.namespace, name, exc)
+            return False
+        return True
 
     def _event(self, kind: str, reason: str, message: str) -> None:
         post = kopf.info if kind == "Normal" else kopf.warn
