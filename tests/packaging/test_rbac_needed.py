@@ -19,6 +19,9 @@ import pytest
 from chartkit import OPERATOR_RULES, operator_roles, render, rules_from, rules_of
 from opkit import Operator, flowrun_manifest, local_spec, unique, wait_for
 
+from support.flowruns import FlowRuns
+from support.leftovers import cut_short, remaining
+
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 LOCAL = local_spec([{"name": "one", "fn": "operator:add", "args": [1, 2]}])
@@ -175,11 +178,12 @@ def account_without(
     namespaces: Callable[..., str],
     sa_kubeconfig: Callable[[str, str], Path],
     chart_rules: frozenset[tuple[str, str, str]],
-) -> Iterator[Callable[[tuple[str, str, str]], Path]]:
-    """A ServiceAccount bound to the chart's rules minus one; its kubeconfig."""
+) -> Iterator[Callable[[tuple[str, str, str] | None], Path]]:
+    """A ServiceAccount bound to the chart's rules minus one (None: all of them); its
+    kubeconfig."""
     made: list[str] = []
 
-    def make(removed: tuple[str, str, str]) -> Path:
+    def make(removed: tuple[str, str, str] | None) -> Path:
         ns = namespaces("fr-pkg-abl")
         name = unique("fr-ablated")
         made.append(name)
@@ -190,7 +194,10 @@ def account_without(
             # Plus reading namespaces, unrelated to every rule under test: the operator watches
             # one namespace here (so it never meets other tests' FlowRuns), and without it kopf
             # retries listing namespaces for about a minute before using the given name.
-            "rules": [*rules_from(chart_rules - {removed}), READ_NAMESPACES],
+            "rules": [
+                *rules_from(chart_rules - {removed} if removed else chart_rules),
+                READ_NAMESPACES,
+            ],
         }
         binding = {
             "apiVersion": "rbac.authorization.k8s.io/v1",
@@ -228,7 +235,7 @@ def test_without_the_rule_the_operator_is_denied(
     evidence: str,
     kubectl: Any,
     namespaces: Callable[..., str],
-    account_without: Callable[[tuple[str, str, str]], Path],
+    account_without: Callable[[tuple[str, str, str] | None], Path],
     dask_crds: None,
     flowrun_crd: None,
     tmp_path: Path,
@@ -270,7 +277,7 @@ def test_without_the_rule_the_operator_is_denied(
 def test_a_secret_the_operator_may_not_read_ends_the_run(
     kubectl: Any,
     namespaces: Callable[..., str],
-    account_without: Callable[[tuple[str, str, str]], Path],
+    account_without: Callable[[tuple[str, str, str] | None], Path],
     flowrun_crd: None,
     tmp_path: Path,
 ) -> None:
@@ -292,5 +299,26 @@ def test_a_secret_the_operator_may_not_read_ends_the_run(
         assert "spec.parametersFrom[0] (token): Secret 'creds'" in status["message"]
         stalled = {c["type"]: c for c in status["conditions"]}["Stalled"]
         assert stalled["reason"] == "SecretForbidden"
+    finally:
+        operator.stop(grace=10)
+
+
+def test_a_restarted_operator_sweeps_a_cut_short_run_under_the_charts_rules(
+    kubectl: Any,
+    namespaces: Callable[..., str],
+    account_without: Callable[[tuple[str, str, str] | None], Path],
+    flowrun_crd: None,
+    tmp_path: Path,
+) -> None:
+    """The sweep reads only what the chart grants (it once asked for the runner's
+    ServiceAccount, which the chart may create and delete but not get: refused, so a run that
+    ended while no operator ran kept its runner's Job, Pod and RBAC)."""
+    kubeconfig = account_without(None)
+    frs = FlowRuns(kubectl, namespaces("fr-pkg-ablw"), tmp_path)
+    left = cut_short(frs, "cut-short")
+    operator = Operator(kubeconfig, tmp_path, [f"--namespace={frs.namespace}"]).start()
+    try:
+        wait_for(lambda: not remaining(frs, left), timeout=90, what="the runner's objects deleted")
+        assert "forbidden" not in operator.log_text(), operator.log_text()[-3000:]
     finally:
         operator.stop(grace=10)

@@ -210,7 +210,9 @@ class PodRun(RunBase):
         False when something could not be deleted (said in the log): the caller looks again."""
         name = objects.runner_name(self.owner)
         cleaned = True
-        for kind in ("Job", "RoleBinding", "Role", "ServiceAccount"):
+        # The Job last: while it is there, a restarted operator knows there is more to sweep
+        # (and a runner still going loses its rights before its Pod is stopped).
+        for kind in ("RoleBinding", "Role", "ServiceAccount", "Job"):
             try:
                 await kubeobjects.delete(self.ctx.api, kind, self.namespace, name)
             except Exception as exc:  # cleanup must not mask the outcome; say it loudly
@@ -222,12 +224,13 @@ class PodRun(RunBase):
 
     async def sweep(self) -> None:
         """A finished run whose cleanup was cut short (operator killed): what it may have left.
-        Cheap for the others: one GET (the runner's ServiceAccount goes last), and the DaskCluster
-        only when status says one was made and not deleted."""
+        Cheap for the others: one GET (the runner's Job goes last; the chart grants `get` on
+        Jobs, not on ServiceAccounts), and the DaskCluster only when status says one was made
+        and not deleted."""
         status = self.body.get("status") or {}
         name = objects.runner_name(self.owner)
         try:
-            left = await kubeobjects.get(self.ctx.api, "ServiceAccount", self.namespace, name)
+            left = await kubeobjects.get(self.ctx.api, "Job", self.namespace, name)
         except Exception as exc:
             # Nothing else would look again (the garbage collector only acts when the FlowRun
             # is deleted): kopf runs this daemon again.
