@@ -119,3 +119,27 @@ def test_publishing_keeps_the_adaptive_batches(dask_cluster: Any) -> None:
     parts = [dask_resume.PART.search(n) for n in names if "[" in n]
     assert 1 < len(parts) < 200
     assert all(p is not None and p.group(2) is not None for p in parts), names
+
+
+def test_a_published_result_whose_data_is_lost_hides_none_of_the_others(
+    dask_cluster: Any,
+) -> None:
+    """The scheduler refuses a whole graph when one of its inputs is gone: one lost published
+    result (as when a task is cancelled just before its result is published) must leave the
+    others resumable."""
+    prefix = f"lost-{uuid.uuid4().hex[:8]}/"
+    with distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        kept = client.submit(lambda: s.Success(result=1), pure=False)
+        kept.result()
+        gone = client.submit(lambda: s.Success(result=2), pure=False)
+        gone.result()
+        client.publish_dataset(**{f"{prefix}kept": kept})
+        # Cancelled, then published: the dataset names a key the scheduler no longer has.
+        client.cancel(gone)
+        poll(lambda: gone.key not in client.who_has(), 30)
+        client.publish_dataset(**{f"{prefix}gone": gone})
+        found = dask_resume.published_states(client, prefix, ["kept", "gone"], timeout=30)
+        assert sorted(found) == ["kept"]
+        assert type(found["kept"]) is s.Success
+        client.unpublish_dataset(f"{prefix}kept")
+        client.unpublish_dataset(f"{prefix}gone")

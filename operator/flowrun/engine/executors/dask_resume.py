@@ -55,14 +55,29 @@ def _describe(client: Any, futures: Mapping[str, Any], timeout: float) -> dict[s
     names = list(futures)
     probes = client.map(describe_published, [futures[n] for n in names], pure=False)
     deadline = time.monotonic() + timeout
-    while any(p.status == "pending" for p in probes) and time.monotonic() < deadline:
-        time.sleep(0.02)  # `distributed.wait` would need a default client: ours is not one
+    _settle(probes, deadline)
+    if len(probes) > 1 and any(p.status == "cancelled" for p in probes):
+        # The scheduler cancels a whole graph when one of its inputs is lost (a result
+        # cancelled just before it was published): probe those again one by one, so that a
+        # lost result hides none of the others.
+        probes = [
+            client.submit(describe_published, futures[n], pure=False)
+            if p.status == "cancelled"
+            else p
+            for n, p in zip(names, probes, strict=True)
+        ]
+        _settle(probes, deadline)
     done = [(n, p) for n, p in zip(names, probes, strict=True) if p.status == "finished"]
     for name, probe in zip(names, probes, strict=True):
         if probe.status != "finished":
             log.info("published result %s is not usable (%s): it runs again", name, probe.status)
     values = client.gather([p for _, p in done], errors="skip")
     return {n: v for (n, _), v in zip(done, values, strict=True)}
+
+
+def _settle(probes: list[Any], deadline: float) -> None:
+    while any(p.status == "pending" for p in probes) and time.monotonic() < deadline:
+        time.sleep(0.02)  # `distributed.wait` would need a default client: ours is not one
 
 
 def published_states(
