@@ -10,6 +10,7 @@ The plane is the same code as `flowrun dev up`; teardown stops exactly the PIDs 
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -171,3 +172,21 @@ def restricted_namespace(dev_node: DevNode) -> Iterator[str]:
     helmop.create_restricted_namespace(dev_node.kubectl, name)
     yield name
     dev_node.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+_GUARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_signal_handlers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test that leaves a SIGINT/SIGTERM handler other than the one it found: a leaked
+    handler swallows a later test's Ctrl-C (or SIGTERM). The handler found is put back first,
+    so that only the leaking test fails."""
+    before = {sig: signal.getsignal(sig) for sig in _GUARDED_SIGNALS}
+    yield
+    leaked = {sig: now for sig in _GUARDED_SIGNALS if (now := signal.getsignal(sig)) != before[sig]}
+    for sig in leaked:
+        signal.signal(sig, before[sig])
+    if leaked:
+        named = ", ".join(f"{sig.name}: {handler!r}" for sig, handler in leaked.items())
+        pytest.fail(f"{request.node.nodeid} left signal handlers installed ({named})")
