@@ -124,17 +124,37 @@ def test_ctrl_c_interrupts_a_local_dask_thread_pool_instead_of_waiting() -> None
             time.sleep(0.1)
             ticks.append(i)
 
-    main = threading.get_ident()
-    interrupter = threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT))
+    # Ctrl-C is pressed again until the test has seen its KeyboardInterrupt: one that comes
+    # while this thread runs a finalizer (the garbage of earlier tests) is printed as
+    # "Exception ignored" and lost, as it would be in a terminal.
+    seen_interrupt = threading.Event()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if not seen_interrupt.is_set():
+            raise KeyboardInterrupt
+
+    def press_ctrl_c(main: int) -> None:
+        for _ in range(20):
+            if seen_interrupt.wait(0.5):
+                return
+            signal.pthread_kill(main, signal.SIGINT)
+
     executor = LocalDaskExecutor("threads")
-    # Ctrl-C as a terminal gives it: other code in this process (an event loop left with its
-    # own SIGINT handler) may have replaced Python's default handler.
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def wait_for_long_task() -> None:
+        try:
+            executor.wait(executor.submit(long_task))
+        finally:
+            seen_interrupt.set()  # before the pool is closed: no second interrupt in there
+
+    interrupter = threading.Thread(target=press_ctrl_c, args=(threading.get_ident(),))
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
         interrupter.start()
         with pytest.raises(KeyboardInterrupt), executor.start():
-            executor.wait(executor.submit(long_task))
+            wait_for_long_task()
     finally:
+        seen_interrupt.set()
         interrupter.join()
         signal.signal(signal.SIGINT, previous)
     time.sleep(0.5)
