@@ -281,7 +281,13 @@ def test_parameters_from_reach_the_runner_and_never_the_operator(
     refs = [e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e]
     assert refs == [{"name": "creds", "key": "token"}]
     assert SECRET_VALUE not in json.dumps(job)
-    assert kubectl.json("get", "flowrun", "withsecret", "-n", work)["status"]["phase"] == "Pending"
+
+    def phase() -> str | None:
+        found = kubectl.json("get", "flowrun", "withsecret", "-n", work)
+        return (found.get("status") or {}).get("phase")
+
+    # The Job may be there before the status writer's next patch says Pending.
+    assert wait_for(phase, timeout=60, what="the run's phase") == "Pending"
     assert_no_forbidden(operator.log_text(), namespaces=(work,))
 
 
