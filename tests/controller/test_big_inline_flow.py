@@ -102,3 +102,27 @@ def test_a_big_inline_flow_ends_with_a_bounded_useful_status(
     assert stored is not None
     assert stored["spec"]["cancel"] is True
     assert stored["spec"]["returnTasks"] == ["t0", f"t{N - 1}"]
+
+
+def test_the_operators_live_status_policy_decides_which_flows_get_a_companion(
+    start_operator: Any, own_frs: FlowRuns, kubectl: Any
+) -> None:
+    """--live-status-tasks (Helm operator.liveStatus.minTasks): a flow of that many inline
+    tasks gets the companion ConfigMap, a smaller one does not; both end with the same status."""
+    frs = own_frs
+    start_operator("-n", frs.namespace, "--allow-in-process", "--live-status-tasks=4")
+    for name, n in (("four", 4), ("three", 3)):
+        tasks = [task(f"t{i}", "add", i, 1) for i in range(n)]
+        frs.apply(name, {"flow": {"tasks": tasks}, "executor": {"type": "Local"}})
+    for name, n in (("four", 4), ("three", 3)):
+        status = frs.wait_phase(name, timeout=120)
+        assert status["phase"] == "Succeeded", status.get("message")
+        assert (status["progress"], status["taskCounts"]) == (
+            f"{n}/{n}",
+            {"total": n, "Success": n},
+        )
+    configmaps = kubectl.json("get", "configmaps", "-n", frs.namespace)["items"]
+    live = {(c["metadata"]["ownerReferences"] or [{}])[0].get("name"): c["data"]
+            for c in configmaps if c["metadata"].get("ownerReferences")}  # fmt: skip
+    assert set(live) == {"four"}, live
+    assert (live["four"]["phase"], live["four"]["progress"]) == ("Succeeded", "4/4")

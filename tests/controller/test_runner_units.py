@@ -88,3 +88,22 @@ def test_a_refused_runner_pod_is_told_with_what_to_do_about_it() -> None:
     other = runner_lost.not_created("r", security, 60)
     assert "runner.resources" not in other
     assert other.endswith("Change what refuses it, then create the FlowRun again.")
+
+
+def test_the_runner_follows_the_operators_live_status_policy() -> None:
+    from flowrun.controller import runner_process
+    from flowrun.runs import companion
+
+    policy = companion.LivePolicy(min_tasks=250, refresh=7.5)
+    env = {
+        e["name"]: e["value"]
+        for e in container(objects.RunnerConfig(image="i:1", live_status=policy))["env"]
+        if "value" in e
+    }
+    assert runner_process.runner_settings(env).live_status == policy
+    default = {
+        e["name"]: e["value"]
+        for e in container(objects.RunnerConfig(image="i:1"))["env"]
+        if "value" in e
+    }
+    assert runner_process.runner_settings(default).live_status == companion.LivePolicy()

@@ -7,6 +7,7 @@ import argparse
 import pytest
 
 from flowrun.controller import settings
+from flowrun.runs import companion
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> settings.OperatorSettings:
@@ -86,3 +87,23 @@ def test_bad_runner_resources_are_refused_naming_the_flag_and_field(given: str, 
     with pytest.raises(ValueError, match="--runner-resources") as refused:
         parse(["--runner-resources", given])
     assert names in str(refused.value)
+
+
+def test_live_status_policy_from_flag_or_env() -> None:
+    default = parse([]).live_status
+    assert (default.min_tasks, default.refresh) == (1000, 60.0)
+    env = {"FLOWRUN_LIVE_STATUS_TASKS": "200", "FLOWRUN_LIVE_STATUS_REFRESH": "15"}
+    assert parse([], env).live_status == companion.LivePolicy(200, 15.0)
+    assert parse(["--live-status-tasks", "0"], env).live_status.min_tasks == 0  # 0 is a value
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["--live-status-tasks", "-1"], "--live-status-tasks"),
+        (["--live-status-refresh", "0"], "--live-status-refresh"),
+    ],
+)
+def test_a_bad_live_status_policy_is_refused_naming_the_flag(argv: list[str], names: str) -> None:
+    with pytest.raises(ValueError, match=names):
+        parse(argv)

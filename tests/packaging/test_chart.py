@@ -99,6 +99,8 @@ def test_schema_forbids_unknown_keys_at_every_level() -> None:
         ("operator.maxConcurrentRuns", "0"),
         ("image.pullPolicy", "Sometimes"),
         ("runner.resources.requests.gpu", "1"),
+        ("operator.liveStatus.minTasks", "-1"),
+        ("operator.liveStatus.refreshSeconds", "0"),
     ],
 )
 def test_schema_refuses_bad_values(helm_bin: Path, key: str, value: str) -> None:
@@ -198,6 +200,8 @@ def test_operator_args_are_accepted_by_the_operator(helm_bin: Path) -> None:
         "operator.maxConcurrentRuns": "3",
         "operator.defaultImage": "ghcr.io/acme/flows:2",
         "operator.statusInterval": "2.5",
+        "operator.liveStatus.minTasks": "200",
+        "operator.liveStatus.refreshSeconds": "15",
         "metrics.port": "9191",
     }
     settings = parse_operator_args(operator_container(render(helm_bin, values=values)))
@@ -205,6 +209,7 @@ def test_operator_args_are_accepted_by_the_operator(helm_bin: Path) -> None:
     assert settings.max_concurrent_runs == 3
     assert settings.default_image == "ghcr.io/acme/flows:2"
     assert settings.status_interval == 2.5
+    assert (settings.live_status.min_tasks, settings.live_status.refresh) == (200, 15.0)
     assert settings.metrics_port == 9191
     assert settings.peering is False  # standalone: one replica, no KopfPeering objects needed
 

@@ -80,8 +80,47 @@ def test_a_companion_that_cannot_be_written_leaves_everything_to_the_flowrun() -
     assert sinks.flowrun_state["phase"] == "Succeeded"
 
 
-def test_a_big_flow_is_one_of_big_flow_tasks_inline_tasks() -> None:
+def test_a_big_flow_is_one_of_the_policys_number_of_inline_tasks_or_more() -> None:
     tasks = [{"name": f"t{i}", "fn": "m:f"} for i in range(companion.BIG_FLOW_TASKS)]
-    assert companion.is_big({"flow": {"tasks": tasks}})
-    assert not companion.is_big({"flow": {"tasks": tasks[1:]}})
-    assert not companion.is_big({"flow": {"ref": "m:flow"}})
+    default = companion.LivePolicy()
+    assert default.is_big({"flow": {"tasks": tasks}})
+    assert not default.is_big({"flow": {"tasks": tasks[1:]}})
+    assert not default.is_big({"flow": {"ref": "m:flow"}})
+    assert companion.LivePolicy(min_tasks=3).is_big({"flow": {"tasks": tasks[:3]}})
+    assert not companion.LivePolicy(min_tasks=0).is_big({"flow": {"tasks": tasks}})  # never
+
+
+class TimedSinks(Sinks):
+    """Also when (loop time) each FlowRun write was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flowrun_at: list[float] = []
+
+    async def patch_status(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        self.flowrun_at.append(asyncio.get_running_loop().time())
+        await super().patch_status(namespace, name, patch)
+
+
+def test_the_flowrun_gets_routine_progress_once_per_refresh() -> None:
+    """A short refresh (the operator's --live-status-refresh): routine patches reach the
+    FlowRun again once that long has passed since its last write, and only then."""
+
+    async def run(refresh: float) -> TimedSinks:
+        sinks = TimedSinks()
+        writer = StatusWriter(sinks, namespace="ns", name="big", interval=0.01)
+        writer.set_live(sinks, refresh)
+        async with writer:
+            writer.update({"phase": "Running"})
+            for i in range(1, 31):
+                writer.update({"progress": f"{i}/30"})
+                await asyncio.sleep(0.02)
+        return sinks
+
+    slow, fast = asyncio.run(run(60.0)), asyncio.run(run(0.1))
+    # Before the writer's closing flush (which sends everything the FlowRun is owed):
+    assert [p for p in slow.flowrun[:-1] if companion.routine(p)] == []
+    assert [p for p in fast.flowrun[:-1] if companion.routine(p)], fast.flowrun
+    gaps = [b - a for a, b in zip(fast.flowrun_at[:-2], fast.flowrun_at[1:-1], strict=True)]
+    assert all(gap >= 0.099 for gap in gaps), gaps  # never more often than the refresh
+    assert len(fast.live) > len(fast.flowrun)

@@ -34,7 +34,7 @@ from flowrun.controller import (
 )
 from flowrun.controller import runner_objects as objects
 from flowrun.controller.runbase import RunBase
-from flowrun.runs import companion, render
+from flowrun.runs import render
 from flowrun.runs.outcome import TERMINAL, FlowRunError, Outcome
 
 logger = logging.getLogger(__name__)
@@ -150,14 +150,14 @@ class PodRun(RunBase):
         await self.writer.flush()
 
     async def _launch(self, spec: models.FlowRunSpec, image: str, address: str | None) -> None:
-        api, owner = self.ctx.api, self.owner
+        api, owner, live_status = self.ctx.api, self.owner, self.ctx.settings.live_status
         self.launched = True
         for obj in (
             objects.service_account(owner),
             objects.role(owner),
             objects.role_binding(owner),
             # A big flow's live status: the runner may patch it, not create it.
-            *([objects.live_status(owner)] if companion.is_big(self.body["spec"]) else []),
+            *([objects.live_status(owner)] if live_status.is_big(self.body["spec"]) else []),
         ):
             await kubeobjects.create(api, obj)
         config = objects.RunnerConfig(
@@ -167,6 +167,7 @@ class PodRun(RunBase):
             status_interval=self.ctx.settings.status_interval,
             grace_seconds=int(self.ctx.settings.cancel_grace) + 10,
             resources=self.ctx.settings.runner_resources,
+            live_status=live_status,
         )
         if await kubeobjects.create(api, objects.job(owner, spec, config)):
             name = objects.runner_name(owner)

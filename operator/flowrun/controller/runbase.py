@@ -11,7 +11,6 @@ import kopf
 from flowrun.cluster import base as cluster_base
 from flowrun.controller import kubeobjects, policy, stopping
 from flowrun.controller import runner_objects as objects
-from flowrun.runs import companion
 from flowrun.runs.statuswriter import StatusWriter
 
 
@@ -35,11 +34,12 @@ class RunBase:
             interval=ctx.settings.status_interval,
             metrics=ctx.metrics,
         )
-        if companion.is_big(body.get("spec") or {}):
+        live_status = ctx.settings.live_status
+        if live_status.is_big(body.get("spec") or {}):
             # Routine progress to a small ConfigMap: every write of this FlowRun costs the
             # API server the whole flow (flowrun.runs.companion).
             owner = cluster_base.Owner(
                 body["apiVersion"], body["kind"], self.name, self.namespace, self.uid
             )
             live = kubeobjects.ConfigMapLive(ctx.api, objects.live_status(owner))
-            self.writer.set_live(live)
+            self.writer.set_live(live, live_status.refresh)

@@ -29,6 +29,7 @@ from flowrun.cluster.labels import (
     build_owner_reference,
     label_value,
 )
+from flowrun.runs import companion
 
 LABEL_RUNNER = "flowrun.dev/runner"
 RBAC = "rbac.authorization.k8s.io"
@@ -42,6 +43,9 @@ ENV_UID = "FLOWRUN_RUN_UID"
 ENV_SCHEDULER = "FLOWRUN_SCHEDULER"
 ENV_DEADLINE_AT = "FLOWRUN_DEADLINE_AT"
 ENV_STATUS_INTERVAL = "FLOWRUN_STATUS_INTERVAL"
+# The operator's own variables (settings.py), so the runner reads them as the operator does.
+ENV_LIVE_STATUS_TASKS = "FLOWRUN_LIVE_STATUS_TASKS"
+ENV_LIVE_STATUS_REFRESH = "FLOWRUN_LIVE_STATUS_REFRESH"
 
 NO_IMAGE = (
     "spec.executor.dask.image is not set and the operator has no default image: the run's "
@@ -62,6 +66,7 @@ class RunnerConfig:
     grace_seconds: int = 30  # SIGTERM to SIGKILL: the runner winds down its run
     # The container's requests/limits (the operator's --runner-resources); empty: none.
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    live_status: companion.LivePolicy = field(default_factory=companion.LivePolicy)
 
 
 def runner_name(owner: base.Owner) -> str:
@@ -177,6 +182,8 @@ def _env(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> l
         ENV_NAME: owner.name,
         ENV_UID: owner.uid,
         ENV_STATUS_INTERVAL: f"{config.status_interval:g}",
+        ENV_LIVE_STATUS_TASKS: str(config.live_status.min_tasks),
+        ENV_LIVE_STATUS_REFRESH: f"{config.live_status.refresh:g}",
     }
     if config.scheduler:
         plain[ENV_SCHEDULER] = config.scheduler

@@ -34,6 +34,7 @@ from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import runner_objects as objects
 from flowrun.controller import settings as settings_mod
 from flowrun.controller.kube import KubeStatusSink
+from flowrun.runs import companion
 from flowrun.runs.outcome import TERMINAL
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,18 @@ class PodRun(daemon.Run):
         return version
 
 
+def runner_settings(env: Mapping[str, str]) -> settings_mod.OperatorSettings:
+    """What the operator passed on to this runner (runner_objects.RunnerConfig)."""
+    live = companion.LivePolicy(
+        int(env.get(objects.ENV_LIVE_STATUS_TASKS) or companion.BIG_FLOW_TASKS),
+        float(env.get(objects.ENV_LIVE_STATUS_REFRESH) or companion.REFRESH),
+    )
+    interval = float(env.get(objects.ENV_STATUS_INTERVAL) or 1.0)
+    return settings_mod.OperatorSettings(
+        allow_in_process=True, status_interval=interval, live_status=live
+    )
+
+
 async def run_once(env: Mapping[str, str]) -> int:
     """The runner's whole life; the exit code tells the Job whether to try again."""
     namespace, name = env[objects.ENV_NAMESPACE], env[objects.ENV_NAME]
@@ -203,8 +216,7 @@ async def run_once(env: Mapping[str, str]) -> int:
     if (body.get("status") or {}).get("phase") in TERMINAL:
         logger.info("FlowRun %s/%s has ended already", namespace, name)
         return 0
-    interval = float(env.get(objects.ENV_STATUS_INTERVAL) or 1.0)
-    settings = settings_mod.OperatorSettings(allow_in_process=True, status_interval=interval)
+    settings = runner_settings(env)
     ctx = policy.Context(
         settings=settings,
         api=api,

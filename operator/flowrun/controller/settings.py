@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pydantic
 
 from flowrun.api.dask_spec import ResourceRequirements
+from flowrun.runs import companion
 
 ENV_PREFIX = "FLOWRUN_"
 # The runner Pod's container resources: requests so that namespaces whose ResourceQuota asks
@@ -49,6 +50,7 @@ class OperatorSettings:
     runner_resources: Mapping[str, Mapping[str, str]] = field(
         default_factory=lambda: DEFAULT_RUNNER_RESOURCES
     )
+    live_status: companion.LivePolicy = field(default_factory=companion.LivePolicy)
 
     @property
     def clusterwide(self) -> bool:
@@ -170,6 +172,20 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
         f"default: {json.dumps(DEFAULT_RUNNER_RESOURCES)}; '{{}}' for none",
     )
     parser.add_argument(
+        "--live-status-tasks",
+        type=int,
+        default=_first(_env_int(env, "LIVE_STATUS_TASKS"), defaults.live_status.min_tasks),
+        help="inline flows of this many tasks or more write their routine progress to a small "
+        "ConfigMap beside the FlowRun, and the FlowRun at most every --live-status-refresh "
+        "seconds (each FlowRun write costs the API server the whole flow); 0: never",
+    )
+    parser.add_argument(
+        "--live-status-refresh",
+        type=float,
+        default=float(env.get(ENV_PREFIX + "LIVE_STATUS_REFRESH") or defaults.live_status.refresh),
+        help="most seconds between two FlowRun writes of such a run's routine progress",
+    )
+    parser.add_argument(
         "--peering",
         action="store_true",
         default=_env_bool(env, "PEERING"),
@@ -185,6 +201,10 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         raise ValueError("--max-concurrent-runs must be at least 1")
     if args.max_run_restarts < 0:
         raise ValueError("--max-run-restarts must be at least 0")
+    if args.live_status_tasks < 0:
+        raise ValueError("--live-status-tasks must be at least 0 (0: no companion ConfigMap)")
+    if not args.live_status_refresh > 0:
+        raise ValueError("--live-status-refresh must be a number of seconds above 0")
     return OperatorSettings(
         namespaces=tuple(n.strip() for n in namespaces),
         max_concurrent_runs=args.max_concurrent_runs,
@@ -198,4 +218,5 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         peering=bool(args.peering),
         max_run_restarts=args.max_run_restarts,
         runner_resources=runner_resources(args.runner_resources),
+        live_status=companion.LivePolicy(args.live_status_tasks, args.live_status_refresh),
     )

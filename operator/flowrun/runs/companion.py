@@ -2,20 +2,22 @@
 
 Every status write of a FlowRun makes the API server decode, patch, copy, track and encode the
 whole object, its spec included: about a second for a 10,000-task inline flow however small the
-patch (`benchmarks/status_writes.py`). For a run of `BIG_FLOW_TASKS` inline tasks or more, the
-status writer therefore sends its routine patches (progress, counts, task states) to a small
-companion object owned by the FlowRun (the operator's: a ConfigMap, `LiveSink`), whose writes
-cost what a 1-task FlowRun's do, and writes the FlowRun itself only when something else changes
-(phase, conditions, results, cluster, ...), when it flushes (the run's end), and otherwise at most
-once every `REFRESH` seconds, each time with everything the companion got in between. So the
-FlowRun's status is complete at every phase change and at the end, exactly as for a small run,
-and the number of its expensive writes is bounded by the run's phases and its duration.
+patch (`benchmarks/status_writes.py`). For a run of `LivePolicy.min_tasks` inline tasks or more
+(1,000 unless the operator is told otherwise), the status writer therefore sends its routine
+patches (progress, counts, task states) to a small companion object owned by the FlowRun (the
+operator's: a ConfigMap, `LiveSink`), whose writes cost what a 1-task FlowRun's do, and writes
+the FlowRun itself only when something else changes (phase, conditions, results, cluster, ...),
+when it flushes (the run's end), and otherwise at most once every `LivePolicy.refresh` seconds
+(60 by default), each time with everything the companion got in between. So the FlowRun's
+status is complete at every phase change and at the end, exactly as for a small run, and the
+number of its expensive writes is bounded by the run's phases and its duration.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 BIG_FLOW_TASKS = 1000
@@ -31,10 +33,20 @@ class LiveSink(Protocol):
         """Merge `data` into the companion (creating it when absent, where allowed)."""
 
 
-def is_big(spec: Mapping[str, Any]) -> bool:
-    """A FlowRun spec (raw dict) whose inline flow is big enough for a companion."""
-    tasks = (spec.get("flow") or {}).get("tasks") or []
-    return len(tasks) >= BIG_FLOW_TASKS
+@dataclass(frozen=True)
+class LivePolicy:
+    """Which runs get a companion, and how stale their FlowRun's progress may grow: the
+    operator's choice (--live-status-tasks, --live-status-refresh), passed on to its runners.
+    A cluster whose API server has room to spare may want fresher FlowRuns; a busy one, a lower
+    threshold (a FlowRun status write costs the API server 0.15-0.2 ms per inline task)."""
+
+    min_tasks: int = BIG_FLOW_TASKS  # 0: no run gets a companion
+    refresh: float = REFRESH
+
+    def is_big(self, spec: Mapping[str, Any]) -> bool:
+        """A FlowRun spec (raw dict) whose inline flow is big enough for a companion."""
+        tasks = (spec.get("flow") or {}).get("tasks") or []
+        return 0 < self.min_tasks <= len(tasks)
 
 
 def routine(patch: Mapping[str, Any]) -> bool:

@@ -13,7 +13,7 @@ a patch the API server refuses (400/422) is sent again field by field: the phase
 conditions always land, so a run is never left without its end because of one bad field.
 
 A big inline flow's routine patches go to a small companion object instead, and its FlowRun gets
-them at most every `companion.REFRESH` seconds and with every other change (`set_live`,
+them at most every `refresh` seconds and with every other change (`set_live`,
 `flowrun.runs.companion`).
 
 Only one event loop touches a writer (the operator's daemon, or a runner Pod's); a runner
@@ -124,6 +124,7 @@ class StatusWriter:
         self._owed: dict[str, Any] = {}
         self._live_state: dict[str, Any] = {}  # every live key as merged so far
         self._flowrun_at = -math.inf  # loop time of the last FlowRun write
+        self._refresh = companion.REFRESH
         self.live_patches_sent = 0
 
     async def __aenter__(self) -> StatusWriter:
@@ -137,10 +138,10 @@ class StatusWriter:
         """A fragment computed at send time (rendering once per patch, not once per event)."""
         self._source = source
 
-    def set_live(self, live: companion.LiveSink) -> None:
+    def set_live(self, live: companion.LiveSink, refresh: float = companion.REFRESH) -> None:
         """A big run: routine patches go to `live`; the FlowRun gets them at most every
-        `companion.REFRESH` seconds, with any other change, and on every flush."""
-        self._live = live
+        `refresh` seconds, with any other change, and on every flush."""
+        self._live, self._refresh = live, refresh
 
     def set_masker(self, masker: Masker) -> None:
         """The run's secret values, known once its plan is built: masked in every patch."""
@@ -210,7 +211,7 @@ class StatusWriter:
         self._dirty.clear()
         patch = self._mask.value(patch)
         clock = asyncio.get_running_loop().time
-        recent = clock() - self._flowrun_at < companion.REFRESH
+        recent = clock() - self._flowrun_at < self._refresh
         if self._live is not None and not to_flowrun and recent and companion.routine(patch):
             self._owed = deep_merge(self._owed, patch)
             started = clock()
