@@ -8,9 +8,9 @@ from typing import Any
 
 from flowrun.api import models
 from flowrun.cluster import base
-from flowrun.controller import runner_lost
+from flowrun.controller import runner_lost, runner_process
 from flowrun.controller import runner_objects as objects
-from flowrun.runs import render
+from flowrun.runs import companion, render
 
 OWNER = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "0a1b2c3d-9")
 
@@ -91,9 +91,6 @@ def test_a_refused_runner_pod_is_told_with_what_to_do_about_it() -> None:
 
 
 def test_the_runner_follows_the_operators_live_status_policy() -> None:
-    from flowrun.controller import runner_process
-    from flowrun.runs import companion
-
     policy = companion.LivePolicy(min_tasks=250, refresh=7.5)
     env = {
         e["name"]: e["value"]
