@@ -9,8 +9,9 @@ from typing import Any
 
 import dask_kubernetes
 import pytest
-from chartkit import CRD_SOURCE
+from chartkit import CRD_SOURCE, OPERATOR_RULES, operator_roles, render, rules_of
 from opkit import unique, wait_for
+from rbackit import Accounts, Rule
 
 from flowrun.dev import build
 from support.flowruns import crd_established
@@ -65,3 +66,23 @@ def flowrun_crd(kubectl: Any) -> None:
     """The FlowRun CRD from crds/ (a Helm release may take it over later: --take-ownership)."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_SOURCE))
     wait_for(lambda: crd_established(kubectl, "flowruns.flowrun.dev"), what="the FlowRun CRD")
+
+
+@pytest.fixture(scope="module")
+def chart_rules(helm_bin: Path) -> frozenset[Rule]:
+    """The operator's rules as the chart renders them (cluster-wide, defaults)."""
+    rules = {t for r in operator_roles(render(helm_bin)) for t in rules_of(r)}
+    assert rules == OPERATOR_RULES
+    return frozenset(rules)
+
+
+@pytest.fixture
+def account_without(
+    kubectl: Any,
+    namespaces: Callable[..., str],
+    sa_kubeconfig: Callable[[str, str], Path],
+    chart_rules: frozenset[Rule],
+) -> Iterator[Accounts]:
+    accounts = Accounts(kubectl, namespaces, sa_kubeconfig, chart_rules)
+    yield accounts
+    accounts.delete_all()

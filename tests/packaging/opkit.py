@@ -17,6 +17,18 @@ from flowrun.dev.waiting import wait_for
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
 
+# A run on the runner path (no --allow-in-process) whose Dask scheduler is nowhere: without a
+# kubelet its runner never starts, so the run ends by its deadline and its objects are deleted.
+RUNNER_SPEC = {
+    "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
+    "executor": {
+        "type": "Dask",
+        "dask": {"cluster": "External", "address": "tcp://192.0.2.1:8786",
+                 "image": "registry.invalid/flows:1"},
+    },
+    "activeDeadlineSeconds": 2,
+}  # fmt: skip
+
 
 class Operator(OperatorProcess):
     """`flowrun operator ARGS` with KUBECONFIG=kubeconfig, in `workdir`, without the caller's

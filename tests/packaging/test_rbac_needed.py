@@ -11,13 +11,14 @@ docs/install.md). No rule on Secrets is granted: the runner gets parametersFrom 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from chartkit import OPERATOR_RULES, operator_roles, render, rules_from, rules_of
-from opkit import Operator, flowrun_manifest, local_spec, unique, wait_for
+from chartkit import OPERATOR_RULES
+from opkit import RUNNER_SPEC, Operator, flowrun_manifest, local_spec, wait_for
+from rbackit import Accounts
 
 from support.flowruns import FlowRuns
 from support.leftovers import cut_short, remaining
@@ -64,15 +65,7 @@ ADAPTIVE = {
 
 # The runner path (no --allow-in-process): the operator creates the runner's Job and identity.
 # No kubelet runs here, so the run ends by its deadline, and the runner objects are deleted.
-RUNNER = {
-    "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
-    "executor": {
-        "type": "Dask",
-        "dask": {"cluster": "External", "address": "tcp://192.0.2.1:8786",
-                 "image": "registry.invalid/flows:1"},
-    },
-    "activeDeadlineSeconds": 2,
-}  # fmt: skip
+RUNNER = RUNNER_SPEC
 
 # A runner whose Pod the namespace's ResourceQuota refuses (`pods: 0`, made by the test): only
 # the Job controller's FailedCreate Event on the Job says why, which the operator lists.
@@ -156,72 +149,9 @@ def removed_rule(ablation: Any) -> tuple[str, str, str]:
     return rule
 
 
-READ_NAMESPACES = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}
-
-
 def test_every_ablation_removes_a_granted_rule() -> None:
     for ablation in ABLATIONS:
         assert removed_rule(ablation) in OPERATOR_RULES
-
-
-@pytest.fixture(scope="module")
-def chart_rules(helm_bin: Path) -> frozenset[tuple[str, str, str]]:
-    """The operator's rules as the chart renders them (cluster-wide, defaults)."""
-    rules = {t for r in operator_roles(render(helm_bin)) for t in rules_of(r)}
-    assert rules == OPERATOR_RULES
-    return frozenset(rules)
-
-
-@pytest.fixture
-def account_without(
-    kubectl: Any,
-    namespaces: Callable[..., str],
-    sa_kubeconfig: Callable[[str, str], Path],
-    chart_rules: frozenset[tuple[str, str, str]],
-) -> Iterator[Callable[[tuple[str, str, str] | None], Path]]:
-    """A ServiceAccount bound to the chart's rules minus one (None: all of them); its
-    kubeconfig."""
-    made: list[str] = []
-
-    def make(removed: tuple[str, str, str] | None) -> Path:
-        ns = namespaces("fr-pkg-abl")
-        name = unique("fr-ablated")
-        made.append(name)
-        role = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": name},
-            # Plus reading namespaces, unrelated to every rule under test: the operator watches
-            # one namespace here (so it never meets other tests' FlowRuns), and without it kopf
-            # retries listing namespaces for about a minute before using the given name.
-            "rules": [
-                *rules_from(chart_rules - {removed} if removed else chart_rules),
-                READ_NAMESPACES,
-            ],
-        }
-        binding = {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": name},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": name,
-            },
-            "subjects": [{"kind": "ServiceAccount", "name": "operator", "namespace": ns}],
-        }
-        kubectl("create", "serviceaccount", "operator", "-n", ns)
-        kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"kind": "List", "apiVersion": "v1", "items": [role, binding]}),
-        )
-        return sa_kubeconfig(ns, "operator")
-
-    yield make
-    for name in made:
-        kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found", check=False)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +165,7 @@ def test_without_the_rule_the_operator_is_denied(
     evidence: str,
     kubectl: Any,
     namespaces: Callable[..., str],
-    account_without: Callable[[tuple[str, str, str] | None], Path],
+    account_without: Accounts,
     dask_crds: None,
     flowrun_crd: None,
     tmp_path: Path,
@@ -277,7 +207,7 @@ def test_without_the_rule_the_operator_is_denied(
 def test_a_secret_the_operator_may_not_read_ends_the_run(
     kubectl: Any,
     namespaces: Callable[..., str],
-    account_without: Callable[[tuple[str, str, str] | None], Path],
+    account_without: Accounts,
     flowrun_crd: None,
     tmp_path: Path,
 ) -> None:
@@ -306,7 +236,7 @@ def test_a_secret_the_operator_may_not_read_ends_the_run(
 def test_a_restarted_operator_sweeps_a_cut_short_run_under_the_charts_rules(
     kubectl: Any,
     namespaces: Callable[..., str],
-    account_without: Callable[[tuple[str, str, str] | None], Path],
+    account_without: Accounts,
     flowrun_crd: None,
     tmp_path: Path,
 ) -> None:

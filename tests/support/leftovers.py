@@ -11,6 +11,7 @@ from flowrun.controller.runner_objects import runner_name
 from support.flowruns import FlowRuns
 
 KINDS = ("serviceaccount", "job")
+RUNNER_KINDS = ("rolebinding", "role", "serviceaccount", "job")  # all a runner run creates
 
 
 def cut_short(frs: FlowRuns, name: str) -> str:
@@ -39,10 +40,10 @@ def cut_short(frs: FlowRuns, name: str) -> str:
     return left
 
 
-def remaining(frs: FlowRuns, left: str) -> list[str]:
-    """Which of the leftovers are still there."""
+def remaining(frs: FlowRuns, left: str, kinds: tuple[str, ...] = KINDS) -> list[str]:
+    """Which of the leftovers (objects of `kinds` named `left`) are still there."""
     return [
         kind
-        for kind in KINDS
+        for kind in kinds
         if frs.kubectl("get", kind, left, "-n", frs.namespace, check=False).returncode == 0
     ]

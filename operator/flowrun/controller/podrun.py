@@ -211,14 +211,17 @@ class PodRun(RunBase):
         False when something could not be deleted (said in the log): the caller looks again."""
         name = objects.runner_name(self.owner)
         cleaned = True
-        # The Job last: while it is there, a restarted operator knows there is more to sweep
-        # (and a runner still going loses its rights before its Pod is stopped).
+        # The Job last: while it is there, a retry or a restarted operator's sweep knows there is
+        # more to delete (and a runner still going loses its rights before its Pod is stopped).
+        # So the first failure stops the runner's part: a Job deleted after a failed delete
+        # would leave that object for good (a sweep looks for the Job only).
         for kind in ("RoleBinding", "Role", "ServiceAccount", "Job"):
             try:
                 await kubeobjects.delete(self.ctx.api, kind, self.namespace, name)
             except Exception as exc:  # cleanup must not mask the outcome; say it loudly
                 logger.warning("deleting %s %s/%s failed: %s", kind, self.namespace, name, exc)
                 cleaned = False
+                break
         if self.cluster is not None:
             cleaned = await self._delete_cluster(self.cluster) and cleaned
         return cleaned
