@@ -33,6 +33,7 @@ sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("benchmarks")]
 import argparse
 import copy
 import json
+import math
 import re
 import subprocess
 import tempfile
@@ -61,6 +62,9 @@ class Variant:
     definition: dict[str, Any]
     as_string: bool = False  # the tasks' bytes as one string value instead of tasks
     policy: bool = False  # with the spec-immutability ValidatingAdmissionPolicy (after)
+    # Created by client-side `kubectl apply` (Argo CD's default), which keeps a copy of the
+    # whole object in the annotation kubectl.kubernetes.io/last-applied-configuration.
+    client_apply: bool = False
 
     @property
     def group(self) -> str:
@@ -208,6 +212,9 @@ def variants(diagnose: bool) -> list[Variant]:
     found = [
         Variant("before: immutability as CEL rules in the CRD", before),
         Variant("after: committed CRD + admission policy", committed, policy=True),
+        Variant(
+            "after, created by client-side kubectl apply", committed, policy=True, client_apply=True
+        ),
     ]
     if diagnose:
         bare = keep_only(committed, None)
@@ -222,7 +229,7 @@ def variants(diagnose: bool) -> list[Variant]:
             label = f"only `{rule['rule'][:40]}` at {where}"
             found.append(Variant(label, keep_only(before, rule)))
     return [
-        Variant(v.label, in_group(v.definition, i), v.as_string, v.policy)
+        Variant(v.label, in_group(v.definition, i), v.as_string, v.policy, v.client_apply)
         for i, v in enumerate(found)
     ]
 
@@ -230,25 +237,35 @@ def variants(diagnose: bool) -> list[Variant]:
 Figures = dict[tuple[str, int], float]
 
 
-def create(plane: Plane, chosen: list[Variant]) -> None:
+def create(plane: Plane, chosen: list[Variant]) -> dict[tuple[str, int], str]:
+    """Every variant's FlowRuns; what the API server refused instead: (label, size) -> why."""
+    refused = {}
     for variant in chosen:
         plane.install(variant)
+        verb = ("apply",) if variant.client_apply else ("create",)
         for size in SIZES:
-            plane.kubectl("create", "-f", "-", stdin=json.dumps(flowrun(variant, size)))
+            try:
+                plane.kubectl(*verb, "-f", "-", stdin=json.dumps(flowrun(variant, size)))
+            except subprocess.CalledProcessError as exc:
+                if not variant.client_apply:
+                    raise
+                refused[(variant.label, size)] = exc.stderr.strip().splitlines()[1].strip("* ")
+    return refused
 
 
-def measure(plane: Plane, chosen: list[Variant], patches: int) -> Figures:
+def measure(plane: Plane, chosen: list[Variant], patches: int, refused: Any) -> Figures:
     """Mean ms per (variant label, size), the patches interleaved over every FlowRun."""
     before = plane.patch_seconds()
     by_group: Figures = {}
     for size in SIZES:
+        present = [v for v in chosen if (v.label, size) not in refused]
         for i in range(patches):
-            for variant in chosen:
+            for variant in present:
                 body = json.dumps({"status": {"phase": "Running", "message": f"patch {i}"}})
                 what = (f"flowruns.{variant.group}", f"fr-{size}", "-n", NS)
                 plane.kubectl("patch", *what, "--subresource=status", "--type=merge", "-p", body)
         after = plane.patch_seconds()
-        for variant in chosen:
+        for variant in present:
             (s0, c0), (s1, c1) = before.get(variant.group, (0.0, 0)), after[variant.group]
             assert c1 - c0 == patches, (variant.label, size, c0, c1)
             by_group[(variant.label, size)] = 1000 * (s1 - s0) / patches
@@ -332,16 +349,19 @@ def profile(plane: Plane, chosen: list[Variant], figures: Figures, patches: int,
         print(f"profile of {variant.label!r}: {path} ({seconds} s, {patches} patches)")
 
 
-def table(chosen: list[Variant], figures: Figures) -> None:
+def table(chosen: list[Variant], figures: Figures, refused: dict[tuple[str, int], str]) -> None:
     sizes = " | ".join(f"{n:,} task{'s' * (n > 1)}" for n in SIZES)
     print("\nstatus PATCH, API server mean latency (ratio to the 1-task FlowRun of the same CRD;")
     print("last column: the 10,000-task figure over the before-row's)\n")
     print(f"| CRD | {sizes} | vs before |\n|---|{'---:|' * (len(SIZES) + 1)}")
     first = figures[(chosen[0].label, SIZES[-1])]
     for variant in chosen:
-        row = [figures[(variant.label, n)] for n in SIZES]
-        cells = " | ".join(f"{v:.1f} ms ({v / row[0]:.0f}x)" for v in row)
-        print(f"| {variant.label} | {cells} | {row[-1] / first:.2f}x |")
+        row = [figures.get((variant.label, n), math.nan) for n in SIZES]
+        cells = " | ".join(f"{v:.1f} ms ({v / row[0]:.0f}x)" if v == v else "refused" for v in row)
+        versus = f"{row[-1] / first:.2f}x" if row[-1] == row[-1] else "-"
+        print(f"| {variant.label} | {cells} | {versus} |")
+    for (label, size), why in refused.items():
+        print(f"\n{label}, {size:,} tasks: refused by the API server: {why}")
 
 
 def main() -> int:
@@ -362,16 +382,16 @@ def main() -> int:
             plane = Plane(control)
             wait_for(lambda: plane.kubectl("get", "--raw", "/readyz"), timeout=60)
             plane.kubectl("create", "namespace", NS)
-            create(plane, chosen)
+            refused = create(plane, chosen)
             after = chosen[1]
             wait_for(lambda: guarded(plane, after), timeout=60, what="the policy in force")
-            figures = measure(plane, chosen, args.patches)
+            figures = measure(plane, chosen, args.patches, refused)
             if args.profile:
                 profile(plane, chosen, figures, args.patches, args.profile)
             extra = companions(plane, after, args.patches) if args.companions else {}
         finally:
             control.stop()
-    table(chosen, figures)
+    table(chosen, figures, refused)
     if extra:
         print("\ncompanion ConfigMap PATCH vs the 1-task FlowRun's status")
         print("PATCH, interleaved\n\n| companion holds | its PATCH | 1-task FlowRun | ratio |")

@@ -111,10 +111,12 @@ def test_the_operators_live_status_policy_decides_which_flows_get_a_companion(
     tasks gets the companion ConfigMap, a smaller one does not; both end with the same status."""
     frs = own_frs
     start_operator("-n", frs.namespace, "--allow-in-process", "--live-status-tasks=4")
-    for name, n in (("four", 4), ("three", 3)):
+    runs = (("four", 4, False), ("three", 3, False), ("served", 5, True))
+    for name, n, server_side in runs:
         tasks = [task(f"t{i}", "add", i, 1) for i in range(n)]
-        frs.apply(name, {"flow": {"tasks": tasks}, "executor": {"type": "Local"}})
-    for name, n in (("four", 4), ("three", 3)):
+        spec = {"flow": {"tasks": tasks}, "executor": {"type": "Local"}}
+        frs.apply(name, spec, server_side=server_side)
+    for name, n, _ in runs:
         status = frs.wait_phase(name, timeout=120)
         assert status["phase"] == "Succeeded", status.get("message")
         assert (status["progress"], status["taskCounts"]) == (
@@ -124,5 +126,14 @@ def test_the_operators_live_status_policy_decides_which_flows_get_a_companion(
     configmaps = kubectl.json("get", "configmaps", "-n", frs.namespace)["items"]
     live = {(c["metadata"]["ownerReferences"] or [{}])[0].get("name"): c["data"]
             for c in configmaps if c["metadata"].get("ownerReferences")}  # fmt: skip
-    assert set(live) == {"four"}, live
+    assert set(live) == {"four", "served"}, live
     assert (live["four"]["phase"], live["four"]["progress"]) == ("Succeeded", "4/4")
+
+    # A big FlowRun applied client-side carries a second copy of itself: its author is told.
+    def warned() -> set[str]:
+        events = kubectl.json("get", "events", "-n", frs.namespace)["items"]
+        return {e["involvedObject"]["name"] for e in events if e["reason"] == "ClientSideApply"}
+
+    wait_for(
+        lambda: warned() == {"four"}, timeout=30, what=f"one ClientSideApply Event: {warned()}"
+    )

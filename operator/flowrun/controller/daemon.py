@@ -129,6 +129,8 @@ class Run(RunBase):
             if self.initial_phase != "Running":
                 self._phase("Running", "Running", "The flow is running.")
                 self._event("Normal", "Running", "The flow is running.")
+                if (doubled := self.client_side_copy()) is not None:
+                    self._event("Warning", "ClientSideApply", doubled)
             else:
                 self.ctx.set_phase(self.uid, "Running")
                 self._event("Normal", "Resumed", self.resumed_message)

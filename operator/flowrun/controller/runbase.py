@@ -13,6 +13,9 @@ from flowrun.controller import kubeobjects, policy, stopping
 from flowrun.controller import runner_objects as objects
 from flowrun.runs.statuswriter import StatusWriter
 
+# Client-side `kubectl apply` keeps a copy of the whole object in this annotation.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
 
 class RunBase:
     def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
@@ -35,7 +38,8 @@ class RunBase:
             metrics=ctx.metrics,
         )
         live_status = ctx.settings.live_status
-        if live_status.is_big(body.get("spec") or {}):
+        self.big = live_status.is_big(body.get("spec") or {})
+        if self.big:
             # Routine progress to a small ConfigMap: every write of this FlowRun costs the
             # API server the whole flow (flowrun.runs.companion).
             owner = cluster_base.Owner(
@@ -43,3 +47,19 @@ class RunBase:
             )
             live = kubeobjects.ConfigMapLive(ctx.api, objects.live_status(owner))
             self.writer.set_live(live, live_status.refresh)
+
+    def client_side_copy(self) -> str | None:
+        """What to tell the author of a big FlowRun applied client-side, before the flow grows
+        past what that can apply (benchmarks/status_writes.py)."""
+        copy = (self.body["metadata"].get("annotations") or {}).get(LAST_APPLIED)
+        if not self.big or copy is None:
+            return None
+        return (
+            f"This FlowRun carries a second copy of itself ({len(copy) // 1024} KiB) in the "
+            f"annotation {LAST_APPLIED}, left by client-side kubectl apply: each of its status "
+            "writes costs the API server that copy too, and once the FlowRun grows past 256 KiB "
+            "(a few thousand inline tasks) the API server refuses to store it. Apply big inline "
+            "flows with `kubectl apply --server-side` "
+            "or `kubectl create` (Argo CD: the sync option ServerSideApply=true; Flux applies "
+            "server-side)."
+        )
