@@ -15,7 +15,8 @@ with `Client.submit` / `Client.map` (dist) and `dask.compute` (sync) on the same
 Each cell is the min of --repeat runs; the ratio is flowrun / raw.
 
 Mapped children run in batches on DaskExecutor (see flowrun.engine.executors.dask_batches):
-`--n 100000 --workloads map --dask-only --repeat 1` is the map-100,000 against `Client.map`.
+`--n 100000 --workloads map --dask-only --repeat 1` is the map-100,000 against `Client.map`;
+`--publish` also times DaskExecutor with `publish_prefix` (what the operator runs).
 
 Memory checks (--memory): a map of --big-map children on DaskExecutor, and a flow that
 passes --big-data-mib between tasks; the cluster then runs in a separate process, so the
@@ -154,8 +155,8 @@ def timing_table(args: argparse.Namespace) -> None:
                 sync = best_of(args.repeat, lambda: run_flow(SynchronousExecutor()), expected)
                 raw_s = best_of(args.repeat, lambda w=workload: raw_sync(w, args.n), expected)
             # Interleave flowrun and raw on the cluster so that machine noise hits both.
-            dask_times, raw_times = [], []
-            for _ in range(args.repeat):
+            dask_times, raw_times, published = [], [], []
+            for i in range(args.repeat):
                 dask_times.append(
                     best_of(
                         1,
@@ -166,7 +167,17 @@ def timing_table(args: argparse.Namespace) -> None:
                 raw_times.append(
                     best_of(1, lambda w=workload: raw_dist(client, w, args.n), expected)
                 )
-            rows.append((workload, local, sync, raw_s, min(dask_times), min(raw_times)))
+                if args.publish:  # the operator's path: every result published for a resume
+                    prefix = f"bench-{workload}-{i}/"
+                    executor = DaskExecutor(
+                        address=cluster.scheduler_address, publish_prefix=prefix
+                    )
+                    published.append(best_of(1, lambda e=executor: run_flow(e), expected))
+                    for name in client.list_datasets():
+                        if str(name).startswith(prefix):
+                            client.unpublish_dataset(name)
+            pub = min(published) if published else float("nan")
+            rows.append((workload, local, sync, raw_s, min(dask_times), min(raw_times), pub))
             print(f"{workload}: done", flush=True)
     finally:
         client.close()
@@ -179,15 +190,16 @@ def timing_table(args: argparse.Namespace) -> None:
     )
     print(
         "| workload | Local s | Synchronous s | raw sync s | Dask s | raw dist s "
-        "| Dask / raw dist | Local tasks/s |"
+        "| Dask / raw dist | Local tasks/s |" + (" Dask+publish s | / raw dist |" * args.publish)
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for workload, local, sync, raw_s, dsk, raw_d in rows:
+    print("|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" * args.publish))
+    for workload, local, sync, raw_s, dsk, raw_d, pub in rows:
         runs = args.n + {"chain": 0, "fanout": 3, "map": 2, "mapmap": args.n + 3}[workload]
         print(
             f"| {workload}-{args.n} | {local:.3f} | {sync:.3f} | {raw_s:.3f} | {dsk:.3f} "
             f"| {raw_d:.3f} | "
             f"{dsk / raw_d:.2f}x | {runs / local:,.0f} |"
+            + (f" {pub:.3f} | {pub / raw_d:.2f}x |" if args.publish else "")
         )
 
 
@@ -296,6 +308,11 @@ def main() -> None:
     parser.add_argument("--workloads", default="chain,fanout,map")
     parser.add_argument(
         "--dask-only", action="store_true", help="only DaskExecutor vs raw distributed"
+    )
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="also time DaskExecutor with publish_prefix (the operator's path, for resumes)",
     )
     parser.add_argument("--memory", action="store_true", help="also run the memory checks")
     parser.add_argument("--only-memory", action="store_true")

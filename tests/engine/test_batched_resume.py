@@ -4,6 +4,10 @@ again the children that finished."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from pathlib import Path
@@ -99,6 +103,60 @@ def test_a_new_client_resumes_a_batched_map_without_rerunning_finished_children(
     assert _runs(tmp_path, BLOCKED) == 2  # cancelled: runs again
 
 
+def _run_in_this_process(address: str, folder: str, prefix: str) -> None:
+    """The killed client (a runner Pod): runs the flow, publishing under `prefix`."""
+    flow, _, _ = _flow(Path(folder))
+    executor = DaskExecutor(address=address, publish_prefix=prefix, map_batch_size=10)
+    run_until_finished(flow, executor=executor)
+
+
+def test_children_finished_in_a_batch_survive_a_kill_9_of_its_client(
+    dask_cluster: Any, tmp_path: Path
+) -> None:
+    """A client killed (kill -9) while a batch runs: the worker publishes the children the
+    batch finished and starts no other; a new client resumes and runs only the rest."""
+    prefix = f"killed-{uuid.uuid4().hex[:8]}/"
+    (tmp_path / "block").touch()
+    flow, m, t = _flow(tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, __file__, dask_cluster.scheduler_address, str(tmp_path), prefix],
+        cwd=Path(__file__).parent,
+    )
+    with distributed.Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+
+        def published() -> set[str]:
+            return {str(n) for n in client.list_datasets() if str(n).startswith(prefix)}
+
+        try:
+            poll(lambda: _runs(tmp_path, BLOCKED), timeout=120)
+            # The batches that ended were published by their client, as before.
+            whole = {f"{prefix}{m.slug}[{a}-{a + 9}]" for a in (0, 10, 30)}
+            poll(lambda: whole <= published(), timeout=60)
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(60)
+        # The batch 20-29 is stuck in its child 25: what it finished is published anyway.
+        poll(lambda: f"{prefix}{m.slug}[20-24]" in published(), timeout=60)
+        (tmp_path / "release").touch()
+        # Child 25 ends, then the batch stops: it publishes 25 and starts none of 26-29.
+        poll(lambda: f"{prefix}{m.slug}[25-25]" in published(), timeout=60)
+        poll(lambda: not any(client.processing().values()), timeout=60)
+        assert [_runs(tmp_path, i) for i in range(26, 30)] == [0, 0, 0, 0]
+
+        found = dask_resume.published_states(client, prefix, [m.slug, t.slug])
+        resumed = found[m.slug]
+        assert isinstance(resumed, s.Mapped)
+        assert [type(c) for c in resumed.map_states[20:30]] == [s.Success] * 6 + [s.Pending] * 4
+        later = DaskExecutor(client=client, map_batch_size=10)
+        state = run_until_finished(flow, executor=later, task_states=found, return_tasks=[m, t])
+        for name in published():
+            client.unpublish_dataset(name)
+    assert state.is_successful(), state
+    assert state.result[t].result == sum(range(40))
+    assert state.result[m].result == list(range(40))
+    assert [_runs(tmp_path, i) for i in range(40)] == [1] * 40
+
+
 def test_publishing_keeps_the_adaptive_batches(dask_cluster: Any) -> None:
     """The operator's path (publish_prefix, no size given) batches a map as any other run."""
 
@@ -143,3 +201,7 @@ def test_a_published_result_whose_data_is_lost_hides_none_of_the_others(
         assert type(found["kept"]) is s.Success
         client.unpublish_dataset(f"{prefix}kept")
         client.unpublish_dataset(f"{prefix}gone")
+
+
+if __name__ == "__main__":
+    _run_in_this_process(*sys.argv[1:4])

@@ -154,6 +154,7 @@ def submit(
     # Later maps first: a downstream batch runs as soon as its inputs are there, so a
     # map of a map is pipelined instead of finishing the upstream map first.
     session.map_priority += 1
+    prefix = session.publisher.prefix
     futures = session.client.map(
         run_batch,
         [base] * len(keys),
@@ -164,6 +165,7 @@ def submit(
         key=keys,
         pure=False,
         priority=session.map_priority,
+        publish_as=None if prefix is None else prefix + slug,
     )
     for future in futures:
         session.futures[future.key] = future

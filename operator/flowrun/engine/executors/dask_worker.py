@@ -20,6 +20,7 @@ from distributed.threadpoolexecutor import thread_state
 
 from flowrun.engine import calls, events, interrupts
 from flowrun.engine import state as states
+from flowrun.engine.executors.dask_progress import Progress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,15 +139,20 @@ def run_batch(
     upstreams: list[Any],
     reduceds: list[Any],
     state_results: list[Any],
+    *,
+    publish_as: str | None = None,
 ) -> list[states.State]:
     """Run a contiguous slice of a mapped task's children, each through its own
-    TaskRunner, in order; return their final states (what downstream children pick)."""
+    TaskRunner, in order; return their final states (what downstream children pick).
+
+    `publish_as` (`<prefix><slug>`): where the finished children are published if the
+    batch's client leaves while it runs (`dask_progress`)."""
     call0: calls.TaskCall = base.value
     members = [
         (dataclasses.replace(call0, map_index=index, key=key, slice_here=here), state)
         for index, key, here, state in children.value
     ]
-    return _run_members(members, upstreams, reduceds, state_results)
+    return _run_members(members, upstreams, reduceds, state_results, publish_as)
 
 
 def run_siblings(
@@ -162,23 +168,35 @@ def _run_members(
     upstreams: list[Any],
     reduceds: list[Any],
     state_results: list[Any],
+    publish_as: str | None = None,
 ) -> list[states.State]:
     first = members[0][0]
     scope = first.context.get("flow_run_id")
     sink = BatchSink(first.on_done.topic if isinstance(first.on_done, TopicDone) else "")
+    progress = Progress(publish_as)
     finals: list[states.State] = []
+    dropped = False
     try:
         for i, (given, state) in enumerate(members):
             on_event = given.on_event and functools.partial(sink.event, given.key)
             call = dataclasses.replace(given, on_event=on_event, on_done=sink.done)
-            if interrupts.is_cancelled(scope):
+            if not dropped and progress.dropped():
+                # The client left: keep what finished, start no other child (a resuming
+                # client runs them, and a user's side effects do not happen twice).
+                dropped = True
+                progress.publish()
+            if dropped or interrupts.is_cancelled(scope):
                 final: states.State = states.Cancelled("Task was cancelled.")
                 sink.done(call, final, 0)
             else:
                 up, red, result = (plain(x[i]) for x in (upstreams, reduceds, state_results))
                 final = calls.run_task(call, state, up, red, result)
+                progress.add(call.map_index, final)
             finals.append(final)
+        if progress.dropped():  # dropped while its last child ran
+            progress.publish()
     finally:
+        progress.close()
         sink.flush()
     return finals
 
