@@ -37,6 +37,7 @@ from flowrun.api.validation import SpecError
 from flowrun.engine import events
 from flowrun.engine import state as states
 from flowrun.runs.execute import Runner, RunResult
+from flowrun.runs.masked_streams import mask_std_streams
 from flowrun.runs.outcome import (
     CANCEL_REQUESTED,
     DEADLINE_EXCEEDED,
@@ -337,6 +338,8 @@ def main(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         run, secrets = load_manifest(args.file, _params(args.param))
+        # Before the flow's code is imported, for the process's life (as the runner does).
+        mask_std_streams(Masker(secrets))
         return execute(
             run, choice=args.executor, quiet=args.quiet, console=console, secrets=secrets
         )

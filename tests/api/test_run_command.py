@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +167,36 @@ def test_adaptive_workers_run_on_an_adaptive_local_cluster(
     code, _, err = run(capsys, str(manifest(tmp_path, inline(executor=both))), "-p", "who=x")
     assert code == 2
     assert "dask.workers and dask.adapt contradict each other" in err
+
+
+def test_a_secret_a_task_prints_or_logs_is_masked_in_flowrun_run_s_output(
+    tmp_path: Path,
+) -> None:
+    """The flow runs in the command's process: its prints and logs pass the run's masker, as in
+    the runner Pod (tests/controller/test_runner_identity.py). A real process: pytest would
+    catch the log records in this one."""
+    who = {"parameter": "who"}
+    spec = {
+        "flow": {
+            "parameters": [{"name": "who"}],
+            "tasks": [
+                {"name": "say", "fn": "builtins:print", "args": ["the token is", who]},
+                {"name": "log", "fn": "logging:warning", "args": ["logged %s", who]},
+            ],
+        },
+        "parametersFrom": [{"name": "who", "secretKeyRef": {"name": "s", "key": "k"}}],
+    }
+    path = manifest(tmp_path, spec)
+    command = ["run", "-q", "--executor", "local", "-p", "who=s3cr3t-printed", str(path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", *command],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, err
+    assert "the token is ***\n" in out
+    assert "logged ***" in err
+    assert "s3cr3t" not in out + err

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from flowrun.controller import kube
 from flowrun.controller import runner_objects as objects
 from flowrun.dev.waiting import wait_for
 from flowrun.runs import companion
+from flowrun.runs.secrets import MASK, Masker
 from support.flowruns import FLOWS, FlowRuns, local_spec, task
 
 pytestmark = [pytest.mark.controlplane]
@@ -265,3 +267,43 @@ def test_on_cluster_kubernetes_the_runner_waits_until_status_names_the_scheduler
     status = frs.status("beside")
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"a": 3}
+
+
+def test_the_runner_masks_secret_values_in_its_own_output(
+    own_frs: FlowRuns, sa_kubeconfig: Any, tmp_path: Path
+) -> None:
+    """Tasks print, log and warn with a secret parameter, a thread of theirs dies of an error
+    spelling it, another task fails with it in its message: the runner's stdout and stderr (the
+    container log, whose tail a crash puts into the run's message) carry `***` instead."""
+    frs = own_frs
+    secret = f'pa"ss\\w{uuid.uuid4().hex[:10]}'  # a quote and a backslash: repr spells it apart
+    token = {"parameter": "token"}
+    spec = local_spec(
+        [
+            {"name": "say", "fn": "builtins:print", "args": ["connecting with", token]},
+            task("blab", "blab", token, upstream=["say"]),
+            task("leak", "leak", token, upstream=["blab"]),
+        ],
+        executor={"type": "Local"},
+        flow={"parameters": [{"name": "token", "required": True}]},
+        parametersFrom=[{"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}],
+    )
+    frs.apply("blabber", spec)
+    owner = owner_of(frs, "blabber")
+    grant(frs, owner)
+    kubeconfig = sa_kubeconfig(frs.namespace, objects.runner_name(owner))
+    proc = runner(kubeconfig, owner, tmp_path, **{objects.SECRET_ENV.format(index=0): secret})
+    assert finish(proc, tmp_path, "blabber") == 0
+    log = (tmp_path / "runner-blabber.log").read_text()
+    status = frs.status("blabber")
+    assert status["phase"] == "Failed", status
+    assert status["tasks"]["blab"]["state"] == "Success", status
+    assert Masker([secret]).text(log) == log, log  # no spelling or 8-character slice of it
+    for masked in (
+        f"connecting with {MASK}",  # print
+        f"logging in with {MASK}",  # a logging handler
+        f"token {MASK} is old",  # warnings
+        f"ConnectionError: postgresql://app:{MASK}@db:5432 refused",  # a thread's traceback
+        f"ValueError: could not log in with token {MASK}",  # a failed task's, logged
+    ):
+        assert masked in log, (masked, log)

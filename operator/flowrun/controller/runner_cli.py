@@ -12,14 +12,23 @@ import asyncio
 import importlib
 import logging
 import os
+import re
 import sys
+from collections.abc import Mapping
 from types import ModuleType
+
+from flowrun.runs.masked_streams import mask_std_streams
+from flowrun.runs.secrets import Masker
 
 HELP = "run one FlowRun here (the command of its runner Pod)"
 # Client libraries kopf imports at its own import when they are installed (dask-kubernetes brings
 # them), only to recognise their objects; the runner never hands kopf any. Importing them is
 # about half of the runner's start-up (benchmarks/README.md, "The product path on a real node").
 KOPF_OPTIONAL = ("pykube", "kubernetes", "kubernetes_asyncio")
+# The value of spec.parametersFrom[index], set by the kubelet from the Secret (runner_objects
+# writes the Pod's env with this name; it lives here so the runner reads it before any import).
+SECRET_ENV = "FLOWRUN_SECRET_{index}"
+_SECRET_NAME = re.compile(re.escape(SECRET_ENV).replace(re.escape("{index}"), "[0-9]+"))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +49,16 @@ def load_runner() -> ModuleType:
                 del sys.modules[name]
 
 
+def env_masker(env: Mapping[str, str]) -> Masker:
+    """The run's masker from the secret values in the environment: known at start, before the
+    spec is read or any of the flow's code is imported."""
+    return Masker(value for name, value in env.items() if _SECRET_NAME.fullmatch(name))
+
+
 def main(args: argparse.Namespace) -> int:
+    # For the process's whole life: the uncaught-exception traceback is printed after main
+    # returns, and a crash's last lines become the FlowRun's RunnerFailed message.
+    mask_std_streams(env_masker(os.environ))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

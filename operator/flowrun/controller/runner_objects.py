@@ -29,12 +29,13 @@ from flowrun.cluster.labels import (
     build_owner_reference,
     label_value,
 )
+from flowrun.controller import runner_cli
 from flowrun.runs import companion
 
 LABEL_RUNNER = "flowrun.dev/runner"
 RBAC = "rbac.authorization.k8s.io"
 BACKOFF_LIMIT = 2  # a runner lost twice more (node gone, OOM) ends the run Failed
-SECRET_ENV = "FLOWRUN_SECRET_{index}"  # the value of spec.parametersFrom[index]
+SECRET_ENV = runner_cli.SECRET_ENV  # the value of spec.parametersFrom[index]
 
 # What the runner reads from its environment (set by the operator in the Job's Pod template).
 ENV_NAMESPACE = "FLOWRUN_RUN_NAMESPACE"

@@ -7,8 +7,11 @@ a task really ran (the restart test) or open a gate a task waits for (live statu
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
+import warnings
 from pathlib import Path
 
 
@@ -89,3 +92,19 @@ def tail(value: str, skip: int) -> str:
 def leak_repr(token: str) -> None:
     """Echoes its secret input in a repr (escaped quotes and backslashes)."""
     raise ValueError(f"bad inputs: {[token]!r}")
+
+
+def blab(token: str) -> str:
+    """Puts its secret input into the process's output every Python way: print, logging, a
+    warning, and the traceback of a thread that dies of an error spelling it."""
+    print(f"token is {token}")
+    logging.getLogger("frtasks").warning("logging in with %s", token)
+    warnings.warn(f"token {token} is old", UserWarning, stacklevel=1)
+
+    def connect() -> None:
+        raise ConnectionError(f"postgresql://app:{token}@db:5432 refused")
+
+    thread = threading.Thread(target=connect)
+    thread.start()
+    thread.join()
+    return "blabbed"

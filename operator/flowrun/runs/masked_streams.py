@@ -1,0 +1,109 @@
+"""A process's own output masked: `sys.stdout` and `sys.stderr` pass the run's `Masker`.
+
+A flow that runs in this process (the runner Pod, `flowrun run`) may print or log a secret
+parameter, or raise an exception that spells it (a connection string): that text lands in the
+container log, and a crashed runner's log tail in the FlowRun's status message. Installed before
+the flow's code is imported, `mask_std_streams` routes every Python-level write through the one
+`Masker`: `print`, logging handlers (those created before are re-pointed), `warnings`, the
+uncaught-exception traceback and the interpreter's final flush.
+
+Text is held until a line ends (a secret written in two pieces is masked whole), or until a
+flush or `HOLD_MAX` characters; a secret spelled across a flush is masked as `Masker` masks
+fragments (runs of 8 or more characters). Not covered, because it never passes `sys.stdout` or
+`sys.stderr`: bytes written to `sys.stdout.buffer`, `sys.__stdout__` or the file descriptors
+(C code, subprocesses, Dask worker processes): docs/install.md, Secrets.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from flowrun.runs.secrets import Masker
+
+HOLD_MAX = 65536  # characters held without a line end before they are written anyway
+
+
+class MaskedStream:
+    """A text stream that masks what it writes to `stream`, whole lines at a time; every other
+    attribute (fileno, isatty, encoding, buffer) is the wrapped stream's."""
+
+    def __init__(self, stream: TextIO, masker: Masker) -> None:
+        self.wrapped = stream
+        self._masker = masker
+        self._held = ""
+        self._lock = threading.Lock()  # tasks on threads print while the run service logs
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._held += text
+            cut = self._held.rfind("\n") + 1
+            if cut == 0 and len(self._held) < HOLD_MAX:
+                return len(text)
+            cut = cut or len(self._held)
+            out, self._held = self._held[:cut], self._held[cut:]
+            self.wrapped.write(self._masker.text(out))
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._held:
+                self.wrapped.write(self._masker.text(self._held))
+                self._held = ""
+            self.wrapped.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
+
+
+def mask_std_streams(masker: Masker) -> Callable[[], None]:
+    """Mask `sys.stdout` and `sys.stderr` from now on; the function that undoes it. A no-op
+    without secrets or when they are masked already."""
+    if not masker:
+        return lambda: None
+    before = {"stdout": sys.stdout, "stderr": sys.stderr}
+    masked = {
+        name: stream if isinstance(stream, MaskedStream) else MaskedStream(stream, masker)
+        for name, stream in before.items()
+        if stream is not None  # no console (pythonw): nothing to mask
+    }
+    for name, stream in masked.items():
+        setattr(sys, name, stream)
+    repointed = _repoint_handlers({id(before[n]): masked[n] for n in masked})
+
+    def restore() -> None:
+        for name, stream in masked.items():
+            stream.flush()
+            setattr(sys, name, before[name])
+        for handler, old in repointed:
+            handler.setStream(old)
+
+    return restore
+
+
+def _repoint_handlers(
+    streams: dict[int, MaskedStream],
+) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Logging handlers made before (e.g. at an import) write to the stream they were given:
+    those writing to stdout or stderr write through the masked one instead."""
+    handlers = [h for lg in _loggers() for h in lg.handlers]
+    changed: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for handler in handlers:
+        if isinstance(handler, logging.StreamHandler) and id(handler.stream) in streams:
+            changed.append((handler, handler.setStream(streams[id(handler.stream)])))
+    return changed
+
+
+def _loggers() -> list[logging.Logger]:
+    found = [logging.getLogger()]
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger):
+            found.append(logger)
+    return found

@@ -1,0 +1,70 @@
+"""A process's own output through the run's masker (`flowrun.runs.masked_streams`), shown in a
+real interpreter: its final flush and its uncaught-exception traceback happen after any code."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from flowrun.runs.masked_streams import MaskedStream, mask_std_streams
+from flowrun.runs.secrets import MASK, Masker
+
+SCRIPT = textwrap.dedent(
+    """
+    import logging, sys
+    early = logging.StreamHandler(sys.stderr)  # made before, as a library's at its import
+    logging.getLogger("early").addHandler(early)
+    from flowrun.runs.masked_streams import mask_std_streams
+    from flowrun.runs.secrets import Masker
+    secret = sys.argv[1]
+    mask_std_streams(Masker([secret]))
+    logging.getLogger("early").error("early handler: %s", secret)
+    sys.stdout.write("split: " + secret[:4])
+    sys.stdout.write(secret[4:] + "\\n")
+    print("no line end at exit:", secret, end="")
+    raise RuntimeError(f"dsn={secret!r}")
+    """
+)
+
+
+def test_a_process_masks_split_writes_early_handlers_and_its_last_traceback() -> None:
+    secret = f'pa"ss\\w{uuid.uuid4().hex[:10]}'
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, secret],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == f"split: {MASK}\nno line end at exit: {MASK}"
+    assert f"early handler: {MASK}\n" in done.stderr
+    assert done.stderr.endswith(f"RuntimeError: dsn='{MASK}'\n"), done.stderr
+    both = done.stdout + done.stderr
+    assert Masker([secret]).text(both) == both  # no spelling or slice of it left
+
+
+def test_without_secrets_nothing_is_wrapped_and_restore_puts_everything_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = sys.stdout, sys.stderr
+    mask_std_streams(Masker())()
+    assert (sys.stdout, sys.stderr) == before
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger("masked-streams-test").addHandler(handler)
+    try:
+        restore = mask_std_streams(Masker(["hunter2-secret"]))
+        assert isinstance(sys.stdout, MaskedStream)
+        assert handler.stream is sys.stderr
+        print("pw hunter2-secret", end="")
+        restore()
+        assert (sys.stdout, sys.stderr) == before
+        assert handler.stream is before[1]
+    finally:
+        logging.getLogger("masked-streams-test").removeHandler(handler)
+    assert capsys.readouterr().out == f"pw {MASK}"  # restore flushed the held text, masked
