@@ -104,3 +104,34 @@ def test_the_runner_follows_the_operators_live_status_policy() -> None:
         if "value" in e
     }
     assert runner_process.runner_settings(default).live_status == companion.LivePolicy()
+
+
+def pending(reason: str, message: str, **meta: Any) -> dict[str, Any]:
+    scheduled = {"type": "PodScheduled", "status": "False", "reason": reason, "message": message}
+    return {"metadata": {"name": "etl-runner-x", **meta},
+            "status": {"phase": "Pending", "conditions": [scheduled]}}  # fmt: skip
+
+
+def test_a_pod_no_node_takes_is_told_in_the_schedulers_words_with_what_to_do() -> None:
+    cpu = pending("Unschedulable", "0/1 nodes are available: 1 Insufficient cpu.")
+    found = runner_lost.unschedulable([cpu])
+    assert found is not None
+    assert found[0] is cpu
+    said = runner_lost.not_scheduled("p", "0/1 nodes are available: 1 Insufficient cpu.", 300,
+                                      ended=False)  # fmt: skip
+    assert said.startswith("The runner Pod p cannot be scheduled yet: 0/1 nodes")
+    assert said.endswith("not scheduled within 300s (spec.executor.dask.startupTimeoutSeconds).")
+    assert "1 Insufficient cpu." in said
+    assert "runner.resources" in said
+    assert "--runner-resources" in said
+    ended = runner_lost.not_scheduled("p", "0/1 nodes are available: 1 node(s) had untolerated "
+                                      "taint {x: y}.", 300, ended=True)  # fmt: skip
+    assert "was not scheduled within 300s" in ended
+    assert "runner.resources" not in ended
+    assert ended.endswith("then create the FlowRun again.")
+
+
+def test_a_pod_being_scheduled_or_deleted_is_not_unschedulable() -> None:
+    gated = pending("SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates")
+    going = pending("Unschedulable", "0/1 nodes", deletionTimestamp="2026-01-01T00:00:00Z")
+    assert runner_lost.unschedulable([gated, going]) is None

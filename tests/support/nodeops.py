@@ -20,10 +20,13 @@ SELECTOR = "app.kubernetes.io/name=flowrun-operator"
 class HostOperator:
     """`flowrun operator` as a process on this host (no --allow-in-process)."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path, namespace: str, image: str) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_dir: Path, namespace: str, image: str, *extra: str
+    ) -> None:
         self._kubeconfig = kubeconfig
         self._log_dir = log_dir
         self._args = ["-n", namespace, f"--default-image={image}", "--status-interval=0.5"]
+        self._args += extra
         self.procs: list[OperatorProcess] = []
 
     def start(self) -> HostOperator:

@@ -114,7 +114,7 @@ class PodRun(RunBase):
             await self._launch(spec, image, address)
             if cluster is not None:
                 await self.stop.race(self._start_cluster(spec, cluster))
-            return await self.stop.race(self._follow())
+            return await self.stop.race(self._follow(spec))
         finally:
             self.ctx.slots.release()
             self.ctx.metrics.runs_in_flight.dec()
@@ -173,18 +173,37 @@ class PodRun(RunBase):
             name = objects.runner_name(owner)
             self._event("Normal", "RunnerCreated", f"Runner Job {name} created ({image}).")
 
-    async def _follow(self) -> Outcome:
+    async def _follow(self, spec: models.FlowRunSpec) -> Outcome:
         """Until the runner writes the run's end, or is found lost."""
-        watch = runner_lost.RunnerWatch(self.ctx.api, self.owner)
+        dask = spec.executor.dask if spec.executor else None
+        startup = dask.startup_timeout_seconds if dask else runner_lost.STARTUP_DEFAULT
+        watch = runner_lost.RunnerWatch(self.ctx.api, self.owner, startup=float(startup))
+        said: str | None = None
         while True:
             if self.phase() in TERMINAL:
                 return RUNNER_ENDED
             lost = await watch.lost()
+            said = self._say_waiting(said, watch.waiting)
             if lost is not None:
                 # Its last status patch may still be on its way to our copy of the FlowRun.
                 await asyncio.sleep(3 * POLL + self.ctx.settings.status_interval)
                 return RUNNER_ENDED if self.phase() in TERMINAL else lost
             await self._until_ended(POLL)
+
+    def _say_waiting(self, said: str | None, waiting: str | None) -> str | None:
+        """While no node takes the runner's Pod, status.message says why (the runner, not
+        started, writes nothing): a run Pending or Running with no word is a hang to its user.
+        Once the Pod is scheduled, the message says so, until the runner writes its own."""
+        if waiting == said or self.phase() in TERMINAL:
+            return said
+        if waiting is not None:
+            if said is None:
+                self._event("Warning", "RunnerUnschedulable", waiting)
+            self.writer.update({"message": render.run_message(waiting)})
+        else:
+            job = objects.runner_name(self.owner)
+            self.writer.update({"message": f"A node took the runner Pod of Job {job}."})
+        return waiting
 
     async def _until_ended(self, seconds: float) -> None:
         """Sleep up to `seconds`, less when the runner's end reaches our copy of the FlowRun

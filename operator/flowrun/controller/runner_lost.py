@@ -5,8 +5,9 @@ Read from the runner Job and its Pods (plain JSON from the API server): the Job 
 without an end, or a Pod waits for something that will not come by itself (an image that
 cannot be pulled, a Secret or key the kubelet cannot find), or no Pod can be created at all (the
 API server refuses it: a ResourceQuota, a LimitRange; the Job controller says why only in a
-`FailedCreate` Event on the Job, and keeps trying). A Pod that is merely starting, or a Pod the
-Job is replacing (resuming the run), is not lost.
+`FailedCreate` Event on the Job, and keeps trying), or no node takes the Pod (the scheduler
+says why in its PodScheduled condition) for the run's startup timeout. A Pod that is merely
+starting, or a Pod the Job is replacing (resuming the run), is not lost.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from flowrun.api.status import parse_rfc3339
 from flowrun.cluster import base
 from flowrun.controller import kubeobjects
 from flowrun.controller import runner_objects as objects
@@ -50,6 +52,12 @@ CREATE_GRACE = 60.0
 # Refusals about resources: quota admission ("exceeded quota", "failed quota: q: must specify")
 # and LimitRanger ("maximum cpu usage per Container is 1, but limit is 2").
 _RESOURCES = re.compile(r"quota|usage per (Container|Pod)|ratio per Container")
+# How long no node may take the runner's Pod, by default, before the run ends Failed: the run's
+# spec.executor.dask.startupTimeoutSeconds (default 300 s), unlike a refusal (CREATE_GRACE). The
+# scheduler's verdict can clear by itself: a cluster autoscaler adds a node in minutes, another
+# Pod ends and frees room; a user who gives a run N seconds to start expects the runner's start
+# to count. Measured from the condition's lastTransitionTime, so an operator restart keeps it.
+STARTUP_DEFAULT = 300.0
 _SECRET_MISSING = re.compile(r'secret "([^"]+)" not found')
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in Secret \S+/(\S+)")
 
@@ -57,11 +65,19 @@ _KEY_MISSING = re.compile(r"couldn't find key (\S+) in Secret \S+/(\S+)")
 class RunnerWatch:
     """One FlowRun's runner, looked at again and again until it is found lost."""
 
-    def __init__(self, api: Any, owner: base.Owner, *, grace: float = CREATE_GRACE) -> None:
-        self.api, self.owner, self.grace = api, owner, grace
+    def __init__(
+        self,
+        api: Any,
+        owner: base.Owner,
+        *,
+        grace: float = CREATE_GRACE,
+        startup: float = STARTUP_DEFAULT,
+    ) -> None:
+        self.api, self.owner, self.grace, self.startup = api, owner, grace, startup
         self.name = objects.runner_name(owner)
         self.refused_since: float | None = None  # monotonic: when a refusal was first seen
         self.may_read_events = True
+        self.waiting: str | None = None  # why the runner's Pod is not running, while it waits
 
     async def lost(self) -> Outcome | None:
         """None while the runner may still end the run; else the Failed outcome to write."""
@@ -72,6 +88,8 @@ class RunnerWatch:
             self.api, "Pod", self.owner.namespace, f"{objects.LABEL_RUNNER}={self.name}"
         )
         found = judge(job, pods)
+        if found is None:
+            found = self._unscheduled(pods)
         if found is not None or any(_alive(pod) for pod in pods) or _ended(job):
             self.refused_since = None
             return found
@@ -84,6 +102,22 @@ class RunnerWatch:
         if now - self.refused_since < self.grace:
             return None
         return Outcome(FAILED, "RunnerNotCreated", not_created(self.name, refusal, self.grace))
+
+    def _unscheduled(self, pods: list[Mapping[str, Any]]) -> Outcome | None:
+        """Failed once no node has taken the runner's Pod for `startup` seconds; until then,
+        `waiting` says why in the scheduler's words."""
+        found = unschedulable(pods)
+        if found is None:
+            self.waiting = None
+            return None
+        pod, condition = found
+        said = str(condition.get("message") or condition.get("reason"))
+        since = parse_rfc3339(condition.get("lastTransitionTime")) or time.time()
+        if time.time() - since < self.startup:
+            self.waiting = not_scheduled(pod["metadata"]["name"], said, self.startup, ended=False)
+            return None
+        message = not_scheduled(pod["metadata"]["name"], said, self.startup, ended=True)
+        return Outcome(FAILED, "RunnerNotScheduled", message)
 
     async def _refusal(self, job: Mapping[str, Any]) -> str | None:
         """The Job controller's last word on why it could not create the runner's Pod."""
@@ -120,6 +154,41 @@ def not_created(name: str, refusal: str, grace: float) -> str:
         "resources that fit (Helm value runner.resources, operator flag --runner-resources) or "
         "change the quota, then create the FlowRun again."
     )
+
+
+def unschedulable(
+    pods: list[Mapping[str, Any]],
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """A live Pod that the scheduler finds no node for, and its PodScheduled condition."""
+    for pod in pods:
+        status = pod.get("status") or {}
+        if not _alive(pod) or status.get("phase") != "Pending":
+            continue
+        for condition in status.get("conditions") or []:
+            said = (condition.get("type"), condition.get("status"), condition.get("reason"))
+            if said == ("PodScheduled", "False", "Unschedulable"):
+                return pod, condition
+    return None
+
+
+def not_scheduled(pod: str, said: str, startup: float, *, ended: bool) -> str:
+    """The scheduler's words, what to do, and (while waiting) how long the run waits."""
+    field = "spec.executor.dask.startupTimeoutSeconds"
+    if ended:
+        text = f"The runner Pod {pod} was not scheduled within {startup:g}s ({field}): "
+    else:
+        text = f"The runner Pod {pod} cannot be scheduled yet: "
+    text += f"{said.rstrip('.')}."
+    if "Insufficient" in said:
+        text += (
+            " No node has room for its requests: give runner Pods resources that fit a node "
+            "(Helm value runner.resources, operator flag --runner-resources) or add a node"
+        )
+    else:  # taints, cordoned nodes, no node at all
+        text += " Make a node take it (taints, cordoned nodes) or add a node"
+    if ended:
+        return text + ", then create the FlowRun again."
+    return text + f". The run fails if it is not scheduled within {startup:g}s ({field})."
 
 
 def judge(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Outcome | None:
