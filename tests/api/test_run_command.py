@@ -169,12 +169,14 @@ def test_adaptive_workers_run_on_an_adaptive_local_cluster(
     assert "dask.workers and dask.adapt contradict each other" in err
 
 
+@pytest.mark.parametrize("executor", ["local", "dask"])
 def test_a_secret_a_task_prints_or_logs_is_masked_in_flowrun_run_s_output(
-    tmp_path: Path,
+    tmp_path: Path, executor: str
 ) -> None:
-    """The flow runs in the command's process: its prints and logs pass the run's masker, as in
-    the runner Pod (tests/controller/test_runner_identity.py). A real process: pytest would
-    catch the log records in this one."""
+    """A task's prints and logs pass the run's masker, as in the runner Pod
+    (tests/controller/test_runner_identity.py): in the command's process (local), and in the
+    LocalCluster's worker processes (dask), which write to the same stdout and stderr. A real
+    process: pytest would catch the log records in this one."""
     who = {"parameter": "who"}
     spec = {
         "flow": {
@@ -187,7 +189,7 @@ def test_a_secret_a_task_prints_or_logs_is_masked_in_flowrun_run_s_output(
         "parametersFrom": [{"name": "who", "secretKeyRef": {"name": "s", "key": "k"}}],
     }
     path = manifest(tmp_path, spec)
-    command = ["run", "-q", "--executor", "local", "-p", "who=s3cr3t-printed", str(path)]
+    command = ["run", "-q", "--executor", executor, "-p", "who=s3cr3t-printed", str(path)]
     done = subprocess.run(
         [sys.executable, "-m", "flowrun.cli", *command],
         check=False,

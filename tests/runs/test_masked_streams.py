@@ -3,16 +3,19 @@ real interpreter: its final flush and its uncaught-exception traceback happen af
 
 from __future__ import annotations
 
+import functools
 import logging
 import subprocess
 import sys
 import textwrap
 import uuid
 
+import distributed
 import pytest
 
 from flowrun.runs.masked_streams import MaskedStream, mask_std_streams
 from flowrun.runs.secrets import MASK, Masker
+from flowrun.runs.worker_masking import masked_workers
 
 SCRIPT = textwrap.dedent(
     """
@@ -68,3 +71,46 @@ def test_without_secrets_nothing_is_wrapped_and_restore_puts_everything_back(
     finally:
         logging.getLogger("masked-streams-test").removeHandler(handler)
     assert capsys.readouterr().out == f"pw {MASK}"  # restore flushed the held text, masked
+
+
+def _say(*words: str) -> None:
+    print(*words, flush=True)
+
+
+def test_workers_of_a_shared_cluster_mask_each_run_s_secrets_while_it_lasts(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A worker process outlives the runs it serves (an External cluster): it masks the secrets
+    of every run registered with it, and each run's only until its end."""
+    first, second = "alpha-s3cr3t-1234", "omega-t0ken-5678"  # no slice in common
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        say = functools.partial(client.submit, _say, pure=False)
+        with masked_workers(client, Masker([first]), shared=True):
+            with masked_workers(client, Masker([second]), shared=True):
+                say("both:", first, second).result()
+            say("after the second run:", first, second).result()
+        say("after both:", first, second).result()
+        assert not isinstance(sys.stdout, MaskedStream)  # the worker's process, not this one
+    out = capfd.readouterr().out
+    assert f"both: {MASK} {MASK}\n" in out, out
+    assert f"after the second run: {MASK} {second}\n" in out, out
+    assert f"after both: {first} {second}\n" in out, out
+
+
+def test_a_worker_in_the_client_s_own_process_is_left_alone() -> None:
+    """The runner's LocalCluster of threads: the runner masks its whole process itself."""
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        masked_workers(client, Masker(["in-process-s3cr3t"]), shared=False),
+    ):
+        assert client.submit(lambda: type(sys.stdout).__name__, pure=False).result() != (
+            MaskedStream.__name__
+        )

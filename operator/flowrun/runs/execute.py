@@ -122,8 +122,14 @@ class Runner:
         if self.plan.executor == "Dask":
             import distributed  # noqa: PLC0415 - `flowrun run` imports it only when needed
 
+            from flowrun.runs.worker_masking import masked_workers  # noqa: PLC0415 - as above
+
             client_cls: Any = distributed.Client
-            with client_cls(self.address, set_as_default=False, timeout=30) as client:
+            shared = self.plan.cluster_kind == "External"
+            with (
+                client_cls(self.address, set_as_default=False, timeout=30) as client,
+                masked_workers(client, self.plan.masker, shared=shared),
+            ):
                 self._client = client
                 try:
                     return self._run()

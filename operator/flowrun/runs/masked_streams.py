@@ -16,7 +16,9 @@ fragments (runs of 8 or more characters). Not covered, because it never passes `
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import sys
 import threading
 from collections.abc import Callable
@@ -28,12 +30,14 @@ HOLD_MAX = 65536  # characters held without a line end before they are written a
 
 
 class MaskedStream:
-    """A text stream that masks what it writes to `stream`, whole lines at a time; every other
-    attribute (fileno, isatty, encoding, buffer) is the wrapped stream's."""
+    """A text stream that masks what it writes to `stream`, whole lines at a time, with every
+    masker added (a shared Dask worker serves several runs); every other attribute (fileno,
+    isatty, encoding, buffer) is the wrapped stream's."""
 
-    def __init__(self, stream: TextIO, masker: Masker) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self.wrapped = stream
-        self._masker = masker
+        self.maskers: list[Masker] = []
+        self._masker = Masker()  # all of them in one
         self._held = ""
         self._lock = threading.Lock()  # tasks on threads print while the run service logs
 
@@ -45,7 +49,7 @@ class MaskedStream:
                 return len(text)
             cut = cut or len(self._held)
             out, self._held = self._held[:cut], self._held[cut:]
-            self.wrapped.write(self._masker.text(out))
+            self.wrapped.write(self._mask(out))
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -55,35 +59,52 @@ class MaskedStream:
     def flush(self) -> None:
         with self._lock:
             if self._held:
-                self.wrapped.write(self._masker.text(self._held))
+                self.wrapped.write(self._mask(self._held))
                 self._held = ""
             self.wrapped.flush()
+
+    def _mask(self, text: str) -> str:
+        return self._masker.text(text)
+
+    def set_maskers(self, maskers: list[Masker]) -> None:
+        with self._lock:
+            self.maskers = maskers
+            self._masker = functools.reduce(operator.or_, maskers, Masker())
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.wrapped, name)
 
 
 def mask_std_streams(masker: Masker) -> Callable[[], None]:
-    """Mask `sys.stdout` and `sys.stderr` from now on; the function that undoes it. A no-op
-    without secrets or when they are masked already."""
+    """Mask `sys.stdout` and `sys.stderr` with `masker` from now on (besides any masker there
+    already); the function that takes it off again, and the streams' wrapping with the last one.
+    A no-op without secrets."""
     if not masker:
         return lambda: None
-    before = {"stdout": sys.stdout, "stderr": sys.stderr}
-    masked = {
-        name: stream if isinstance(stream, MaskedStream) else MaskedStream(stream, masker)
-        for name, stream in before.items()
-        if stream is not None  # no console (pythonw): nothing to mask
-    }
-    for name, stream in masked.items():
-        setattr(sys, name, stream)
-    repointed = _repoint_handlers({id(before[n]): masked[n] for n in masked})
+    wrapped: dict[str, TextIO] = {}
+    masked: list[MaskedStream] = []
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:  # no console (pythonw): nothing to mask
+            continue
+        if not isinstance(stream, MaskedStream):
+            wrapped[name], stream = stream, MaskedStream(stream)
+            setattr(sys, name, stream)
+        stream.set_maskers([*stream.maskers, masker])
+        masked.append(stream)
+    repointed = _repoint_handlers({id(s): getattr(sys, n) for n, s in wrapped.items()})
 
     def restore() -> None:
-        for name, stream in masked.items():
+        for stream in masked:
             stream.flush()
-            setattr(sys, name, before[name])
-        for handler, old in repointed:
-            handler.setStream(old)
+            stream.set_maskers([m for m in stream.maskers if m is not masker])
+        for name, original in wrapped.items():
+            now = getattr(sys, name)
+            if isinstance(now, MaskedStream) and not now.maskers:
+                setattr(sys, name, original)
+        if not any(stream.maskers for stream in masked):
+            for handler, old in repointed:
+                handler.setStream(old)
 
     return restore
 

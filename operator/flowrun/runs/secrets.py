@@ -60,6 +60,14 @@ class Masker:
     def __bool__(self) -> bool:
         return bool(self._whole)
 
+    def __or__(self, other: Masker) -> Masker:
+        """One masker of both's secrets, as if made from all of them at once (masking with one
+        after the other could leave the rest of a secret that shares a slice with another)."""
+        both = Masker()
+        both._whole = sorted(set(self._whole) | set(other._whole), key=len, reverse=True)
+        both._grams = self._grams | other._grams
+        return both
+
     def text(self, text: str) -> str:
         if not self._whole:
             return text
