@@ -1,16 +1,18 @@
 """A runner Pod that no node can take (the real kube-scheduler's verdict): the run says so while
-it waits, then ends Failed after its startup timeout, and its runner objects are deleted.
+it waits, then ends Failed after its startup timeout, and its runner objects are deleted; or it
+runs once a node takes it.
 
-The operator runs as a host process on the product path with runner requests far above the
-node's CPU (--runner-resources), so the scheduler finds no node: `0/1 nodes are available: 1
-Insufficient cpu`. Not the Helm-installed operator: its runner resources are the chart's.
+The operator runs as a host process on the product path (not the Helm-installed one: its runner
+resources are the chart's). With runner requests far above the node's CPU (--runner-resources)
+the scheduler finds no node: `0/1 nodes are available: 1 Insufficient cpu`. With the node tainted
+(NoSchedule, untainted by the test), none until the taint goes.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
 HUGE = json.dumps({"requests": {"cpu": "64", "memory": "64Mi"}})
 # Long enough to see the waiting message on a loaded machine (the operator looks every 2 s).
 STARTUP = 30
+TAINT = "flowrun.dev/test-hold=1"
 SPEC = {
     "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
     "executor": {"type": "Dask", "dask": {"cluster": "Local", "startupTimeoutSeconds": STARTUP}},
@@ -35,15 +38,43 @@ SPEC = {
 
 
 @pytest.fixture
-def starved(dev_node: Any, node_namespace: str, tmp_path: Path) -> Iterator[HostOperator]:
-    """The operator, giving every runner Pod 64 CPUs' worth of requests."""
+def host_operator(
+    dev_node: Any, node_namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., HostOperator]]:
+    """Start the operator with these extra flags; stopped at the end."""
     dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
     wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
-    args = (f"--runner-resources={HUGE}",)
-    host = HostOperator(dev_node.node.kubeconfig, tmp_path, node_namespace, dev_node.image, *args)
-    host.start()
-    yield host
-    host.stop()
+    started: list[HostOperator] = []
+
+    def start(*args: str) -> HostOperator:
+        kubeconfig, image = dev_node.node.kubeconfig, dev_node.image
+        started.append(HostOperator(kubeconfig, tmp_path, node_namespace, image, *args).start())
+        return started[-1]
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def starved(host_operator: Callable[..., HostOperator]) -> HostOperator:
+    """The operator, giving every runner Pod 64 CPUs' worth of requests."""
+    return host_operator(f"--runner-resources={HUGE}")
+
+
+def waiting_message(frs: FlowRuns, name: str, the_operator: HostOperator, timeout: float) -> str:
+    """The operator's word that the runner's Pod waits for a node."""
+
+    def waiting() -> str | None:
+        message = str(frs.status(name).get("message") or "")
+        return message if "cannot be scheduled yet" in message else None
+
+    try:
+        said: str = wait_for(waiting, timeout=timeout, interval=0.5, what="the waiting message")
+    except TimeoutError as exc:
+        status, log = frs.status(name), the_operator.log_text()[-3000:]
+        raise AssertionError(f"{exc}\n{status}\n{log}") from None
+    return said
 
 
 def test_an_unschedulable_runner_is_said_then_ends_the_run(
@@ -53,16 +84,7 @@ def test_an_unschedulable_runner_is_said_then_ends_the_run(
     frs.apply("starved", SPEC)
     uid = (frs.get("starved") or {})["metadata"]["uid"]
     left = runner_name(Owner("flowrun.dev/v1alpha1", "FlowRun", "starved", frs.namespace, uid))
-
-    def waiting() -> str | None:
-        message = str(frs.status("starved").get("message") or "")
-        return message if "cannot be scheduled yet" in message else None
-
-    try:
-        said = wait_for(waiting, timeout=STARTUP + 60, interval=0.5, what="the waiting message")
-    except TimeoutError as exc:
-        status, log = frs.status("starved"), starved.log_text()[-3000:]
-        raise AssertionError(f"{exc}\n{status}\n{log}") from None
+    said = waiting_message(frs, "starved", starved, STARTUP + 60)
     seen = time.monotonic()
     assert frs.status("starved")["phase"] in ("Pending", "Running"), frs.status("starved")
     assert "Insufficient cpu" in said, said  # the scheduler's own words
@@ -81,3 +103,25 @@ def test_an_unschedulable_runner_is_said_then_ends_the_run(
     wait_for(lambda: not remaining(frs, left, RUNNER_KINDS), timeout=60, what="runner objects gone")
     pods = frs.kubectl.json("get", "pods", "-n", frs.namespace)["items"]
     assert pods == [] or all(p["metadata"].get("deletionTimestamp") for p in pods), pods
+
+
+def test_a_runner_pod_a_node_takes_later_runs_the_flow(
+    host_operator: Callable[..., HostOperator], dev_node: Any, node_namespace: str, tmp_path: Path
+) -> None:
+    """The wait is no failure: the run goes on when a node takes its runner (here: the taint
+    removed, as a cluster autoscaler's new node would), well within its startup timeout."""
+    the_operator = host_operator()
+    frs = FlowRuns(dev_node.kubectl, node_namespace, tmp_path)
+    node = dev_node.kubectl("get", "nodes", "-o", "name").stdout.split()[0].removeprefix("node/")
+    dev_node.kubectl("taint", "nodes", node, f"{TAINT}:NoSchedule")
+    try:
+        frs.apply("held", {**SPEC, "executor": {"type": "Local"}, "returnTasks": ["one"]})
+        said = waiting_message(frs, "held", the_operator, 120)
+        assert "untolerated taint" in said, said
+        assert "Make a node take it" in said, said
+    finally:
+        dev_node.kubectl("taint", "nodes", node, f"{TAINT}:NoSchedule-", check=False)
+    status = frs.wait_phase("held", timeout=180)
+    assert status["phase"] == "Succeeded", status
+    assert status["results"]["one"] == 3, status
+    assert "scheduled" not in status["message"], status

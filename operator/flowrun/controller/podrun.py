@@ -183,24 +183,26 @@ class PodRun(RunBase):
             if self.phase() in TERMINAL:
                 return RUNNER_ENDED
             lost = await watch.lost()
-            said = self._say_waiting(said, watch.waiting)
+            said = self._say_waiting(said, watch)
             if lost is not None:
                 # Its last status patch may still be on its way to our copy of the FlowRun.
                 await asyncio.sleep(3 * POLL + self.ctx.settings.status_interval)
                 return RUNNER_ENDED if self.phase() in TERMINAL else lost
             await self._until_ended(POLL)
 
-    def _say_waiting(self, said: str | None, waiting: str | None) -> str | None:
+    def _say_waiting(self, said: str | None, watch: runner_lost.RunnerWatch) -> str | None:
         """While no node takes the runner's Pod, status.message says why (the runner, not
         started, writes nothing): a run Pending or Running with no word is a hang to its user.
-        Once the Pod is scheduled, the message says so, until the runner writes its own."""
+        Once a node took it, the message says so, only while its container has not started:
+        a runner going may have written its own message by then."""
+        waiting = watch.waiting
         if waiting == said or self.phase() in TERMINAL:
             return said
         if waiting is not None:
             if said is None:
                 self._event("Warning", "RunnerUnschedulable", waiting)
             self.writer.update({"message": render.run_message(waiting)})
-        else:
+        elif watch.starting:
             job = objects.runner_name(self.owner)
             self.writer.update({"message": f"A node took the runner Pod of Job {job}."})
         return waiting

@@ -78,6 +78,8 @@ class RunnerWatch:
         self.refused_since: float | None = None  # monotonic: when a refusal was first seen
         self.may_read_events = True
         self.waiting: str | None = None  # why the runner's Pod is not running, while it waits
+        # A node took it and its container has not started: the runner has written nothing yet.
+        self.starting = False
 
     async def lost(self) -> Outcome | None:
         """None while the runner may still end the run; else the Failed outcome to write."""
@@ -109,6 +111,9 @@ class RunnerWatch:
         found = unschedulable(pods)
         if found is None:
             self.waiting = None
+            self.starting = any(
+                _alive(pod) and (pod.get("status") or {}).get("phase") == "Pending" for pod in pods
+            )
             return None
         pod, condition = found
         said = str(condition.get("message") or condition.get("reason"))
