@@ -49,6 +49,7 @@ bench: $(STAMP)
 	if [ "$$(id -u)" = 0 ]; then $(BIN)/python benchmarks/product_path.py; \
 	else echo "not root: skipping benchmarks/product_path.py (it needs the dev node)"; fi
 	$(BIN)/python benchmarks/restart.py
+	$(BIN)/python benchmarks/masked_output.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -44,10 +44,9 @@ class MaskedStream:
     def write(self, text: str) -> int:
         with self._lock:
             self._held += text
-            cut = self._held.rfind("\n") + 1
-            if cut == 0 and len(self._held) < HOLD_MAX:
-                return len(text)
-            cut = cut or len(self._held)
+            if "\n" not in text and len(self._held) < HOLD_MAX:
+                return len(text)  # the line goes on (looked for in the new text only)
+            cut = self._held.rfind("\n") + 1 or len(self._held)
             out, self._held = self._held[:cut], self._held[cut:]
             self.wrapped.write(self._mask(out))
         return len(text)
