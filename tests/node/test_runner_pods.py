@@ -225,18 +225,27 @@ def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
 ) -> None:
     """The runner process dies (a task calls os._exit in it, after printing) in each of the
     Job's Pods: the kubelet puts its log's tail into the Pod's status, and the run's message
-    carries it after the Job gives up, although the Pods are deleted at cleanup."""
+    carries it after the Job gives up, although the Pods are deleted at cleanup. The secret the
+    task printed with its last words is masked there: the runner masked its own output."""
     last_words = f"last words {uuid.uuid4().hex[:8]}"
+    secret = "s3cr3t-" + uuid.uuid4().hex
+    frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
+                f"--from-literal=token={secret}")  # fmt: skip
+    token = {"parameter": "token"}
     frs.apply(
         "crash",
         {
             "flow": {
+                "parameters": [{"name": "token", "required": True}],
                 "tasks": [
-                    {"name": "say", "fn": "builtins:print", "args": [last_words]},
+                    {"name": "say", "fn": "builtins:print", "args": [last_words, token]},
                     {"name": "die", "fn": "os:_exit", "args": [3], "upstream": ["say"]},
-                ]
+                ],
             },
             "executor": {"type": "Local"},
+            "parametersFrom": [
+                {"name": "token", "secretKeyRef": {"name": "creds", "key": "token"}}
+            ],
         },
     )
     uid = uid_of(frs, "crash")
@@ -249,8 +258,11 @@ def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
         message
     ), message
     tail = message.split("The last lines of its log", 1)[1].splitlines()
-    assert last_words in tail, message  # printed by the task, just before the process died
-    assert last_words in json.dumps(frs.events("crash"))  # the Warning Event says it too
+    assert f"{last_words} ***" in tail, message  # printed by the task, just before it died
+    assert secret not in message
+    events = json.dumps(frs.events("crash"))
+    assert last_words in events  # the Warning Event says it too
+    assert secret not in events
     wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
     assert frs.status("crash")["message"] == message  # kept after the Pods are gone
 
