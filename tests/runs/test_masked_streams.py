@@ -114,3 +114,41 @@ def test_a_worker_in_the_client_s_own_process_is_left_alone() -> None:
         assert client.submit(lambda: type(sys.stdout).__name__, pure=False).result() != (
             MaskedStream.__name__
         )
+
+
+SIGNALLED = textwrap.dedent(
+    """
+    import signal, sys
+    from flowrun.runs.masked_streams import mask_std_streams
+    from flowrun.runs.secrets import Masker
+    mask_std_streams(Masker([sys.argv[1]]))
+    ticks = 0
+    def tick(signum, frame):
+        global ticks
+        ticks += 1
+        print("tick", sys.argv[1])
+    signal.signal(signal.SIGALRM, tick)
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    while ticks < 200:
+        print("line", "x" * 60)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    print("done")
+    """
+)
+
+
+def test_a_signal_handler_that_prints_in_the_middle_of_a_write_does_not_deadlock() -> None:
+    """The handler runs on the thread that is inside `write` (holding the stream's lock) just
+    then: with a plain lock the process hangs (or dies of a RecursionError) at once."""
+    secret = f"sig-s3cr3t-{uuid.uuid4().hex[:8]}"
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED, secret],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.endswith("done\n")
+    assert f"tick {MASK}\n" in done.stdout
+    assert secret not in done.stdout

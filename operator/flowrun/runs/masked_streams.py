@@ -9,9 +9,10 @@ uncaught-exception traceback and the interpreter's final flush.
 
 Text is held until a line ends (a secret written in two pieces is masked whole), or until a
 flush or `HOLD_MAX` characters; a secret spelled across a flush is masked as `Masker` masks
-fragments (runs of 8 or more characters). Not covered, because it never passes `sys.stdout` or
-`sys.stderr`: bytes written to `sys.stdout.buffer`, `sys.__stdout__` or the file descriptors
-(C code, subprocesses, Dask worker processes): docs/install.md, Secrets.
+fragments (runs of 8 or more characters). Dask worker processes mask theirs the same way
+(`worker_masking`). Not covered, because it never passes `sys.stdout` or `sys.stderr`: bytes
+written to `sys.stdout.buffer`, `sys.__stdout__` or the file descriptors (C code, subprocesses):
+docs/install.md, Secrets.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class MaskedStream:
         self.maskers: list[Masker] = []
         self._masker = Masker()  # all of them in one
         self._held = ""
-        self._lock = threading.Lock()  # tasks on threads print while the run service logs
+        # Tasks on threads print while the run service logs; reentrant, because a signal handler
+        # that prints runs on the thread that may be inside `write` just then.
+        self._lock = threading.RLock()
 
     def write(self, text: str) -> int:
         with self._lock:
