@@ -383,6 +383,67 @@ def test_a_runner_pod_killed_mid_run_is_replaced_and_resumes(
     wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
 
 
+def children_flow(address: str) -> dict[str, Any]:
+    """20 mapped children in 2 batches of 10, 2 s each; a child leaves a file when it starts
+    and one when it ends, on the worker."""
+    commands = [
+        f"touch /tmp/kid-{i}-start-$$; sleep 2; touch /tmp/kid-{i}-done-$$; echo {i}"
+        for i in range(20)
+    ]
+    return {
+        "flow": {
+            "tasks": [
+                {"name": "commands", "fn": "builtins:list", "args": [commands]},
+                {
+                    "name": "kids",
+                    "fn": "subprocess:getoutput",
+                    "args": [{"task": "commands", "map": True}],
+                    "mapBatchSize": 10,
+                },
+            ]
+        },
+        "executor": {"type": "Dask", "dask": {"cluster": "External", "address": address}},
+        "returnTasks": ["kids"],
+    }
+
+
+def kid_files(frs: FlowRuns, what: str) -> dict[int, int]:
+    """How many files of kind `what` (start, done) each child left on the worker."""
+    code = (
+        "import collections, glob, json; "
+        f"c = collections.Counter(int(p.split('-')[1]) for p in glob.glob('/tmp/kid-*-{what}-*')); "
+        "print(json.dumps(c))"
+    )
+    out = frs.kubectl("exec", "worker", "-n", frs.namespace, "--", "python", "-c", code).stdout
+    return {int(k): v for k, v in json.loads(out).items()}
+
+
+def test_a_runner_pod_killed_mid_batch_runs_no_finished_child_again(
+    dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
+) -> None:
+    """kill -9 of the runner (no SIGTERM): the batches in flight publish the children they
+    finished from the worker, and the next runner Pod runs only the others."""
+    address = dask_cluster(dev_node, frs.namespace)
+    frs.apply("killed", children_flow(address))
+    uid = uid_of(frs, "killed")
+    wait_for(lambda: len(kid_files(frs, "done")) >= 4, timeout=240, what="4 children done")
+    done = set(kid_files(frs, "done"))  # finished before the kill: listed before it
+    [first] = runner_pods(frs, uid)
+    pod = frs.kubectl.json("get", "pod", first, "-n", frs.namespace)
+    [container] = pod["status"]["containerStatuses"]
+    dev_node.node.kill_container(container["containerID"])
+    status = finished(frs, "killed", the_operator, timeout=300)
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"kids": [str(i) for i in range(20)]}
+    assert "Resumed" in frs.event_reasons("killed")
+    started = kid_files(frs, "start")
+    assert {i: started.get(i) for i in done} == dict.fromkeys(done, 1), started
+    assert set(started) == set(range(20)), started
+    # At most the child each batch was running runs again, not the rest of its batch.
+    assert sum(started.values()) <= 22, started
+    wait_for(lambda: not owned_by(frs, uid), timeout=120, what="the runner objects to go")
+
+
 def test_killing_the_operator_mid_run_does_not_interrupt_the_run(
     dev_node: Any, the_operator: NodeOperator, frs: FlowRuns
 ) -> None:

@@ -247,6 +247,14 @@ class Node:
         if result.returncode != 0:
             raise NodeError(f"importing {archive} into containerd failed: {result.stderr}")
 
+    def kill_container(self, container_id: str) -> None:
+        """SIGKILL a container's process through containerd, as the kernel's OOM killer or a
+        crash would end it: no SIGTERM, no grace period (`containerd://<id>` or `<id>`)."""
+        found = container_id.removeprefix("containerd://")
+        result = self._ctr("tasks", "kill", "--signal", "SIGKILL", found, timeout=60)
+        if result.returncode != 0:
+            raise NodeError(f"killing container {found} failed: {result.stderr}")
+
     def _probe(self, address: str) -> bool:
         """An HTTP GET inside the node's network namespace (where CoreDNS and kube-proxy listen)."""
         code = f"import urllib.request as u; u.urlopen('http://{address}', timeout=2)"
