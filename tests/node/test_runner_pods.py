@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from flowrun.dev.tool import ToolFailed
 from flowrun.dev.waiting import wait_for
 from support.flowruns import FlowRuns
 from support.nodeops import HostOperator, PodOperator
@@ -426,7 +427,14 @@ def test_a_runner_pod_killed_mid_batch_runs_no_finished_child_again(
     address = dask_cluster(dev_node, frs.namespace)
     frs.apply("killed", children_flow(address))
     uid = uid_of(frs, "killed")
-    wait_for(lambda: len(kid_files(frs, "done")) >= 4, timeout=240, what="4 children done")
+
+    def four_done() -> bool:
+        try:
+            return len(kid_files(frs, "done")) >= 4
+        except ToolFailed:  # the worker Pod is not up yet
+            return False
+
+    wait_for(four_done, timeout=240, what="4 children done")
     done = set(kid_files(frs, "done"))  # finished before the kill: listed before it
     [first] = runner_pods(frs, uid)
     pod = frs.kubectl.json("get", "pod", first, "-n", frs.namespace)
