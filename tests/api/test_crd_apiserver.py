@@ -102,6 +102,29 @@ def test_cel_and_list_rules(
     assert "spec.flow" in result.stderr
 
 
+def test_bad_quantities_are_refused_naming_the_field(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    """Runner and worker resources are Kubernetes quantities, checked before the run is taken:
+    a Pod asking for them would be refused only later, by the Job controller."""
+    runner = {"resources": {"requests": {"cpu": "-1", "memory": 512}, "limits": {"memory": "1GB"}}}
+    workers = {"dask": {"resources": {"requests": {"memory": -5}}}}
+    result = apply(kubectl, manifest("qty", namespace, runner=runner, executor=workers))
+    assert result.returncode != 0
+    for field in (
+        "spec.runner.resources.requests.cpu",
+        "spec.runner.resources.limits.memory",
+        "spec.executor.dask.resources.requests.memory",
+    ):
+        assert field in result.stderr, result.stderr
+    assert "spec.runner.resources.requests.memory" not in result.stderr  # 512 bytes is one
+    fine = {"resources": {"requests": {"cpu": "1.5", "memory": 512}, "limits": {"memory": "1.5G"}}}
+    result = apply(kubectl, manifest("qty", namespace, runner=fine))
+    assert result.returncode == 0, result.stderr
+    stored = kubectl.json("get", "fr", "qty", "-n", namespace)["spec"]["runner"]
+    assert stored == fine
+
+
 def test_external_cluster_needs_an_address(installed: None, kubectl: Any, namespace: str) -> None:
     result = apply(kubectl, manifest("ext", namespace, executor={"dask": {"cluster": "External"}}))
     assert result.returncode != 0
@@ -145,6 +168,8 @@ def test_spec_is_immutable_but_cancel_can_be_set(
     wait_for(lambda: refused(first, "spec.flow"), timeout=60, what="the policy in force")
     assert refused({"parameters": {"limit": 4}}, "spec.parameters")
     assert refused({"startTasks": ["b"]}, "spec.startTasks")  # added
+    more = {"resources": {"limits": {"memory": "8Gi"}}}
+    assert refused({"runner": more}, "spec.runner")  # a run's runner cannot grow mid-run
     assert refused({"parameters": None}, "spec.parameters")  # removed
     assert patch({"cancel": True}).returncode == 0
     stored = kubectl.json("get", "fr", "imm", "-n", namespace)

@@ -91,6 +91,20 @@ def test_a_parameter_from_a_secret_counts_as_given() -> None:
         ),
         ({"executor": {"dask": {"mapBatchSize": 0}}}, "spec.executor.dask.mapBatchSize: Input"),
         (
+            {"runner": {"resources": {"limits": {"memory": "1GB"}}}},
+            "spec.runner.resources.limits.memory: '1GB' is not a Kubernetes quantity (e.g. 50m",
+        ),
+        (
+            {"runner": {"resources": {"requests": {"cpu": -1}}}},
+            "spec.runner.resources.requests.cpu: -1 is not a Kubernetes quantity",
+        ),
+        (
+            {"runner": {"resources": {"requests": {"memory": "-1Gi"}}}},
+            "spec.runner.resources.requests.memory: '-1Gi' is not a Kubernetes quantity",
+        ),
+        ({"runner": {"resources": {"request": {}}}}, "spec.runner.resources.request: Extra"),
+        ({"runner": {"cpu": 1}}, "spec.runner.cpu: Extra inputs are not permitted"),
+        (
             {"flow": {"tasks": [{"name": "a", "fn": "m:f", "mapBatchSize": 2.5}]}},
             "spec.flow.tasks[0].mapBatchSize: Input should be a valid integer",
         ),

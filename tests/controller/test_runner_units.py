@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from flowrun.api import models
 from flowrun.cluster import base
 from flowrun.controller import runner_lost, runner_process
 from flowrun.controller import runner_objects as objects
 from flowrun.runs import companion, render
+from flowrun.runs.outcome import FlowRunError
 
 OWNER = base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "0a1b2c3d-9")
 
@@ -56,8 +59,13 @@ def test_a_crashed_runner_is_told_by_each_pods_end_and_the_last_ones_log() -> No
     assert (outcome.phase, outcome.reason) == ("Failed", "RunnerFailed")
     assert outcome.message == (
         "The runner failed (BackoffLimitExceeded): Pod r-a: OOMKilled (exit code 137); "
-        "Pod r-b: Error (exit code 3). The last lines of its log (Pod r-b):\ntwo"
+        "Pod r-b: Error (exit code 3). The runner went over its memory limit: give it more "
+        f"memory (limits.memory in {runner_lost.WHERE_RESOURCES}), then create the FlowRun "
+        "again. The last lines of its log (Pod r-b):\ntwo"
     )
+    assert "spec.runner.resources" in runner_lost.WHERE_RESOURCES
+    crashed = runner_lost.failed("BackoffLimitExceeded", pods[:1]).message
+    assert "memory" not in crashed  # only an OOMKilled runner is told to take more
     gone = runner_lost.failed("BackoffLimitExceeded", [])
     assert gone.message == "The runner failed (BackoffLimitExceeded): no Pod left to say why."
 
@@ -77,11 +85,61 @@ def test_the_runner_container_gets_the_operators_resources_or_none() -> None:
     assert "resources" not in container(objects.RunnerConfig(image="img:1"))
 
 
+DEFAULT = {"requests": {"cpu": "50m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+
+
+def merged(runner: dict[str, Any] | None, default: Any = DEFAULT) -> dict[str, dict[str, str]]:
+    raw = {"flow": {"ref": "a.b:c"}, **({"runner": runner} if runner is not None else {})}
+    return objects.resources(default, models.FlowRunSpec.model_validate(raw))
+
+
+def test_a_flowruns_runner_resources_replace_the_operators_key_by_key() -> None:
+    assert merged(None) == DEFAULT
+    assert merged({}) == DEFAULT
+    assert merged({"resources": {}}) == DEFAULT
+    more = {"resources": {"requests": {"memory": "512Mi"}, "limits": {"memory": 4 * 2**30}}}
+    assert merged(more) == {
+        "requests": {"cpu": "50m", "memory": "512Mi"},
+        "limits": {"memory": str(4 * 2**30)},
+    }
+    cpu = {"resources": {"limits": {"cpu": "2"}}}
+    assert merged(cpu) == {**DEFAULT, "limits": {"memory": "1Gi", "cpu": "2"}}
+    assert merged(cpu, default={}) == {"limits": {"cpu": "2"}}
+
+
+def test_a_default_that_contradicts_the_flowruns_value_gives_way_to_it() -> None:
+    """A request above its limit makes a Pod the API server refuses: the FlowRun's value wins."""
+    small = merged({"resources": {"limits": {"memory": "128Mi"}}})
+    assert small == {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "128Mi"}}
+    big = merged({"resources": {"requests": {"memory": "2Gi", "cpu": "100m"}}})
+    assert big == {"requests": {"cpu": "100m", "memory": "2Gi"}, "limits": {"memory": "2Gi"}}
+    equal = merged({"resources": {"limits": {"memory": "256Mi"}}})  # 256Mi <= 256Mi: kept
+    assert equal["requests"]["memory"] == "256Mi"
+
+
+def test_a_flowrun_asking_more_than_its_own_limit_is_refused_naming_the_fields() -> None:
+    wrong = {"resources": {"requests": {"cpu": "2", "memory": "1Gi"}, "limits": {"cpu": "1500m"}}}
+    with pytest.raises(FlowRunError) as refused:
+        merged(wrong)
+    assert refused.value.reason == "InvalidSpec"
+    assert refused.value.message == (
+        "spec.runner.resources.requests.cpu (2) is above spec.runner.resources.limits.cpu "
+        "(1500m): a request must be at most its limit."
+    )
+
+
+def test_the_merged_resources_reach_the_runner_container() -> None:
+    resources = merged({"resources": {"limits": {"memory": "3Gi"}}})
+    given = container(objects.RunnerConfig(image="img:1", resources=resources))
+    assert given["resources"] == {**DEFAULT, "limits": {"memory": "3Gi"}}
+
+
 def test_a_refused_runner_pod_is_told_with_what_to_do_about_it() -> None:
     quota = 'Error creating: pods "r-x" is forbidden: failed quota: q: must specify limits.memory'
     said = runner_lost.not_created("r", quota, 60)
     assert said.startswith(f"The runner Pod of Job r could not be created for 60s: {quota}. ")
     assert "runner.resources" in said
+    assert "spec.runner.resources for this run" in said
     limits = "Error creating: ... maximum cpu usage per Container is 1, but limit is 2."
     assert "--runner-resources" in runner_lost.not_created("r", limits, 60)
     security = 'Error creating: pods "r-x" is forbidden: violates PodSecurity "restricted:latest"'
@@ -124,6 +182,7 @@ def test_a_pod_no_node_takes_is_told_in_the_schedulers_words_with_what_to_do() -
     assert "1 Insufficient cpu." in said
     assert "runner.resources" in said
     assert "--runner-resources" in said
+    assert "spec.runner.resources for this run" in said
     ended = runner_lost.not_scheduled("p", "0/1 nodes are available: 1 node(s) had untolerated "
                                       "taint {x: y}.", 300, ended=True)  # fmt: skip
     assert "was not scheduled within 300s" in ended

@@ -81,6 +81,11 @@ def test_runner_resources_default_to_modest_requests_and_come_from_flag_or_env()
         ('{"requests": {"cpu": "lots"}}', "requests.cpu: 'lots' is not a Kubernetes quantity"),
         ('{"requests": {"memory": "1GB"}}', "requests.memory: '1GB' is not"),
         ("cpu=1", "value: Invalid JSON"),
+        ('{"requests": {"cpu": "-1"}}', "requests.cpu: '-1' is not a Kubernetes quantity"),
+        (
+            '{"requests": {"cpu": "2", "memory": "2Gi"}, "limits": {"cpu": 1, "memory": "2Gi"}}',
+            "requests above limits for cpu",
+        ),
     ],
 )
 def test_bad_runner_resources_are_refused_naming_the_flag_and_field(given: str, names: str) -> None:

@@ -6,13 +6,45 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 JSON = Annotated[Any, Field(json_schema_extra={"x-kubernetes-preserve-unknown-fields": True})]
-Quantity = Annotated[int | str, Field(json_schema_extra={"x-kubernetes-int-or-string": True})]
+# Kubernetes' quantity syntax (k8s.io/apimachinery resource.Quantity, the pattern of its
+# OpenAPI schema) without the minus sign: every quantity here is a container's resources, and
+# the API server refuses a Pod that asks for less than nothing, long after the FlowRun was taken.
+QUANTITY_PATTERN = (
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+QUANTITY_EXAMPLES = "e.g. 50m, 2, 256Mi, 1Gi"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
+
+
+def _quantity(value: int | str) -> int | str:
+    """One message for both members of the union (pydantic would give one per member)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and _QUANTITY.fullmatch(value):
+        return value
+    raise ValueError(f"{value!r} is not a Kubernetes quantity ({QUANTITY_EXAMPLES})")
+
+
+Quantity = Annotated[
+    int | str,
+    AfterValidator(_quantity),
+    Field(
+        json_schema_extra={
+            "x-kubernetes-int-or-string": True,
+            # The API server applies each to its own type: pattern to strings, minimum to numbers.
+            "pattern": QUANTITY_PATTERN,
+            "minimum": 0,
+        }
+    ),
+]
 Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 TaskName = Annotated[str, Field(min_length=1, max_length=253)]
 

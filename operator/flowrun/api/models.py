@@ -68,6 +68,7 @@ __all__ = [
     "Phase",
     "Quantity",
     "ResourceRequirements",
+    "RunnerSpec",
     "SecretKeySelector",
     "TaskName",
     "TaskStateInput",
@@ -297,6 +298,20 @@ class Executor(Model):
     dask: DaskSpec | None = Field(None, description="The Dask cluster (type Dask).")
 
 
+class RunnerSpec(Model):
+    """The runner Pod of this run: where its FlowRunner runs (the Dask client of the run's
+    cluster, or the whole flow with the Local executors)."""
+
+    resources: ResourceRequirements | None = Field(
+        None,
+        description="The runner container's requests and limits. Each quantity given here "
+        "(e.g. limits.memory) replaces the operator's default for that key (Helm value "
+        "runner.resources, flag --runner-resources); the other keys keep the default. A "
+        "default request above a limit given here is lowered to that limit, a default limit "
+        "below a request given here is raised to that request.",
+    )
+
+
 class FlowRunSpec(Model):
     """What to run, with which inputs, where. Immutable once created, except `cancel`."""
 
@@ -322,6 +337,11 @@ class FlowRunSpec(Model):
         None,
         ge=0,
         description="Dask resources are gone this long after the end; the FlowRun is kept.",
+    )
+    runner: RunnerSpec | None = Field(
+        None,
+        description="The runner Pod (e.g. more memory for the client side of a huge map). "
+        "Not used when the operator runs the flow in-process (--allow-in-process).",
     )
     cancel: bool = Field(False, description="true: stop gracefully; running tasks end Cancelled.")
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowrun.api import crd
+from flowrun.api import base, crd
 
 
 def _type(node: Mapping[str, Any]) -> str:
     if node.get("x-kubernetes-preserve-unknown-fields") and "type" not in node:
         return "any JSON"
+    if node.get("x-kubernetes-int-or-string") and node.get("pattern") == base.QUANTITY_PATTERN:
+        return "quantity"
     kind = str(node.get("type", "any"))
     if kind == "array" and isinstance(node.get("items"), Mapping):
         return f"list of {_type(node['items'])}"

@@ -14,6 +14,7 @@ operator adopts it by name).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -103,6 +104,7 @@ class PodRun(RunBase):
         image = objects.runner_image(spec, self.ctx.settings.default_image)
         if image is None:
             raise FlowRunError("ImageRequired", objects.NO_IMAGE)
+        resources = objects.resources(self.ctx.settings.runner_resources, spec)
         self._arm_deadline(spec)
         await self.stop.race(self.ctx.slots.acquire())
         self.ctx.metrics.runs_in_flight.inc()
@@ -111,7 +113,7 @@ class PodRun(RunBase):
             # each); it connects once `status.cluster` names the scheduler, written when Ready.
             cluster = self._cluster_name(spec)
             address = podcluster.scheduler_address(cluster, self.namespace) if cluster else None
-            await self._launch(spec, image, address)
+            await self._launch(spec, objects.RunnerConfig(image, address, resources=resources))
             if cluster is not None:
                 await self.stop.race(self._start_cluster(spec, cluster))
             return await self.stop.race(self._follow(spec))
@@ -149,7 +151,8 @@ class PodRun(RunBase):
         self.writer.update({"cluster": {"name": name, "scheduler": started.address}})
         await self.writer.flush()
 
-    async def _launch(self, spec: models.FlowRunSpec, image: str, address: str | None) -> None:
+    async def _launch(self, spec: models.FlowRunSpec, given: objects.RunnerConfig) -> None:
+        """The runner's objects; `given` has its image, scheduler and resources."""
         api, owner, live_status = self.ctx.api, self.owner, self.ctx.settings.live_status
         self.launched = True
         for obj in (
@@ -160,18 +163,16 @@ class PodRun(RunBase):
             *([objects.live_status(owner)] if live_status.is_big(self.body["spec"]) else []),
         ):
             await kubeobjects.create(api, obj)
-        config = objects.RunnerConfig(
-            image=image,
-            scheduler=address,
+        config = dataclasses.replace(
+            given,
             deadline_at=self.stop.deadline_at,
             status_interval=self.ctx.settings.status_interval,
             grace_seconds=int(self.ctx.settings.cancel_grace) + 10,
-            resources=self.ctx.settings.runner_resources,
             live_status=live_status,
         )
         if await kubeobjects.create(api, objects.job(owner, spec, config)):
             name = objects.runner_name(owner)
-            self._event("Normal", "RunnerCreated", f"Runner Job {name} created ({image}).")
+            self._event("Normal", "RunnerCreated", f"Runner Job {name} created ({config.image}).")
 
     async def _follow(self, spec: models.FlowRunSpec) -> Outcome:
         """Until the runner writes the run's end, or is found lost."""

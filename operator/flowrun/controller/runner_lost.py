@@ -58,6 +58,11 @@ _RESOURCES = re.compile(r"quota|usage per (Container|Pod)|ratio per Container")
 # Pod ends and frees room; a user who gives a run N seconds to start expects the runner's start
 # to count. Measured from the condition's lastTransitionTime, so an operator restart keeps it.
 STARTUP_DEFAULT = 300.0
+# Where a runner's resources are set: for one run, and for every run (the operator's default).
+WHERE_RESOURCES = (
+    "spec.runner.resources for this run; Helm value runner.resources, operator flag "
+    "--runner-resources for every run"
+)
 _SECRET_MISSING = re.compile(r'secret "([^"]+)" not found')
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in Secret \S+/(\S+)")
 
@@ -155,9 +160,9 @@ def not_created(name: str, refusal: str, grace: float) -> str:
     if not _RESOURCES.search(refusal):  # e.g. Pod Security admission, a webhook
         return f"{said} Change what refuses it, then create the FlowRun again."
     return (
-        f"{said} A ResourceQuota or LimitRange of the namespace refuses it: give runner Pods "
-        "resources that fit (Helm value runner.resources, operator flag --runner-resources) or "
-        "change the quota, then create the FlowRun again."
+        f"{said} A ResourceQuota or LimitRange of the namespace refuses it: give the runner "
+        f"resources that fit ({WHERE_RESOURCES}) or change the quota, then create the FlowRun "
+        "again."
     )
 
 
@@ -186,8 +191,8 @@ def not_scheduled(pod: str, said: str, startup: float, *, ended: bool) -> str:
     text += f"{said.rstrip('.')}."
     if "Insufficient" in said:
         text += (
-            " No node has room for its requests: give runner Pods resources that fit a node "
-            "(Helm value runner.resources, operator flag --runner-resources) or add a node"
+            " No node has room for its requests: give the runner requests that fit a node "
+            f"({WHERE_RESOURCES}) or add a node"
         )
     else:  # taints, cordoned nodes, no node at all
         text += " Make a node take it (taints, cordoned nodes) or add a node"
@@ -269,6 +274,11 @@ def failed(job_says: str, pods: list[Mapping[str, Any]]) -> Outcome:
         for pod, t in ended
     )
     text = f"The runner failed ({job_says}): {says or 'no Pod left to say why'}."
+    if any(t.get("reason") == "OOMKilled" for _, t in ended):
+        text += (
+            " The runner went over its memory limit: give it more memory "
+            f"(limits.memory in {WHERE_RESOURCES}), then create the FlowRun again."
+        )
     if ended:
         last, terminated = ended[-1]
         intro = f" The last lines of its log (Pod {last['metadata']['name']}):\n"

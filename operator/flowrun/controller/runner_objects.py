@@ -18,7 +18,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+
+from kubernetes.utils.quantity import parse_quantity
 
 from flowrun.api import models
 from flowrun.cluster import base
@@ -31,6 +34,7 @@ from flowrun.cluster.labels import (
 )
 from flowrun.controller import runner_cli
 from flowrun.runs import companion
+from flowrun.runs.outcome import FlowRunError
 
 LABEL_RUNNER = "flowrun.dev/runner"
 RBAC = "rbac.authorization.k8s.io"
@@ -65,7 +69,8 @@ class RunnerConfig:
     deadline_at: float | None = None  # epoch seconds (spec.activeDeadlineSeconds)
     status_interval: float = 1.0
     grace_seconds: int = 30  # SIGTERM to SIGKILL: the runner winds down its run
-    # The container's requests/limits (the operator's --runner-resources); empty: none.
+    # The container's requests/limits (`resources(...)`: the operator's --runner-resources and
+    # the FlowRun's spec.runner.resources); empty: none.
     resources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     live_status: companion.LivePolicy = field(default_factory=companion.LivePolicy)
 
@@ -98,6 +103,63 @@ def runner_image(spec: models.FlowRunSpec, default_image: str | None) -> str | N
     """The run's image: its Dask image (which has the flow's code), else the operator's default."""
     dask = (spec.executor.dask if spec.executor else None) or None
     return (dask.image if dask else None) or default_image
+
+
+def above_limits(requests: Mapping[str, str], limits: Mapping[str, str]) -> list[str]:
+    """The resources whose request is above their limit (a Pod the API server refuses).
+
+    >>> above_limits({"cpu": "2", "memory": "1Gi"}, {"cpu": "1500m", "memory": "1024Mi"})
+    ['cpu']
+    """
+    return sorted(
+        name
+        for name in requests.keys() & limits.keys()
+        if _amount(requests[name]) > _amount(limits[name])
+    )
+
+
+def _amount(quantity: str) -> Decimal:
+    amount: Decimal = parse_quantity(quantity)  # type: ignore[no-untyped-call]
+    return amount
+
+
+def resources(
+    default: Mapping[str, Mapping[str, str]], spec: models.FlowRunSpec
+) -> dict[str, dict[str, str]]:
+    """The runner container's resources: the operator's default with each quantity the FlowRun
+    gives (`spec.runner.resources`) in its place. The FlowRun's value wins over a default that
+    contradicts it: a default request above a limit it gives is lowered to that limit, a
+    default limit below a request it gives is raised to that request.
+
+    >>> spec = models.FlowRunSpec.model_validate(
+    ...     {"flow": {"ref": "a.b:c"}, "runner": {"resources": {"limits": {"memory": "128Mi"}}}}
+    ... )
+    >>> resources({"requests": {"cpu": "50m", "memory": "256Mi"}}, spec)
+    {'requests': {'cpu': '50m', 'memory': '128Mi'}, 'limits': {'memory': '128Mi'}}
+    """
+    given = spec.runner.resources if spec.runner else None
+    own = {
+        kind: {name: str(q) for name, q in (getattr(given, kind, None) or {}).items()}
+        for kind in ("requests", "limits")
+    }
+    if wrong := above_limits(own["requests"], own["limits"]):
+        raise FlowRunError(
+            "InvalidSpec",
+            "; ".join(
+                f"spec.runner.resources.requests.{name} ({own['requests'][name]}) is above "
+                f"spec.runner.resources.limits.{name} ({own['limits'][name]})"
+                for name in wrong
+            )
+            + ": a request must be at most its limit.",
+        )
+    requests = {**(default.get("requests") or {}), **own["requests"]}
+    limits = {**(default.get("limits") or {}), **own["limits"]}
+    for name in above_limits(requests, limits):
+        if name in own["limits"]:
+            requests[name] = limits[name]
+        elif name in own["requests"]:
+            limits[name] = requests[name]
+    return {kind: v for kind, v in (("requests", requests), ("limits", limits)) if v}
 
 
 def labels(owner: base.Owner) -> dict[str, str]:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pydantic
 
 from flowrun.api.dask_spec import ResourceRequirements
+from flowrun.controller.runner_objects import above_limits
 from flowrun.runs import companion
 
 ENV_PREFIX = "FLOWRUN_"
@@ -26,8 +26,6 @@ ENV_PREFIX = "FLOWRUN_"
 DEFAULT_RUNNER_RESOURCES: Mapping[str, Mapping[str, str]] = {
     "requests": {"cpu": "50m", "memory": "256Mi"}
 }
-# Kubernetes' quantity syntax (k8s.io/apimachinery resource.Quantity), e.g. 50m, 1.5, 256Mi, 1e3.
-_QUANTITY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
 
 
 @dataclass(frozen=True)
@@ -78,18 +76,14 @@ def runner_resources(text: str) -> dict[str, dict[str, str]]:
         parsed = ResourceRequirements.model_validate_json(text.strip() or "{}")
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
         raise ValueError(f"{flag}: {problems}; expected JSON such as {example}") from None
-    resources = {k: {n: str(q) for n, q in v.items()} for k, v in parsed.model_dump().items() if v}
-    for kind, quantities in resources.items():
-        for name, quantity in quantities.items():
-            if not _QUANTITY.match(quantity):
-                raise ValueError(
-                    f"{flag}: {kind}.{name}: {quantity!r} is not a Kubernetes quantity "
-                    "(e.g. 50m, 2, 256Mi, 1Gi)"
-                )
-    return resources
+    given = {k: {n: str(q) for n, q in v.items()} for k, v in parsed.model_dump().items() if v}
+    if wrong := above_limits(given.get("requests", {}), given.get("limits", {})):
+        raise ValueError(f"{flag}: requests above limits for {', '.join(wrong)}")
+    return given
 
 
 def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = None) -> None:
