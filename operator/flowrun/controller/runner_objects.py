@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
-
 from flowrun.api import models
 from flowrun.cluster import base
 from flowrun.cluster.kubernetes import CONTAINER_SECURITY_CONTEXT
@@ -119,6 +117,10 @@ def above_limits(requests: Mapping[str, str], limits: Mapping[str, str]) -> list
 
 
 def _amount(quantity: str) -> Decimal:
+    # Imported here: the runner imports this module (through settings) but compares nothing,
+    # and keeps the kubernetes client out of its start-up (runner_cli.KOPF_OPTIONAL).
+    from kubernetes.utils.quantity import parse_quantity  # noqa: PLC0415 - see above
+
     amount: Decimal = parse_quantity(quantity)  # type: ignore[no-untyped-call]
     return amount
 
