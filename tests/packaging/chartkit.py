@@ -106,6 +106,7 @@ OPERATOR_RULES = frozenset(
         ("kubernetes.dask.org", "daskclusters", "get"),
         ("kubernetes.dask.org", "daskclusters", "list"),
         ("kubernetes.dask.org", "daskclusters", "create"),
+        ("kubernetes.dask.org", "daskclusters", "patch"),
         ("kubernetes.dask.org", "daskclusters", "delete"),
         ("kubernetes.dask.org", "daskworkergroups", "get"),
         ("kubernetes.dask.org", "daskworkergroups", "list"),

@@ -63,6 +63,16 @@ ADAPTIVE = {
     },
 }
 
+# No dask-kubernetes operator runs here, so the DaskCluster is never actioned: past 15 s the
+# operator touches it so that an operator that lost it looks again (flowrun.cluster.nudge).
+UNACTIONED = {
+    **KUBERNETES,
+    "executor": {
+        "type": "Dask",
+        "dask": {**KUBERNETES["executor"]["dask"], "startupTimeoutSeconds": 40},
+    },
+}
+
 # The runner path (no --allow-in-process): the operator creates the runner's Job and identity.
 # No kubelet runs here, so the run ends by its deadline, and the runner objects are deleted.
 RUNNER = RUNNER_SPEC
@@ -124,6 +134,11 @@ ABLATIONS = [
         ("kubernetes.dask.org", "daskclusters", "get"),
         KUBERNETES,
         'cannot get resource "daskclusters"',
+    ),
+    (
+        ("kubernetes.dask.org", "daskclusters", "patch"),
+        UNACTIONED,
+        'cannot patch resource "daskclusters"',
     ),
     (
         ("kubernetes.dask.org", "daskclusters", "delete"),

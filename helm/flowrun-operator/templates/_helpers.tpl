@@ -94,10 +94,11 @@ without it, test_install.py that the whole set is enough.
   resources: ["events"]
   verbs: ["create", "list"]
 # The Kubernetes Dask provider: one DaskCluster per FlowRun, created, found again by name after a
-# restart, and deleted at the end; its worker groups are only read (KubeCluster status).
+# restart, and deleted at the end; patched only to touch one its operator has not actioned
+# (flowrun.cluster.nudge); its worker groups are only read (KubeCluster status).
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskclusters"]
-  verbs: ["get", "list", "create", "delete"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskworkergroups"]
   verbs: ["get", "list"]

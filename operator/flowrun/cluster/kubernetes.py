@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import httpx
 import kr8s
 import kr8s.asyncio
 from dask_kubernetes.operator import KubeCluster
@@ -22,7 +24,7 @@ from dask_kubernetes.operator._objects import DaskCluster
 from dask_kubernetes.operator.kubecluster.kubecluster import CreateMode
 from tornado.ioloop import IOLoop
 
-from flowrun.cluster import autoscaler, base, kr8s_session
+from flowrun.cluster import autoscaler, base, kr8s_session, nudge
 from flowrun.cluster.labels import build_labels, build_owner_reference
 
 logger = logging.getLogger(__name__)
@@ -235,7 +237,8 @@ class KubernetesProvider:
                 shutdown_on_close=False,  # we delete by name (close), not its atexit reaper
                 resource_timeout=max(1, int(options.startup_timeout)),
             )
-            await asyncio.wait_for(_started(cluster), timeout=options.startup_timeout)
+            async with _touching(name, owner.namespace):
+                await asyncio.wait_for(_started(cluster), timeout=options.startup_timeout)
         except TimeoutError as exc:
             diagnosis = await self._diagnose()
             await self.close()
@@ -312,6 +315,19 @@ async def create_daskcluster(manifest: dict[str, Any]) -> bool:
             raise RuntimeError(NO_CRD) from exc
         raise
     return True
+
+
+def _touching(name: str, namespace: str) -> AbstractAsyncContextManager[None]:
+    async def read() -> dict[str, Any] | None:
+        found = await get_all(DASKCLUSTERS, name, namespace=namespace)
+        return dict(found[0].raw) if found else None
+
+    async def patch(body: dict[str, Any]) -> None:
+        for obj in await get_all(DASKCLUSTERS, name, namespace=namespace):
+            await obj.patch(body)
+
+    errors = (kr8s.ServerError, httpx.HTTPError)
+    return nudge.touching(read, patch, what=f"{namespace}/{name}", errors=errors)
 
 
 async def _started(cluster: Any) -> Any:

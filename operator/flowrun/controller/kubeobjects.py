@@ -123,6 +123,14 @@ async def delete(api: Any, kind: str, namespace: str, name: str) -> bool:
     return True
 
 
+async def merge_patch(
+    api: Any, kind: str, namespace: str, name: str, body: Mapping[str, Any]
+) -> None:
+    """A JSON merge patch of one object by name."""
+    headers = {"Content-Type": "application/merge-patch+json"}
+    await _call(api, "PATCH", kind, namespace, name, content=json.dumps(body), headers=headers)
+
+
 def event(
     involved: Mapping[str, Any], kind: str, reason: str, message: str, *, component: str
 ) -> dict[str, Any]:
@@ -164,11 +172,10 @@ class ConfigMapLive:
 
     async def patch_live(self, data: Mapping[str, str | None]) -> None:
         meta = self._manifest["metadata"]
-        body = json.dumps({"data": data})
-        headers = {"Content-Type": "application/merge-patch+json"}
         try:
-            await _call(self._api, "PATCH", "ConfigMap", meta["namespace"], meta["name"],
-                        content=body, headers=headers)  # fmt: skip
+            await merge_patch(
+                self._api, "ConfigMap", meta["namespace"], meta["name"], {"data": data}
+            )
         except API_ERRORS as exc:
             if http_status(exc) != 404:
                 raise

@@ -9,12 +9,16 @@ read from the scheduler Pod's conditions; the runner connects to the scheduler's
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from flowrun.api import models
-from flowrun.cluster import autoscaler, base
+from flowrun.cluster import autoscaler, base, nudge
 from flowrun.cluster.kubernetes import build_cluster_spec, diagnose
 from flowrun.controller import kubeobjects
 from flowrun.controller.clusteropts import cluster_options
@@ -52,9 +56,10 @@ async def start(
     if adapt is not None:
         await kubeobjects.create(api, adapt)
     try:
-        await asyncio.wait_for(
-            _scheduler_ready(api, owner.namespace, name), timeout=options.startup_timeout
-        )
+        async with _touching(api, owner.namespace, name):
+            await asyncio.wait_for(
+                _scheduler_ready(api, owner.namespace, name), timeout=options.startup_timeout
+            )
     except TimeoutError:
         why = await diagnose(name, owner.namespace)
         raise base.ClusterStartupError(
@@ -62,6 +67,15 @@ async def start(
             f"Dask cluster {name} was not ready within {options.startup_timeout:g}s: {why}",
         ) from None
     return Started(address=scheduler_address(name, owner.namespace), created=created)
+
+
+def _touching(api: Any, namespace: str, name: str) -> AbstractAsyncContextManager[None]:
+    return nudge.touching(
+        functools.partial(kubeobjects.get, api, "DaskCluster", namespace, name),
+        functools.partial(kubeobjects.merge_patch, api, "DaskCluster", namespace, name),
+        what=f"{namespace}/{name}",
+        errors=(*kubeobjects.API_ERRORS, httpx.TransportError),
+    )
 
 
 async def _scheduler_ready(api: Any, namespace: str, name: str) -> None:
