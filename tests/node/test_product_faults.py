@@ -213,7 +213,8 @@ def test_twenty_flowruns_at_once_all_finish_and_leave_no_pod(
     finals = {name: ended(frs, op, name, timeout=deadline - time.monotonic()) for name in names}
     unsuccessful = {n: (s["phase"], s.get("message")) for n, s in finals.items()
                     if s["phase"] != "Succeeded"}  # fmt: skip
-    assert not unsuccessful, f"{unsuccessful}\n{op.diagnosis(ns)}"
+    clusters = [f"fr-{n}-" for n in unsuccessful]  # DaskCluster names: fr-<run>-<hash>
+    assert not unsuccessful, f"{unsuccessful}\n{op.diagnosis(ns, *clusters)}"
     assert [s["results"]["a"] for s in finals.values()] == [i + 1 for i in range(20)]
     op.wait_clean(ns, timeout=300)
     runners = op.pods(ns, "flowrun.dev/runner")

@@ -23,6 +23,9 @@ RESTRICTED = {
 }
 DASK_CLUSTER_LABEL = "dask.org/cluster-name"
 
+# What kopf logs when an API call or a handling cycle fails (it retries, then throttles).
+KOPF_TROUBLE = ("Request attempt", "Throttling", "unexpected error", "Traceback")
+
 
 def split_image(name: str) -> tuple[str, str]:
     repository, _, tag = name.rpartition(":")
@@ -84,8 +87,26 @@ class HelmOperator:
         )
         return str(out.stdout + out.stderr)
 
-    def diagnosis(self, namespace: str) -> str:
-        """What a failed test shows: objects and Events of `namespace`, both operators' logs."""
+    def dask_operator_lines(self, *about: str, limit: int = 80) -> str:
+        """The dask operator's whole log (the current and a restarted container's), only the
+        lines that name one of `about` or tell of kopf's trouble: what a tail misses."""
+        lines: list[str] = []
+        for previous in ("--previous", ""):
+            selector = "app.kubernetes.io/name=dask-kubernetes-operator"
+            out = self.kubectl(
+                "logs", "-n", self.namespace, "-l", selector, "--tail=-1",
+                *([previous] if previous else []), check=False,
+            )  # fmt: skip
+            lines += [
+                line for line in str(out.stdout).splitlines()
+                if any(word in line for word in (*about, *KOPF_TROUBLE))
+                and not ("Timer '" in line and "succeeded" in line)  # every 5 s per cluster
+            ]  # fmt: skip
+        return "\n".join(lines[-limit:])
+
+    def diagnosis(self, namespace: str, *about: str) -> str:
+        """What a failed test shows: objects and Events of `namespace`, both operators' logs,
+        and the dask operator's lines about the objects named in `about`."""
         parts = []
         for args in (
             (
@@ -103,6 +124,9 @@ class HelmOperator:
             parts.append(f"$ kubectl {' '.join(args)}\n{out.stdout}{out.stderr}")
         parts.append(f"flowrun operator:\n{self.operator_logs()}")
         parts.append(f"dask-kubernetes operator:\n{self.dask_operator_logs()}")
+        if about:
+            lines = self.dask_operator_lines(*about)
+            parts.append(f"dask-kubernetes operator, lines about {', '.join(about)}:\n{lines}")
         return "\n".join(parts)
 
     def leftovers(self, namespace: str) -> dict[str, list[str]]:
