@@ -78,7 +78,7 @@ async def touching(
     read: Read, patch: Patch, *, what: str, errors: tuple[type[Exception], ...]
 ) -> AsyncIterator[None]:
     """Run `keep_touching` beside the body (the wait for the cluster), and stop it after."""
-    task = asyncio.create_task(keep_touching(read, patch, what=what, errors=errors))
+    task = asyncio.create_task(keep_touching(read, patch, what=what, errors=errors, every=EVERY))
     try:
         yield
     finally:
