@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
-from flowrun.controller import settings
+from flowrun.controller import runner_process, settings
 from flowrun.runs import companion
 
 
@@ -112,3 +113,27 @@ def test_live_status_policy_from_flag_or_env() -> None:
 def test_a_bad_live_status_policy_is_refused_naming_the_flag(argv: list[str], names: str) -> None:
     with pytest.raises(ValueError, match=names):
         parse(argv)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FLOWRUN_LIVE_STATUS_TASKS": "-1"}, "FLOWRUN_LIVE_STATUS_TASKS must be at least 0"),
+        ({"FLOWRUN_LIVE_STATUS_TASKS": "many"}, "FLOWRUN_LIVE_STATUS_TASKS='many' is not a whole"),
+        ({"FLOWRUN_LIVE_STATUS_REFRESH": "0"}, "FLOWRUN_LIVE_STATUS_REFRESH must be a number of"),
+        ({"FLOWRUN_LIVE_STATUS_REFRESH": "nan"}, "FLOWRUN_LIVE_STATUS_REFRESH must be a number of"),
+        ({"FLOWRUN_LIVE_STATUS_REFRESH": "soon"}, "FLOWRUN_LIVE_STATUS_REFRESH='soon' is not a"),
+    ],
+)
+def test_a_bad_live_status_env_var_is_refused_naming_it(env: dict[str, str], message: str) -> None:
+    """By the operator as by its runner (the same parser), and only where it is used."""
+    parser = argparse.ArgumentParser()
+    settings.configure(parser, env=env)
+    args = parser.parse_args([])  # building the CLI (any subcommand) does not refuse it
+    with pytest.raises(ValueError, match=re.escape(message)):
+        settings.from_args(args)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        runner_process.runner_settings(env)
+    # The flags win over the env vars: the operator starts.
+    flags = ["--live-status-tasks", "5", "--live-status-refresh", "2"]
+    assert parse(flags, env).live_status == companion.LivePolicy(5, 2.0)

@@ -46,9 +46,7 @@ ENV_UID = "FLOWRUN_RUN_UID"
 ENV_SCHEDULER = "FLOWRUN_SCHEDULER"
 ENV_DEADLINE_AT = "FLOWRUN_DEADLINE_AT"
 ENV_STATUS_INTERVAL = "FLOWRUN_STATUS_INTERVAL"
-# The operator's own variables (settings.py), so the runner reads them as the operator does.
-ENV_LIVE_STATUS_TASKS = "FLOWRUN_LIVE_STATUS_TASKS"
-ENV_LIVE_STATUS_REFRESH = "FLOWRUN_LIVE_STATUS_REFRESH"
+# And the operator's live status policy, in the operator's own variables (`LivePolicy.env`).
 
 NO_IMAGE = (
     "spec.executor.dask.image is not set and the operator has no default image: the run's "
@@ -247,8 +245,7 @@ def _env(owner: base.Owner, spec: models.FlowRunSpec, config: RunnerConfig) -> l
         ENV_NAME: owner.name,
         ENV_UID: owner.uid,
         ENV_STATUS_INTERVAL: f"{config.status_interval:g}",
-        ENV_LIVE_STATUS_TASKS: str(config.live_status.min_tasks),
-        ENV_LIVE_STATUS_REFRESH: f"{config.live_status.refresh:g}",
+        **config.live_status.env(),
     }
     if config.scheduler:
         plain[ENV_SCHEDULER] = config.scheduler

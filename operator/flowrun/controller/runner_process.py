@@ -195,10 +195,7 @@ class PodRun(daemon.Run):
 
 def runner_settings(env: Mapping[str, str]) -> settings_mod.OperatorSettings:
     """What the operator passed on to this runner (runner_objects.RunnerConfig)."""
-    live = companion.LivePolicy(
-        int(env.get(objects.ENV_LIVE_STATUS_TASKS) or companion.BIG_FLOW_TASKS),
-        float(env.get(objects.ENV_LIVE_STATUS_REFRESH) or companion.REFRESH),
-    )
+    live = companion.LivePolicy.from_env(env)
     interval = float(env.get(objects.ENV_STATUS_INTERVAL) or 1.0)
     return settings_mod.OperatorSettings(
         allow_in_process=True, status_interval=interval, live_status=live

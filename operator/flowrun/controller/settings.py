@@ -68,6 +68,20 @@ def _first(value: int | None, default: int) -> int:
     return default if value is None else value  # 0 is a value, not "unset"
 
 
+def _live_status(args: argparse.Namespace) -> companion.LivePolicy:
+    """The flags, else the env vars (an env var a flag overrides is not read)."""
+    flags = {
+        companion.ENV_TASKS: args.live_status_tasks,
+        companion.ENV_REFRESH: args.live_status_refresh,
+    }
+    env = {k: v for k, v in args.live_status_env.items() if flags[k] is None}
+    live = companion.LivePolicy.from_env(env)
+    return companion.LivePolicy.checked(
+        _first(args.live_status_tasks, live.min_tasks),
+        live.refresh if args.live_status_refresh is None else args.live_status_refresh,
+    )
+
+
 def runner_resources(text: str) -> dict[str, dict[str, str]]:
     """`--runner-resources`: a container's `resources` as JSON; "" or "{}" sets none."""
     flag = "--runner-resources (env FLOWRUN_RUNNER_RESOURCES)"
@@ -165,19 +179,21 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
         help="the runner Pods' container resources, as JSON (requests, limits); "
         f"default: {json.dumps(DEFAULT_RUNNER_RESOURCES)}; '{{}}' for none",
     )
+    # Read from the env vars in `from_args` (only `flowrun operator` refuses a bad one).
+    parser.set_defaults(live_status_env={k: env.get(k, "") for k in companion.ENV_TASKS_REFRESH})
     parser.add_argument(
         "--live-status-tasks",
         type=int,
-        default=_first(_env_int(env, "LIVE_STATUS_TASKS"), defaults.live_status.min_tasks),
         help="inline flows of this many tasks or more write their routine progress to a small "
         "ConfigMap beside the FlowRun, and the FlowRun at most every --live-status-refresh "
-        "seconds (each FlowRun write costs the API server the whole flow); 0: never",
+        f"seconds (each FlowRun write costs the API server the whole flow); 0: never; default: "
+        f"env {companion.ENV_TASKS}, else {companion.BIG_FLOW_TASKS}",
     )
     parser.add_argument(
         "--live-status-refresh",
         type=float,
-        default=float(env.get(ENV_PREFIX + "LIVE_STATUS_REFRESH") or defaults.live_status.refresh),
-        help="most seconds between two FlowRun writes of such a run's routine progress",
+        help="most seconds between two FlowRun writes of such a run's routine progress; default: "
+        f"env {companion.ENV_REFRESH}, else {companion.REFRESH:g}",
     )
     parser.add_argument(
         "--peering",
@@ -195,10 +211,6 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         raise ValueError("--max-concurrent-runs must be at least 1")
     if args.max_run_restarts < 0:
         raise ValueError("--max-run-restarts must be at least 0")
-    if args.live_status_tasks < 0:
-        raise ValueError("--live-status-tasks must be at least 0 (0: no companion ConfigMap)")
-    if not args.live_status_refresh > 0:
-        raise ValueError("--live-status-refresh must be a number of seconds above 0")
     return OperatorSettings(
         namespaces=tuple(n.strip() for n in namespaces),
         max_concurrent_runs=args.max_concurrent_runs,
@@ -212,5 +224,5 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         peering=bool(args.peering),
         max_run_restarts=args.max_run_restarts,
         runner_resources=runner_resources(args.runner_resources),
-        live_status=companion.LivePolicy(args.live_status_tasks, args.live_status_refresh),
+        live_status=_live_status(args),
     )

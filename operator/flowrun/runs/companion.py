@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 BIG_FLOW_TASKS = 1000
 REFRESH = 60.0  # seconds between two FlowRun writes of routine progress, at most one per
@@ -26,6 +26,12 @@ REFRESH = 60.0  # seconds between two FlowRun writes of routine progress, at mos
 ROUTINE = frozenset({"message", "progress", "failed", "taskCounts", "tasks", "tasksOmitted"})
 # What the companion holds: what a reader polls to follow a run.
 LIVE = ("phase", "message", "progress", "failed", "taskCounts")
+# The policy in the environment: the operator's (as its flags) and, passed on, its runners'.
+ENV_TASKS = "FLOWRUN_LIVE_STATUS_TASKS"
+ENV_REFRESH = "FLOWRUN_LIVE_STATUS_REFRESH"
+ENV_TASKS_REFRESH = (ENV_TASKS, ENV_REFRESH)
+FLAGS = ("--live-status-tasks", "--live-status-refresh")
+N = TypeVar("N", int, float)
 
 
 class LiveSink(Protocol):
@@ -43,10 +49,49 @@ class LivePolicy:
     min_tasks: int = BIG_FLOW_TASKS  # 0: no run gets a companion
     refresh: float = REFRESH
 
+    @classmethod
+    def checked(cls, min_tasks: int, refresh: float, names: tuple[str, str] = FLAGS) -> LivePolicy:
+        """The policy, or a ValueError naming where the bad value came from (`names`: the
+        flags, or the env vars)."""
+        if min_tasks < 0:
+            raise ValueError(f"{names[0]} must be at least 0 (0: no companion ConfigMap)")
+        if not refresh > 0:
+            raise ValueError(f"{names[1]} must be a number of seconds above 0")
+        return cls(min_tasks, refresh)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LivePolicy:
+        """The policy `env` sets (ENV_TASKS, ENV_REFRESH); unset or empty: the default's.
+
+        >>> LivePolicy.from_env({ENV_TASKS: "0"})
+        LivePolicy(min_tasks=0, refresh=60.0)
+        """
+        return cls.checked(
+            _env_number(env, ENV_TASKS, int, BIG_FLOW_TASKS),
+            _env_number(env, ENV_REFRESH, float, REFRESH),
+            (ENV_TASKS, ENV_REFRESH),
+        )
+
+    def env(self) -> dict[str, str]:
+        """The policy as env vars, as `from_env` reads them back (a runner Pod's)."""
+        return {ENV_TASKS: str(self.min_tasks), ENV_REFRESH: f"{self.refresh:g}"}
+
     def is_big(self, spec: Mapping[str, Any]) -> bool:
         """A FlowRun spec (raw dict) whose inline flow is big enough for a companion."""
         tasks = (spec.get("flow") or {}).get("tasks") or []
         return 0 < self.min_tasks <= len(tasks)
+
+
+def _env_number(env: Mapping[str, str], name: str, kind: type[N], default: N) -> N:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name}={raw!r} is not {what}") from None
+    return value
 
 
 def routine(patch: Mapping[str, Any]) -> bool:
