@@ -7,7 +7,7 @@ watching this test's namespace (with the FlowRun CRD applied here).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,3 +40,23 @@ def the_operator(
 @pytest.fixture
 def frs(dev_node: Any, node_namespace: str, tmp_path: Path) -> FlowRuns:
     return FlowRuns(dev_node.kubectl, node_namespace, tmp_path)
+
+
+@pytest.fixture
+def host_operator(
+    dev_node: Any, node_namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., HostOperator]]:
+    """Start the operator as a host process with these extra flags (e.g. --runner-resources,
+    which the Helm-installed one has from the chart); stopped at the end."""
+    dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
+    wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
+    started: list[HostOperator] = []
+
+    def start(*args: str) -> HostOperator:
+        kubeconfig, image = dev_node.node.kubeconfig, dev_node.image
+        started.append(HostOperator(kubeconfig, tmp_path, node_namespace, image, *args).start())
+        return started[-1]
+
+    yield start
+    for host in started:
+        host.stop()

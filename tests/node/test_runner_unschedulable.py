@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 from flowrun.cluster.base import Owner
 from flowrun.controller.runner_objects import runner_name
 from flowrun.dev.waiting import wait_for
-from support.flowruns import ROOT, FlowRuns, crd_established
+from support.flowruns import FlowRuns
 from support.leftovers import RUNNER_KINDS, remaining
 from support.nodeops import HostOperator
 
@@ -35,25 +35,6 @@ SPEC = {
     "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
     "executor": {"type": "Dask", "dask": {"cluster": "Local", "startupTimeoutSeconds": STARTUP}},
 }
-
-
-@pytest.fixture
-def host_operator(
-    dev_node: Any, node_namespace: str, tmp_path: Path
-) -> Iterator[Callable[..., HostOperator]]:
-    """Start the operator with these extra flags; stopped at the end."""
-    dev_node.kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
-    wait_for(lambda: crd_established(dev_node.kubectl, "flowruns.flowrun.dev"), what="the CRD")
-    started: list[HostOperator] = []
-
-    def start(*args: str) -> HostOperator:
-        kubeconfig, image = dev_node.node.kubeconfig, dev_node.image
-        started.append(HostOperator(kubeconfig, tmp_path, node_namespace, image, *args).start())
-        return started[-1]
-
-    yield start
-    for host in started:
-        host.stop()
 
 
 @pytest.fixture
@@ -91,6 +72,7 @@ def test_an_unschedulable_runner_is_said_then_ends_the_run(
     assert "Insufficient cpu" in said, said  # the scheduler's own words
     assert "runner.resources" in said, said  # and what to do
     assert "--runner-resources" in said, said
+    assert "spec.runner.resources for this run" in said, said
     wait_for(lambda: "RunnerUnschedulable" in frs.event_reasons("starved"), what="the Event")
 
     status = frs.wait_phase("starved", timeout=STARTUP + 90)
