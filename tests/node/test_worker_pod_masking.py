@@ -139,12 +139,14 @@ def test_worker_pods_mask_what_tasks_print_log_and_raise_also_one_that_joined_la
         op, frs, (f"printed: {MASK}", f"logged: {MASK}", f"base 10: '{MASK}'", "Traceback")
     )
     [runner] = pod_names(op, ns, "flowrun.dev/runner")
+    [scheduler] = pod_names(op, ns, f"{DASK_CLUSTER_LABEL},dask.org/component=scheduler")
     running = frs.status("masked")
     op.kubectl("delete", "pod", "-n", ns, *first, "--wait=false")
     later = worker_logs_with(op, frs, (f"late: {MASK}",), open_gate="/tmp/go")
     assert not set(later) & set(first), (later, first)  # a Pod that joined after the deletion
     for pod in later:
         frs.kubectl("exec", pod, "-n", ns, "--", "touch", "/tmp/go2", check=False)
+    scheduler_log = logs(frs, scheduler)  # it saw the tasks' arguments go by
     status, runner_log = runner_log_to_the_end(frs, runner)
     assert status["phase"] == "Failed", status
     assert status["message"] == "Some reference tasks failed.", status
@@ -158,6 +160,7 @@ def test_worker_pods_mask_what_tasks_print_log_and_raise_also_one_that_joined_la
         **first,
         **later,
         runner: runner_log,
+        scheduler: scheduler_log,
         "status while running": json.dumps(running),
         "status": json.dumps(frs.get("masked")),
         "events": json.dumps(frs.events("masked")),
