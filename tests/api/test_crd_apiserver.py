@@ -125,6 +125,18 @@ def test_bad_quantities_are_refused_naming_the_field(
     assert stored == fine
 
 
+def test_a_request_above_its_limit_is_refused_naming_the_resources(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    runner = {"resources": {"requests": {"cpu": "2", "memory": 512}, "limits": {"cpu": "1500m"}}}
+    result = apply(kubectl, manifest("over", namespace, runner=runner))
+    assert result.returncode != 0
+    assert "spec.runner.resources" in result.stderr, result.stderr
+    assert "a request must be at most its limit" in result.stderr, result.stderr
+    equal = {"resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": 1}}}
+    assert apply(kubectl, manifest("over", namespace, runner=equal)).returncode == 0
+
+
 def test_external_cluster_needs_an_address(installed: None, kubectl: Any, namespace: str) -> None:
     result = apply(kubectl, manifest("ext", namespace, executor={"dask": {"cluster": "External"}}))
     assert result.returncode != 0

@@ -139,23 +139,3 @@ def test_a_flowruns_own_runner_resources_satisfy_a_quota_the_default_does_not(
     [pod] = wait_for(lambda: runner_pods(frs), timeout=90, what="the runner Pod to be admitted")
     [runner] = pod["spec"]["containers"]
     assert runner["resources"] == {**DEFAULT_RUNNER_RESOURCES, "limits": {"memory": "512Mi"}}
-
-
-def test_a_flowrun_asking_more_than_its_own_runner_limit_fails_before_any_pod(
-    start_operator: Any, own_frs: FlowRuns
-) -> None:
-    frs = own_frs
-    operator = start_operator("-n", frs.namespace, f"--default-image={IMAGE}")
-    given = {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}
-    frs.apply("greedy", local_spec([task("a", "mark", "greedy")], runner=given))
-    try:
-        status = frs.wait_phase("greedy", timeout=90)
-    except TimeoutError as exc:
-        raise AssertionError(f"{exc}\n{operator.log_text()[-3000:]}") from None
-    assert status["phase"] == "Failed", status
-    assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "InvalidSpec"
-    assert status["message"] == (
-        "spec.runner.resources.requests.cpu (2) is above spec.runner.resources.limits.cpu (1): "
-        "a request must be at most its limit."
-    ), status
-    assert frs.kubectl.json("get", "jobs", "-n", frs.namespace)["items"] == []

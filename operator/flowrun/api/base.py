@@ -21,6 +21,7 @@ QUANTITY_PATTERN = (
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 QUANTITY_EXAMPLES = "e.g. 50m, 2, 256Mi, 1Gi"
+MAX_QUANTITY = 64  # characters
 _QUANTITY = re.compile(QUANTITY_PATTERN)
 
 
@@ -28,7 +29,7 @@ def _quantity(value: int | str) -> int | str:
     """One message for both members of the union (pydantic would give one per member)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and _QUANTITY.fullmatch(value):
+    if isinstance(value, str) and len(value) <= MAX_QUANTITY and _QUANTITY.fullmatch(value):
         return value
     raise ValueError(f"{value!r} is not a Kubernetes quantity ({QUANTITY_EXAMPLES})")
 
@@ -41,6 +42,7 @@ Quantity = Annotated[
             "x-kubernetes-int-or-string": True,
             # The API server applies each to its own type: pattern to strings, minimum to numbers.
             "pattern": QUANTITY_PATTERN,
+            "maxLength": MAX_QUANTITY,  # bounds the cost of CEL rules that parse quantities
             "minimum": 0,
         }
     ),

@@ -99,6 +99,7 @@ _KEEP = (
     "maxLength",
     "minItems",
     "maxItems",
+    "maxProperties",
     "required",
     "x-kubernetes-preserve-unknown-fields",
     "x-kubernetes-int-or-string",

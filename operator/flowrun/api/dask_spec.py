@@ -44,9 +44,36 @@ class ClusterKind(StrEnum):
     External = "External"
 
 
+# A request above its limit makes a Pod the API server refuses, long after the FlowRun was taken.
+# At creation only (the spec is immutable after): a status write skips it at `oldSelf`.
+_AT_MOST_LIMIT = (
+    "oldSelf.hasValue() || !has(self.requests) || !has(self.limits) || "
+    "self.limits.all(k, !(k in self.requests) "
+    "|| !isQuantity(string(self.requests[k])) || !isQuantity(string(self.limits[k])) "
+    "|| quantity(string(self.requests[k])).compareTo(quantity(string(self.limits[k]))) <= 0)"
+)
+MAX_RESOURCES = 16  # resource names per map: bounds the rule's cost for the API server
+
+
 class ResourceRequirements(Model):
-    requests: dict[str, Quantity] | None = Field(None, description="e.g. {cpu: '1', memory: 2Gi}")
-    limits: dict[str, Quantity] | None = Field(None, description="e.g. {memory: 4Gi}")
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": _AT_MOST_LIMIT,
+                    "optionalOldSelf": True,
+                    "message": "a request must be at most its limit (requests.X <= limits.X)",
+                }
+            ]
+        }
+    )
+
+    requests: dict[str, Quantity] | None = Field(
+        None, max_length=MAX_RESOURCES, description="e.g. {cpu: '1', memory: 2Gi}"
+    )
+    limits: dict[str, Quantity] | None = Field(
+        None, max_length=MAX_RESOURCES, description="e.g. {memory: 4Gi}"
+    )
 
 
 class EnvVar(Model):
