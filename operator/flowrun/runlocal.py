@@ -126,6 +126,12 @@ def load_manifest(
     return validation.parse_flowrun(raw), tuple(s for s in secrets if s)
 
 
+IGNORED_RUNNER = (
+    "note: spec.runner is not applied here: it sizes the runner Pod on a cluster, and flowrun "
+    "run runs the flow in this process."
+)
+
+
 @contextmanager
 def where_to_run(
     spec: models.FlowRunSpec, choice: str | None
@@ -262,6 +268,8 @@ def execute(
     cancel = threading.Event()
     with where_to_run(spec, choice) as (kind, address, label):
         console.print(f"Running FlowRun [bold]{name}[/bold] with {label}", highlight=False)
+        if spec.runner is not None:
+            console.print(IGNORED_RUNNER, highlight=False)
         # --param gave the secret values (now in spec.parameters): mask them as the operator does
         plan = replace(make_plan(spec, secret_values={}, executor=kind), masker=masker)
         runner = Runner(plan, address=address, cancel=cancel, on_event=view,

@@ -52,6 +52,15 @@ def test_example_succeeds(manifest: Path, capsys: pytest.CaptureFixture[str]) ->
     assert ready["status"] == "True"
 
 
+def test_a_runner_spec_is_said_to_be_ignored_here(capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = EXAMPLES / "mapping.yaml"
+    assert "runner" in yaml.safe_load(manifest.read_text())["spec"]
+    assert flowrun_main(["run", "--quiet", str(manifest), "--executor", "local"]) == 0
+    assert "spec.runner is not applied here" in " ".join(capsys.readouterr().err.split())
+    assert flowrun_main(["run", "--quiet", str(EXAMPLES / "etl.yaml"), "--executor", "local"]) == 0
+    assert "spec.runner" not in capsys.readouterr().err
+
+
 def test_etl_retries_transform(capsys: pytest.CaptureFixture[str]) -> None:
     _, status = run(capsys, str(EXAMPLES / "etl.yaml"), "--executor", "local")
     assert status["tasks"]["transform"]["runCount"] == 2

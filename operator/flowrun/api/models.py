@@ -341,7 +341,7 @@ class FlowRunSpec(Model):
     runner: RunnerSpec | None = Field(
         None,
         description="The runner Pod (e.g. more memory for the client side of a huge map). "
-        "Not used when the operator runs the flow in-process (--allow-in-process).",
+        "Not used when the flow runs in the operator (--allow-in-process) or in flowrun run.",
     )
     cancel: bool = Field(False, description="true: stop gracefully; running tasks end Cancelled.")
 
