@@ -30,6 +30,7 @@ from chartkit import (
     run_helm,
 )
 
+from flowrun.api.base import QUANTITY_PATTERN
 from flowrun.controller import cli as operator_cli
 from flowrun.controller import settings as settings_mod
 
@@ -101,6 +102,9 @@ def test_schema_forbids_unknown_keys_at_every_level() -> None:
         ("runner.resources.requests.gpu", "1"),
         ("operator.liveStatus.minTasks", "-1"),
         ("operator.liveStatus.refreshSeconds", "0"),
+        ("runner.resources.limits.memory", "1GB"),
+        ("runner.resources.requests.cpu", "-1"),
+        ("resources.limits.memory", "lots"),
     ],
 )
 def test_schema_refuses_bad_values(helm_bin: Path, key: str, value: str) -> None:
@@ -109,6 +113,24 @@ def test_schema_refuses_bad_values(helm_bin: Path, key: str, value: str) -> None
     )
     assert result.returncode != 0
     assert "schema" in result.stderr
+
+
+def test_every_quantity_in_the_schema_is_the_crds_quantity() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    found: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for member in node.get("anyOf", []):
+                if member.get("type") == "string":
+                    assert member.get("pattern") == QUANTITY_PATTERN, path
+                    found.append(path)
+            for key, child in node.items():
+                walk(child, f"{path}.{key}")
+
+    walk(schema["properties"]["runner"], "runner")
+    walk(schema["properties"]["resources"], "resources")
+    assert len(found) == 12, found
 
 
 def test_every_default_value_is_described_by_the_schema(helm_bin: Path) -> None:
