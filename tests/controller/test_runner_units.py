@@ -70,6 +70,24 @@ def test_a_crashed_runner_is_told_by_each_pods_end_and_the_last_ones_log() -> No
     assert gone.message == "The runner failed (BackoffLimitExceeded): no Pod left to say why."
 
 
+JOB_RUNNING: dict[str, Any] = {"status": {"active": 0}}  # no condition: the Job goes on
+
+
+def test_an_oomkilled_runner_ends_the_run_at_once_and_a_plain_sigkill_is_retried() -> None:
+    """The kubelet's reason, not the exit code (137 both), tells the two apart."""
+    oom = pod("r-a", "2026-01-01T00:00:00Z", {"reason": "OOMKilled", "exitCode": 137})
+    outcome = runner_lost.judge(JOB_RUNNING, [oom])
+    assert outcome is not None
+    assert (outcome.phase, outcome.reason) == ("Failed", "RunnerFailed")
+    assert outcome.message.startswith(
+        "The runner failed (OOMKilled, not retried: the same memory limit would kill it again): "
+        "Pod r-a: OOMKilled (exit code 137). The runner went over its memory limit"
+    )
+    killed = pod("r-a", "2026-01-01T00:00:00Z", {"reason": "Error", "exitCode": 137})
+    assert runner_lost.judge(JOB_RUNNING, [killed]) is None  # the Job's next Pod resumes
+    assert not runner_lost.oom_killed([killed])
+
+
 def test_the_logs_tail_fits_in_the_runs_message_however_many_pods() -> None:
     end = {"reason": "Error", "exitCode": 1, "message": "x" * 3000 + "\nValueError: boom"}
     pods = [pod(f"runner-{i:03}", f"2026-01-01T00:{i:02}:00Z", end) for i in range(12)]

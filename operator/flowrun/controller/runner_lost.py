@@ -1,13 +1,13 @@
 """Has a FlowRun's runner gone for good without writing the run's end? And why, in words.
 
-Read from the runner Job and its Pods (plain JSON from the API server): the Job failed (its
-`backoffLimit` spent: OOMKilled, a crash, Pods lost), the Job is gone, the runner exited 0
-without an end, or a Pod waits for something that will not come by itself (an image that
-cannot be pulled, a Secret or key the kubelet cannot find), or no Pod can be created at all (the
-API server refuses it: a ResourceQuota, a LimitRange; the Job controller says why only in a
-`FailedCreate` Event on the Job, and keeps trying), or no node takes the Pod (the scheduler
-says why in its PodScheduled condition) for the run's startup timeout. A Pod that is merely
-starting, or a Pod the Job is replacing (resuming the run), is not lost.
+Read from the runner Job and its Pods (plain JSON from the API server): a Pod OOMKilled (at
+once: not retried), the Job failed (its `backoffLimit` spent: a crash, Pods lost), the Job is
+gone, the runner exited 0 without an end, or a Pod waits for something that will not come by
+itself (an image that cannot be pulled, a Secret or key the kubelet cannot find), or no Pod can
+be created at all (the API server refuses it: a ResourceQuota, a LimitRange; the Job controller
+says why only in a `FailedCreate` Event on the Job, and keeps trying), or no node takes the Pod
+(the scheduler says why in its PodScheduled condition) for the run's startup timeout. A Pod
+that is merely starting, or a Pod the Job is replacing (resuming the run), is not lost.
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ WHERE_RESOURCES = (
     "spec.runner.resources for this run; Helm value runner.resources, operator flag "
     "--runner-resources for every run"
 )
+# The kubelet's reason for a container its memory limit killed. Not retried: the Job's next Pod
+# has the same limit and would be killed again (a minute of backoff for nothing). A SIGKILL that
+# is no OOM kill (exit code 137 too, reason Error: a node lost, a kill -9) is retried and resumes.
+# A Job podFailurePolicy cannot tell them apart (it matches exit codes, not this reason).
+OOM_KILLED = "OOMKilled"
+OOM_NOT_RETRIED = "OOMKilled, not retried: the same memory limit would kill it again"
 _SECRET_MISSING = re.compile(r'secret "([^"]+)" not found')
 _KEY_MISSING = re.compile(r"couldn't find key (\S+) in Secret \S+/(\S+)")
 
@@ -95,6 +101,8 @@ class RunnerWatch:
             self.api, "Pod", self.owner.namespace, f"{objects.LABEL_RUNNER}={self.name}"
         )
         found = judge(job, pods)
+        if found is not None and oom_killed(pods):
+            await self._stop_job()
         if found is None:
             found = self._unscheduled(pods)
         if found is not None or any(_alive(pod) for pod in pods) or _ended(job):
@@ -109,6 +117,13 @@ class RunnerWatch:
         if now - self.refused_since < self.grace:
             return None
         return Outcome(FAILED, "RunnerNotCreated", not_created(self.name, refusal, self.grace))
+
+    async def _stop_job(self) -> None:
+        """Delete the runner's Job now, so that no other Pod starts (the Job controller waits
+        10 s before its next one; the run's cleanup comes later). Should the operator die before
+        the run's end is written, the next one creates the Job again, and its Pod ends the same."""
+        if await kubeobjects.delete(self.api, "Job", self.owner.namespace, self.name):
+            logger.info("runner %s was OOMKilled: its Job is deleted, no Pod retries", self.name)
 
     def _unscheduled(self, pods: list[Mapping[str, Any]]) -> Outcome | None:
         """Failed once no node has taken the runner's Pod for `startup` seconds; until then,
@@ -207,6 +222,8 @@ def judge(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Outcome | No
         stuck = _stuck(pod)
         if stuck is not None:
             return stuck
+    if oom_killed(pods):
+        return failed(OOM_NOT_RETRIED, pods)
     conditions = _conditions(job)
     if "Failed" in conditions:
         said = conditions["Failed"]
@@ -214,6 +231,11 @@ def judge(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> Outcome | No
     if "Complete" in conditions:
         return Outcome(FAILED, "RunnerExited", "The runner exited without writing the run's end.")
     return None
+
+
+def oom_killed(pods: list[Mapping[str, Any]]) -> bool:
+    """Has the kubelet killed a runner Pod's container for going over its memory limit?"""
+    return any((_terminated(pod) or {}).get("reason") == OOM_KILLED for pod in pods)
 
 
 def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -274,7 +296,7 @@ def failed(job_says: str, pods: list[Mapping[str, Any]]) -> Outcome:
         for pod, t in ended
     )
     text = f"The runner failed ({job_says}): {says or 'no Pod left to say why'}."
-    if any(t.get("reason") == "OOMKilled" for _, t in ended):
+    if any(t.get("reason") == OOM_KILLED for _, t in ended):
         text += (
             " The runner went over its memory limit: give it more memory "
             f"(limits.memory in {WHERE_RESOURCES}), then create the FlowRun again."

@@ -36,7 +36,7 @@ from flowrun.runs.outcome import FlowRunError
 
 LABEL_RUNNER = "flowrun.dev/runner"
 RBAC = "rbac.authorization.k8s.io"
-BACKOFF_LIMIT = 2  # a runner lost twice more (node gone, OOM) ends the run Failed
+BACKOFF_LIMIT = 2  # lost twice more (node gone, a crash) ends the run; OOMKilled ends it at once
 SECRET_ENV = runner_cli.SECRET_ENV  # the value of spec.parametersFrom[index]
 
 # What the runner reads from its environment (set by the operator in the Job's Pod template).
