@@ -164,3 +164,23 @@ def test_secret_parameters_never_reach_status_or_events(
     whole = json.dumps(frs.get("secret")) + json.dumps(frs.events("secret"))
     assert secret not in whole
     assert base64.b64encode(secret.encode()).decode() not in whole
+
+
+def test_an_in_process_operator_says_it_does_not_apply_spec_runner(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    """The shared operator runs flows in its own process: a FlowRun that sizes its runner Pod
+    runs, and its author is told once that the field had no effect; one without it is not."""
+    memory = {"resources": {"limits": {"memory": "1Gi"}}}
+    frs.apply("sized", local_spec([task("a", "add", 1, 2)], runner=memory))
+    frs.apply("plain", local_spec([task("a", "add", 1, 2)]))
+    for name in ("sized", "plain"):
+        assert frs.wait_phase(name)["phase"] == "Succeeded"
+    # kopf posts a run's Events in order: once its end's is there, RunnerIgnored would be too.
+    ends = ("sized", "plain")
+    wait_for(lambda: all("Succeeded" in frs.event_reasons(n) for n in ends), what="the ends")
+    ignored = [e for e in frs.events("sized") if e["reason"] == "RunnerIgnored"]
+    assert [e["type"] for e in ignored] == ["Warning"], ignored  # one Event, said once
+    assert ignored[0]["message"].startswith("spec.runner is not applied: this operator runs the")
+    assert "--allow-in-process" in ignored[0]["message"]
+    assert "RunnerIgnored" not in frs.event_reasons("plain")

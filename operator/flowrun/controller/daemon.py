@@ -127,10 +127,7 @@ class Run(RunBase):
         try:
             address = await self._start_cluster()
             if self.initial_phase != "Running":
-                self._phase("Running", "Running", "The flow is running.")
-                self._event("Normal", "Running", "The flow is running.")
-                if (doubled := self.client_side_copy()) is not None:
-                    self._event("Warning", "ClientSideApply", doubled)
+                self._say_running()
             else:
                 self.ctx.set_phase(self.uid, "Running")
                 self._event("Normal", "Resumed", self.resumed_message)
@@ -141,6 +138,16 @@ class Run(RunBase):
         finally:
             self.ctx.slots.release()
             self.ctx.metrics.runs_in_flight.dec()
+
+    def _say_running(self) -> None:
+        """The run's first start: Running, and what its author should know about this run."""
+        assert self.plan is not None
+        self._phase("Running", "Running", "The flow is running.")
+        self._event("Normal", "Running", "The flow is running.")
+        if (doubled := self.client_side_copy()) is not None:
+            self._event("Warning", "ClientSideApply", doubled)
+        if self.plan.spec.runner is not None:
+            self._event("Warning", "RunnerIgnored", policy.RUNNER_IGNORED)
 
     async def _take_over(self) -> None:
         """This run was in flight under an earlier operator: count the takeover (on the server

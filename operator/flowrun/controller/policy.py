@@ -26,6 +26,13 @@ from flowrun.runs.statuswriter import StatusSink
 
 MAX_TASK_FAILURE_EVENTS = 10
 EXITING = frozenset({stopping.OPERATOR_EXITING, "OperatorStopped"})
+# Said once, when such a run starts: a field its author set and this mode does not honour.
+RUNNER_IGNORED = (
+    "spec.runner is not applied: this operator runs the flow in its own process "
+    "(--allow-in-process; Helm operator.allowInProcess), so the run has no runner Pod to give "
+    "these resources to; it shares the operator's. An operator without --allow-in-process (the "
+    "product path, the chart's default) runs each FlowRun in a runner Pod that spec.runner sizes."
+)
 
 
 @dataclass
