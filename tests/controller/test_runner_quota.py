@@ -4,7 +4,8 @@ refuses them.
 No kubelet runs here: the Job controller creates (or fails to create) the runner's Pod, and the
 API server's quota admission decides. A Pod it refuses never exists, so only the Job
 controller's `FailedCreate` Event says why: the run ends Failed with that reason after the
-operator's grace (`runner_lost.CREATE_GRACE`), not Running forever. With the operator's default
+operator's grace (`--runner-create-grace`: 60 s by default, 5 s here, so the test does not wait
+a minute for a refusal that never clears), not Running forever. With the operator's default
 runner resources (requests), a quota that requires requests admits the runner.
 """
 
@@ -15,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from flowrun.controller import runner_lost
 from flowrun.controller.settings import DEFAULT_RUNNER_RESOURCES
 from flowrun.dev.waiting import wait_for
 from support.flowruns import FlowRuns, local_spec, task
@@ -23,6 +23,7 @@ from support.flowruns import FlowRuns, local_spec, task
 pytestmark = [pytest.mark.controlplane, pytest.mark.slow]
 
 IMAGE = "registry.invalid/flows:1"
+GRACE = 5  # seconds: --runner-create-grace
 
 
 def quota(frs: FlowRuns, hard: dict[str, str]) -> None:
@@ -77,10 +78,11 @@ def test_a_runner_pod_the_namespace_refuses_fails_the_run_naming_the_refusal(
         quota(frs, {"limits.memory": "1Gi"})
     else:
         limit_range(frs, {"min": {"cpu": "100m"}})
-    operator = start_operator("-n", frs.namespace, f"--default-image={IMAGE}")
+    grace = f"--runner-create-grace={GRACE}"
+    operator = start_operator("-n", frs.namespace, f"--default-image={IMAGE}", grace)
     frs.apply("refused", local_spec([task("a", "mark", "refused")]))
     # The grace, the operator's polls and its wait for a late end, on a loaded machine.
-    bound = runner_lost.CREATE_GRACE + 120
+    bound = GRACE + 120
     try:
         status = frs.wait_phase("refused", timeout=bound)
     except TimeoutError as exc:
@@ -88,7 +90,7 @@ def test_a_runner_pod_the_namespace_refuses_fails_the_run_naming_the_refusal(
     assert status["phase"] == "Failed", status
     assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "RunnerNotCreated"
     message = status["message"]
-    assert "could not be created for 60s" in message, message
+    assert f"could not be created for {GRACE}s" in message, message
     assert said in message, message  # the API server's words
     assert "runner.resources" in message, message
     assert "--runner-resources" in message, message

@@ -62,6 +62,13 @@ def test_run_restarts_limit_from_flag_or_env() -> None:
         parse(["--max-run-restarts", "-1"])
 
 
+def test_runner_create_grace_from_flag_or_env() -> None:
+    assert parse([]).runner_create_grace == 60.0
+    assert parse([], {"FLOWRUN_RUNNER_CREATE_GRACE": "300"}).runner_create_grace == 300.0
+    assert parse(["--runner-create-grace", "5"]).runner_create_grace == 5.0
+    assert parse(["--runner-create-grace", "-1"]).runner_create_grace == 0.0
+
+
 def test_runner_resources_default_to_modest_requests_and_come_from_flag_or_env() -> None:
     assert parse([]).runner_resources == {"requests": {"cpu": "50m", "memory": "256Mi"}}
     given = '{"requests": {"cpu": "1", "memory": 512}, "limits": {"memory": "1Gi"}}'

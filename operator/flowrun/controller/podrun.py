@@ -178,7 +178,8 @@ class PodRun(RunBase):
         """Until the runner writes the run's end, or is found lost."""
         dask = spec.executor.dask if spec.executor else None
         startup = dask.startup_timeout_seconds if dask else runner_lost.STARTUP_DEFAULT
-        watch = runner_lost.RunnerWatch(self.ctx.api, self.owner, startup=float(startup))
+        grace = self.ctx.settings.runner_create_grace
+        watch = runner_lost.RunnerWatch(self.ctx.api, self.owner, grace=grace, startup=startup)
         said: str | None = None
         while True:
             if self.phase() in TERMINAL:

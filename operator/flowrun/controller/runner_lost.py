@@ -43,11 +43,11 @@ STUCK = frozenset(
 # cut at 1,000 characters; this leaves room for the Pods' reasons before it).
 TAIL_LINES = 8
 TAIL_CHARS = 600
-# How long the API server may refuse the runner's Pod before the run ends Failed. Not the run's
-# startupTimeoutSeconds (a Dask cluster's, 300 s by default): a refusal names its cause at once,
-# and most causes (a quota or LimitRange the Pod does not satisfy) never clear by themselves;
-# a minute lets an exhausted quota free up when another Pod ends just then, and lets the Job
-# controller retry (its backoff: 1, 2, 4 ... s).
+# How long the API server may refuse the runner's Pod before the run ends Failed, by default
+# (--runner-create-grace). Not the run's startupTimeoutSeconds (a Dask cluster's, 300 s by
+# default): a refusal names its cause at once, and most causes (a quota or LimitRange the Pod
+# does not satisfy) never clear by themselves; a minute lets an exhausted quota free up when
+# another Pod ends just then, and lets the Job controller retry (its backoff: 1, 2, 4 ... s).
 CREATE_GRACE = 60.0
 # Refusals about resources: quota admission ("exceeded quota", "failed quota: q: must specify")
 # and LimitRanger ("maximum cpu usage per Container is 1, but limit is 2").

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import pydantic
 
 from flowrun.api.dask_spec import ResourceRequirements
+from flowrun.controller.runner_lost import CREATE_GRACE
 from flowrun.controller.runner_objects import above_limits
 from flowrun.runs import companion
 
@@ -41,6 +42,8 @@ class OperatorSettings:
     watch_server_timeout: int = 120
     watch_client_timeout: int = 150
     cancel_grace: float = 20.0  # how long a cancelled runner may take to wind down
+    # How long the API server may refuse a runner's Pod (a quota) before the run ends Failed.
+    runner_create_grace: float = CREATE_GRACE
     peering: bool = False
     # Operator restarts (not clean hand-overs) a run in flight may see before it ends Failed:
     # a task that kills the operator (os._exit, a crash, memory) must not loop forever.
@@ -167,6 +170,13 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
         "stopped and its runner deleted",
     )
     parser.add_argument(
+        "--runner-create-grace",
+        type=float,
+        default=float(env.get(ENV_PREFIX + "RUNNER_CREATE_GRACE") or defaults.runner_create_grace),
+        help="seconds the API server may refuse a runner's Pod (a ResourceQuota, a LimitRange) "
+        "before the run ends Failed RunnerNotCreated: a used-up quota may free up meanwhile",
+    )
+    parser.add_argument(
         "--max-run-restarts",
         type=int,
         default=_first(_env_int(env, "MAX_RUN_RESTARTS"), defaults.max_run_restarts),
@@ -221,6 +231,7 @@ def from_args(args: argparse.Namespace) -> OperatorSettings:
         liveness_port=args.liveness_port,
         status_interval=max(0.05, float(args.status_interval)),
         cancel_grace=max(0.0, float(args.cancel_grace)),
+        runner_create_grace=max(0.0, float(args.runner_create_grace)),
         peering=bool(args.peering),
         max_run_restarts=args.max_run_restarts,
         runner_resources=runner_resources(args.runner_resources),
