@@ -24,7 +24,7 @@ from dask_kubernetes.operator._objects import DaskCluster
 from dask_kubernetes.operator.kubecluster.kubecluster import CreateMode
 from tornado.ioloop import IOLoop
 
-from flowrun.cluster import autoscaler, base, kr8s_session, nudge
+from flowrun.cluster import autoscaler, base, diagnosis, kr8s_session, nudge
 from flowrun.cluster.labels import build_labels, build_owner_reference
 
 logger = logging.getLogger(__name__)
@@ -360,51 +360,11 @@ async def diagnose(name: str, namespace: str | None) -> str:
     """Say in words why a DaskCluster is not ready, from what the API server knows."""
     found = await get_all(DASKCLUSTERS, name, namespace=namespace)
     if not found:
-        return "the DaskCluster resource does not exist."
+        return diagnosis.NOT_FOUND
     phase = found[0].raw.get("status", {}).get("phase")
     if not phase:
-        return (
-            "the DaskCluster was never actioned (is the dask-kubernetes operator installed "
-            "and running?), so no scheduler or worker pod could start."
-        )
+        return diagnosis.NEVER_ACTIONED
     pods = await get_all(
         "pods", namespace=namespace, label_selector={"dask.org/cluster-name": name}
     )
-    if not pods:
-        return f"the DaskCluster is {phase} but no scheduler or worker pod exists yet."
-    problems: list[str] = []
-    for pod in pods:
-        for problem in pod_problems(pod.name, pod.raw.get("status", {})):
-            if problem not in problems:
-                problems.append(problem)
-    return "; ".join(problems[:3]) or f"the DaskCluster is {phase} and its pods are not ready."
-
-
-def pod_problems(name: str, status: dict[str, Any]) -> list[str]:
-    """Why one Pod is not ready, in the kubelet's words: its containers' waiting reasons
-    (ErrImagePull, CrashLoopBackOff...) and last terminations (OOMKilled, exit codes) first,
-    then the Pod's own false conditions (Unschedulable...).
-
-    >>> pod_problems("w", {"containerStatuses": [{"name": "worker", "state": {"waiting": {
-    ...     "reason": "CrashLoopBackOff"}}, "lastState": {"terminated": {"reason": "OOMKilled",
-    ...     "exitCode": 137}}}]})
-    ['pod w: container worker CrashLoopBackOff (last exit: OOMKilled, code 137)']
-    """
-    problems = []
-    for container in status.get("containerStatuses", []):
-        waiting = container.get("state", {}).get("waiting") or {}
-        last = container.get("lastState", {}).get("terminated") or {}
-        if not waiting.get("reason") and not last:
-            continue
-        text = f"pod {name}: container {container['name']} {waiting.get('reason', 'restarted')}"
-        if waiting.get("message"):
-            text += f": {waiting['message'][:200]}"
-        if last:
-            text += f" (last exit: {last.get('reason', 'Error')}, code {last.get('exitCode')})"
-        problems.append(text)
-    if problems:
-        return problems
-    for cond in status.get("conditions", []):
-        if cond.get("status") == "False" and cond.get("message"):
-            problems.append(f"pod {name}: {cond['message']}")
-    return problems or [f"pod {name} is {status.get('phase', 'Pending')}"]
+    return diagnosis.not_ready(phase, [(pod.name, pod.raw.get("status", {})) for pod in pods])
