@@ -46,7 +46,9 @@ ENV_UID = "FLOWRUN_RUN_UID"
 ENV_SCHEDULER = "FLOWRUN_SCHEDULER"
 ENV_DEADLINE_AT = "FLOWRUN_DEADLINE_AT"
 ENV_STATUS_INTERVAL = "FLOWRUN_STATUS_INTERVAL"
-# And the operator's live status policy, in the operator's own variables (`LivePolicy.env`).
+# `_env` also passes the operator's live-status policy, under the operator's own variables
+# (`companion.ENV_TASKS`, `companion.ENV_REFRESH`, from `LivePolicy.env`): the runner reads them
+# with `LivePolicy.from_env`, so both sides decide alike.
 
 NO_IMAGE = (
     "spec.executor.dask.image is not set and the operator has no default image: the run's "
