@@ -122,7 +122,12 @@ class RunnerWatch:
         """Delete the runner's Job now, so that no other Pod starts (the Job controller waits
         10 s before its next one; the run's cleanup comes later). Should the operator die before
         the run's end is written, the next one creates the Job again, and its Pod ends the same."""
-        if await kubeobjects.delete(self.api, "Job", self.owner.namespace, self.name):
+        try:
+            deleted = await kubeobjects.delete(self.api, "Job", self.owner.namespace, self.name)
+        except Exception as exc:  # must not mask the run's end: its cleanup deletes the Job too
+            logger.warning("deleting the OOMKilled runner's Job %s failed: %s", self.name, exc)
+            return
+        if deleted:
             logger.info("runner %s was OOMKilled: its Job is deleted, no Pod retries", self.name)
 
     def _unscheduled(self, pods: list[Mapping[str, Any]]) -> Outcome | None:
