@@ -118,8 +118,10 @@ def test_a_runner_given_too_little_memory_is_oomkilled_once_and_the_run_says_whe
     tail = message.split("The last lines of its log", 1)[1]
     assert "Task 'hold': Starting task run" in tail, message
     assert "size" not in (status.get("results") or {}), status
-    # The Job was deleted before the run's end: no Pod can be created after this.
-    assert len(pods_created(frs)) == 1, pods_created(frs)
+    # The Job was deleted at the first OOM kill, not retried up to its backoffLimit (3 Pods).
+    # One Pod as a rule; a second only if a loaded machine delays the operator's 2 s look past
+    # the Job controller's 10 s backoff, and that one goes with the Job.
+    assert len(pods_created(frs)) <= 2, pods_created(frs)
 
 
 def test_a_runner_given_enough_runs_the_flow_with_the_merged_resources(
