@@ -15,9 +15,10 @@ def installed(kubectl: Any) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crd.to_yaml())
     # `kubectl wait` fails at once while a new CRD has no status.conditions yet (a loaded
     # machine showed it): ask again until it answers.
-    wait_for(
-        lambda: kubectl("wait", "--for=condition=Established", "crd/flowruns.flowrun.dev",
-                        "--timeout=60s", check=False).returncode == 0,
-        timeout=180,
-        what="the FlowRun CRD established",
-    )  # fmt: skip
+    for name in ("flowruns.flowrun.dev", "flowtemplates.flowrun.dev"):
+        wait_for(
+            lambda name=name: kubectl("wait", "--for=condition=Established", f"crd/{name}",
+                                      "--timeout=60s", check=False).returncode == 0,
+            timeout=180,
+            what=f"the CRD {name} established",
+        )  # fmt: skip

@@ -44,12 +44,26 @@ def test_flowrun_crd_command_prints_the_crd_and_its_policy(capsys: Any) -> None:
     assert flowrun_main(["crd"]) == 0
     printed = list(yaml.safe_load_all(capsys.readouterr().out))
     assert printed == crd.documents()
-    kinds = [d["kind"] for d in printed]
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in printed]
     assert kinds == [
-        "CustomResourceDefinition",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
+        ("CustomResourceDefinition", "flowruns.flowrun.dev"),
+        ("ValidatingAdmissionPolicy", "flowrun-spec-immutable.flowrun.dev"),
+        ("ValidatingAdmissionPolicyBinding", "flowrun-spec-immutable.flowrun.dev"),
+        ("CustomResourceDefinition", "flowtemplates.flowrun.dev"),
     ]
+
+
+def test_flowtemplate_flow_is_the_flowrun_flow_schema() -> None:
+    """One model, one schema: the template's spec.flow is the FlowRun's (rules included)."""
+    template = crd.build_template()["spec"]
+    assert template["names"]["shortNames"] == ["ft"]
+    assert template["scope"] == "Namespaced"
+    (version,) = template["versions"]
+    assert "subresources" not in version  # no status: every write is an edit of the flow
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    run_flow = _schema()["properties"]["spec"]["properties"]["flow"]
+    assert {**spec["properties"]["flow"], "description": ""} == {**run_flow, "description": ""}
+    assert [r["rule"] for r in spec["x-kubernetes-validations"]] == ["!has(self.flow.templateRef)"]
 
 
 def test_names_scope_and_subresources() -> None:
@@ -101,7 +115,7 @@ def test_spec_is_immutable_except_cancel_by_a_policy_not_on_status() -> None:
         if "oldSelf" in r["rule"] and not r.get("optionalOldSelf")
     ]
     assert transition == []
-    _, policy, binding = crd.documents()
+    _, policy, binding, _ = crd.documents()
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
     assert rule["resources"] == ["flowruns"]  # not flowruns/status
     assert rule["operations"] == ["UPDATE"]
@@ -115,7 +129,10 @@ def test_spec_is_immutable_except_cancel_by_a_policy_not_on_status() -> None:
 def test_exactly_one_flow_source_is_a_cel_rule() -> None:
     flow = _schema()["properties"]["spec"]["properties"]["flow"]
     rules = [r["rule"] for r in flow["x-kubernetes-validations"]]
-    assert "has(self.ref) != has(self.tasks)" in rules
+    assert (
+        "(has(self.ref) ? 1 : 0) + (has(self.tasks) ? 1 : 0) + (has(self.templateRef) ? 1 : 0) == 1"
+        in rules
+    )
 
 
 def test_enums_defaults_and_minimums_are_in_the_schema() -> None:

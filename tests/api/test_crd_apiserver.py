@@ -260,7 +260,7 @@ def test_a_rendered_status_is_accepted(installed: None, kubectl: Any, namespace:
 
 def test_kubectl_explain_describes_fields(installed: None, kubectl: Any) -> None:
     text = kubectl("explain", "flowrun.spec.flow").stdout
-    assert "The flow: `ref` or inline `tasks`." in text
+    assert "The flow: `ref`, inline `tasks` or `templateRef`." in text
     assert "package.module:attribute" in text
     assert "referenceTasks" in text
 

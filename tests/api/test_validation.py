@@ -80,8 +80,14 @@ def test_a_parameter_from_a_secret_counts_as_given() -> None:
             {"executor": {"dask": {"cluster": "External"}}},
             "spec.executor.dask: dask.address is required when dask.cluster is External",
         ),
-        ({"flow": {"ref": "a.b:c", "tasks": []}}, "spec.flow: exactly one of flow.ref and"),
-        ({"flow": {}}, "spec.flow: exactly one of flow.ref and flow.tasks must be set"),
+        (
+            {"flow": {"ref": "a.b:c", "tasks": []}},
+            "spec.flow: exactly one of flow.ref, flow.tasks and",
+        ),
+        (
+            {"flow": {}},
+            "spec.flow: exactly one of flow.ref, flow.tasks and flow.templateRef must be set",
+        ),
         ({"flow": {"ref": "not a ref"}}, "spec.flow.ref: String should match pattern"),
         ({"activeDeadlineSeconds": 0}, "spec.activeDeadlineSeconds: Input should be greater"),
         ({"startTask": ["a"]}, "spec.startTask: Extra inputs are not permitted"),

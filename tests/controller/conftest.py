@@ -43,6 +43,7 @@ def operator_process(
 def flowrun_crd(kubectl: Any) -> None:
     kubectl("apply", "-f", str(ROOT / "crds" / "flowrun.yaml"))
     wait_for(lambda: crd_established(kubectl, "flowruns.flowrun.dev"), what="FlowRun CRD")
+    wait_for(lambda: crd_established(kubectl, "flowtemplates.flowrun.dev"), what="FlowTemplate CRD")
 
 
 @pytest.fixture(scope="session")

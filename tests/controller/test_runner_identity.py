@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,8 @@ from flowrun.controller import runner_objects as objects
 from flowrun.dev.waiting import wait_for
 from flowrun.runs import companion
 from flowrun.runs.secrets import MASK, Masker
-from support.flowruns import FLOWS, FlowRuns, local_spec, task
+from support.flowruns import FlowRuns, local_spec, task
+from support.runners import finish, runner
 
 pytestmark = [pytest.mark.controlplane]
 
@@ -49,27 +48,6 @@ def grant(frs: FlowRuns, owner: base.Owner) -> None:
     )
 
 
-def runner(kubeconfig: Path, owner: base.Owner, tmp: Path, **env: str) -> subprocess.Popen[bytes]:
-    environ = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "PYTHONPATH": os.pathsep.join([str(FLOWS), os.environ.get("PYTHONPATH", "")]),
-        objects.ENV_NAMESPACE: owner.namespace,
-        objects.ENV_NAME: owner.name,
-        objects.ENV_UID: owner.uid,
-        objects.ENV_STATUS_INTERVAL: "0.3",
-        **env,
-    }
-    log = (tmp / f"runner-{owner.name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "flowrun.cli", "runner"],
-        env=environ,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
 def patch_status(kubeconfig: Path, namespace: str, name: str, patch: dict[str, Any]) -> int:
     """A JSON merge patch of `flowruns/<name>/status` as that identity; the HTTP status."""
 
@@ -85,14 +63,6 @@ def patch_status(kubeconfig: Path, namespace: str, name: str, patch: dict[str, A
         return 200
 
     return asyncio.run(send())
-
-
-def finish(proc: subprocess.Popen[bytes], tmp: Path, name: str) -> int:
-    try:
-        return proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise AssertionError((tmp / f"runner-{name}.log").read_text()[-4000:]) from None
 
 
 def test_the_runner_runs_its_flow_and_writes_status_and_events(

@@ -72,9 +72,11 @@ def test_every_executor_gets_a_runner_and_nothing_runs_in_the_operator(
         assert pod["containers"][0]["image"] == IMAGE
         assert pod["containers"][0]["command"] == ["flowrun", "runner"]
         role = frs.kubectl.json("get", "role", objects["roles"][0], "-n", frs.namespace)
-        # Its own FlowRun, and its run's live-status ConfigMap (only created for a big flow).
-        live = objects["serviceaccounts"][0].removesuffix("-runner") + "-status"
-        assert {r.get("resourceNames", [None])[0] for r in role["rules"]} == {name, live, None}
+        # Its own FlowRun, its run's live-status ConfigMap (only created for a big flow) and
+        # its run's FlowTemplate copy (only taken for a templateRef).
+        prefix = objects["serviceaccounts"][0].removesuffix("-runner")
+        named = {r.get("resourceNames", [None])[0] for r in role["rules"]}
+        assert named == {name, f"{prefix}-status", f"{prefix}-flow", None}
     for name in executors:
         status = frs.status(name)
         assert status.get("phase") == "Pending", status

@@ -152,13 +152,18 @@ def test_chart_crd_copy_is_identical_to_crds_dir() -> None:
 def test_rendered_crd_and_policy_are_the_source_documents(helm_bin: Path) -> None:
     rendered = render(helm_bin)
     sources = list(yaml.safe_load_all(CRD_SOURCE.read_text()))
-    assert [s["kind"] for s in sources] == [
-        "CustomResourceDefinition",
-        "ValidatingAdmissionPolicy",
-        "ValidatingAdmissionPolicyBinding",
+    assert [(s["kind"], s["metadata"]["name"]) for s in sources] == [
+        ("CustomResourceDefinition", "flowruns.flowrun.dev"),
+        ("ValidatingAdmissionPolicy", "flowrun-spec-immutable.flowrun.dev"),
+        ("ValidatingAdmissionPolicyBinding", "flowrun-spec-immutable.flowrun.dev"),
+        ("CustomResourceDefinition", "flowtemplates.flowrun.dev"),
     ]
     for source in sources:
-        doc = one(rendered, source["kind"])
+        [doc] = [
+            d
+            for d in of_kind(rendered, source["kind"])
+            if d["metadata"]["name"] == source["metadata"]["name"]
+        ]
         meta = doc["metadata"]
         assert meta["annotations"] == {"helm.sh/resource-policy": "keep"}
         assert all(k in meta["labels"] for k in CHART_LABELS)
@@ -171,8 +176,10 @@ def test_crd_install_and_keep_toggles(helm_bin: Path) -> None:
     without = render(helm_bin, values={"crds.install": "false"})
     assert not of_kind(without, "CustomResourceDefinition")
     assert not of_kind(without, "ValidatingAdmissionPolicy")
-    crd = one(render(helm_bin, values={"crds.keep": "false"}), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+    crds = of_kind(render(helm_bin, values={"crds.keep": "false"}), "CustomResourceDefinition")
+    assert len(crds) == 2  # FlowRun and FlowTemplate
+    for crd in crds:
+        assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
 
 
 # --- the Deployment ----------------------------------------------------------------------------

@@ -33,6 +33,12 @@ WITH_SECRET = local_spec(
 )
 # A big inline flow (1,000 tasks, flowrun.runs.companion): its live status goes to a ConfigMap.
 BIG = local_spec([{"name": f"t{i}", "fn": "operator:add", "args": [i, 1]} for i in range(1000)])
+# A FlowRun whose flow is a FlowTemplate: the operator reads its copy (none yet), then the
+# template (refused before the API server could say it does not exist).
+TEMPLATE = {
+    "flow": {"templateRef": {"name": "nightly"}},
+    "executor": {"type": "Dask", "dask": {"cluster": "Local"}},
+}
 KUBERNETES = {
     "flowrun_spec": {
         "flow": {"tasks": [{"name": "one", "fn": "operator:add", "args": [1, 2]}]},
@@ -94,6 +100,10 @@ ABLATIONS = [
     (("", "configmaps", "patch"), BIG, 'cannot patch resource "configmaps"'),
     # Held to be granted too: the runner's Role allows patch of its run's live status.
     (("", "configmaps", "patch"), RUNNER, "attempting to grant RBAC permissions not"),
+    (("", "configmaps", "get"), TEMPLATE, 'cannot get resource "configmaps"'),
+    # And get of its run's FlowTemplate copy.
+    (("", "configmaps", "get"), RUNNER, "attempting to grant RBAC permissions not"),
+    (("flowrun.dev", "flowtemplates", "get"), TEMPLATE, 'cannot get resource "flowtemplates"'),
     (("batch", "jobs", "create"), RUNNER, 'cannot create resource "jobs"'),
     (("batch", "jobs", "get"), RUNNER, 'cannot get resource "jobs"'),
     (("batch", "jobs", "delete"), RUNNER, 'cannot delete resource "jobs"'),

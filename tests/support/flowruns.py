@@ -39,6 +39,16 @@ class FlowRuns:
         how = ["--server-side"] if server_side else []
         self.kubectl("apply", *how, "-f", "-", input=json.dumps(body))
 
+    def apply_template(self, name: str, flow: dict[str, Any]) -> None:
+        """A FlowTemplate holding `flow`, applied server-side (as GitOps tools do)."""
+        body = {
+            "apiVersion": "flowrun.dev/v1alpha1",
+            "kind": "FlowTemplate",
+            "metadata": {"name": name, "namespace": self.namespace},
+            "spec": {"flow": flow},
+        }
+        self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(body))
+
     def get(self, name: str) -> dict[str, Any] | None:
         out = self.kubectl("get", "flowrun", name, "-n", self.namespace, "-o", "json", check=False)
         if out.returncode != 0:

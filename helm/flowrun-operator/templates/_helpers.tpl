@@ -80,13 +80,19 @@ without it, test_install.py that the whole set is enough.
 - apiGroups: ["flowrun.dev"]
   resources: ["flowruns/finalizers"]
   verbs: ["update"]
+# A FlowRun with spec.flow.templateRef copies its FlowTemplate when it starts: read by name.
+- apiGroups: ["flowrun.dev"]
+  resources: ["flowtemplates"]
+  verbs: ["get"]
 # A big inline flow's live status (1,000 tasks or more): a ConfigMap owned by its FlowRun,
 # created by the operator and patched by it (in-process runs) or by the runner (which may patch
 # only that one, so the operator must hold patch to grant it). Writes of the FlowRun itself cost
-# the API server the whole flow (benchmarks/README.md).
+# the API server the whole flow (benchmarks/README.md). A templateRef run's copy of its template:
+# a ConfigMap owned by its FlowRun, created by the operator and read by name by it (after a
+# restart) and by the runner (which may get only that one, so the operator must hold get).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 # Events for phase changes, task failures and the cluster's life (kopf posts core v1 Events).
 # `list` (by field selector, on the runner's Job alone): when the runner's Pod cannot be created
 # (a ResourceQuota, a LimitRange), the Job controller says why only in a FailedCreate Event.

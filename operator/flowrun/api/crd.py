@@ -1,4 +1,4 @@
-"""The FlowRun CustomResourceDefinition, generated from `flowrun.api.models`.
+"""The FlowRun and FlowTemplate CustomResourceDefinitions, generated from `flowrun.api.models`.
 
 Pydantic emits JSON Schema (2020-12 flavour, `$ref`s, `anyOf` with null for optionals); the API
 server wants a *structural* OpenAPI v3 schema: every node typed, no `$ref`, no `anyOf` beyond
@@ -8,8 +8,8 @@ module is that translation, plus what only a CRD has: printer columns and the st
 (`flowrun.api.admission`), not CEL rules in the schema, which the API server would evaluate on
 every status write too.
 
-`flowrun crd` prints `documents()` (the CRD, the policy, its binding) as YAML; `crds/flowrun.yaml`
-is that output, checked for drift by the test suite.
+`flowrun crd` prints `documents()` (the FlowRun CRD, the policy, its binding, the FlowTemplate
+CRD) as YAML; `crds/flowrun.yaml` is that output, checked for drift by the test suite.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from flowrun.api import admission, models
+from flowrun.api import admission, models, templates
 
 PLURAL = "flowruns"
 SHORT_NAMES = ["fr"]
@@ -125,7 +125,7 @@ def immutable_fields() -> list[str]:
     return [name for name in spec["properties"] if name not in MUTABLE_SPEC_FIELDS]
 
 
-PRINTER_COLUMNS = [
+PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
     {
@@ -139,55 +139,87 @@ PRINTER_COLUMNS = [
 ]
 
 
-def build() -> dict[str, Any]:
-    """The CRD as a plain dict."""
-    spec = schema_of(models.FlowRunSpec)
-    status = schema_of(models.FlowRunStatus)
+TEMPLATE_COLUMNS: list[dict[str, Any]] = [
+    {"name": "Ref", "type": "string", "jsonPath": ".spec.flow.ref", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _crd(
+    kind: str,
+    plural: str,
+    short_names: list[str],
+    description: str,
+    properties: dict[str, Any],
+    *,
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """One namespaced CRD of the group, served and stored at the one version."""
     root = {
         "type": "object",
-        "description": "A run of a flow on an ephemeral Dask cluster.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
             "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
+            **properties,
         },
     }
+    version: dict[str, Any] = {"name": models.API_VERSION, "served": True, "storage": True}
+    if "status" in properties:
+        version["subresources"] = {"status": {}}
+    version |= {"additionalPrinterColumns": columns, "schema": {"openAPIV3Schema": root}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{models.API_GROUP}"},
+        "metadata": {"name": f"{plural}.{models.API_GROUP}"},
         "spec": {
             "group": models.API_GROUP,
             "scope": "Namespaced",
             "names": {
-                "kind": models.KIND,
-                "listKind": f"{models.KIND}List",
-                "plural": PLURAL,
-                "singular": models.KIND.lower(),
-                "shortNames": SHORT_NAMES,
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short_names,
                 "categories": ["all"],
             },
-            "versions": [
-                {
-                    "name": models.API_VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": root},
-                }
-            ],
+            "versions": [version],
         },
     }
 
 
+def build() -> dict[str, Any]:
+    """The FlowRun CRD as a plain dict."""
+    properties = {
+        "spec": schema_of(models.FlowRunSpec),
+        "status": schema_of(models.FlowRunStatus),
+    }
+    description = "A run of a flow on an ephemeral Dask cluster."
+    return _crd(models.KIND, PLURAL, SHORT_NAMES, description, properties, columns=PRINTER_COLUMNS)
+
+
+def build_template() -> dict[str, Any]:
+    """The FlowTemplate CRD: its `spec.flow` is the FlowRun's `spec.flow` schema (one model)."""
+    properties = {"spec": schema_of(templates.FlowTemplateSpec)}
+    description = "A flow defined once; FlowRuns run it with spec.flow.templateRef."
+    return _crd(
+        templates.KIND,
+        templates.PLURAL,
+        templates.SHORT_NAMES,
+        description,
+        properties,
+        columns=TEMPLATE_COLUMNS,
+    )
+
+
 def documents() -> list[dict[str, Any]]:
-    """The CRD, then the admission policy keeping `spec` immutable, and its binding."""
+    """The CRD, the admission policy keeping `spec` immutable and its binding, then the
+    FlowTemplate CRD (a template is edited freely: each run keeps the copy it started with)."""
     fields = immutable_fields()
-    return [build(), admission.policy(models.API_GROUP, PLURAL, fields), admission.binding()]
+    policy = admission.policy(models.API_GROUP, PLURAL, fields)
+    return [build(), policy, admission.binding(), build_template()]
 
 
 def to_yaml() -> str:

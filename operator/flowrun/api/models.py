@@ -73,6 +73,7 @@ __all__ = [
     "TaskName",
     "TaskStateInput",
     "TaskStatus",
+    "TemplateRef",
     "Timestamp",
     "Trigger",
 ]
@@ -97,6 +98,11 @@ def _set(description: str) -> Any:
         max_length=MAX_TASKS,
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
+
+
+def _object_name(description: str) -> Any:
+    """The name of a Kubernetes object in the FlowRun's namespace (a DNS-1123 subdomain)."""
+    return Field(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN, description=description)
 
 
 class Trigger(StrEnum):
@@ -180,20 +186,38 @@ class InlineTask(Model):
     )
 
 
+ONE_SOURCE = "exactly one of flow.ref, flow.tasks and flow.templateRef must be set"
+
+
+class TemplateRef(Model):
+    """A FlowTemplate in the FlowRun's namespace, whose flow the run copies when it starts."""
+
+    name: str = _object_name(
+        "The FlowTemplate's name, in the FlowRun's namespace. The run copies its "
+        "flow when it starts: a later edit or deletion of the template does not change it."
+    )
+
+
 class Flow(Model):
-    """The flow to run: a Flow object by reference, or an inline list of tasks."""
+    """The flow to run: a Flow object by reference, an inline list of tasks, or a FlowTemplate."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.ref) != has(self.tasks)",
-                    "message": "exactly one of flow.ref and flow.tasks must be set",
+                    "rule": "(has(self.ref) ? 1 : 0) + (has(self.tasks) ? 1 : 0) + "
+                    "(has(self.templateRef) ? 1 : 0) == 1",
+                    "message": ONE_SOURCE,
                 },
                 {
                     "rule": "!has(self.parameters) || has(self.tasks)",
                     "message": "flow.parameters is only for inline flows (flow.tasks); "
-                    "a flow.ref declares its own parameters",
+                    "a flow.ref or a flow.templateRef declares its own parameters",
+                },
+                {
+                    "rule": "!has(self.templateRef) || !has(self.referenceTasks)",
+                    "message": "flow.referenceTasks cannot be given with flow.templateRef: "
+                    "the FlowTemplate's flow declares its own",
                 },
                 {
                     # At creation only (the flow is immutable after): `oldSelf` is then absent.
@@ -229,13 +253,21 @@ class Flow(Model):
     reference_tasks: list[TaskName] | None = _set(
         "Tasks whose states decide the flow's state (default: the terminal tasks)."
     )
+    template_ref: TemplateRef | None = Field(
+        None,
+        description="A FlowTemplate holding the flow (FlowRun only): the run copies it when it "
+        "starts, and stays Pending while the template does not exist.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Flow:
-        if (self.ref is None) == (self.tasks is None):
-            raise ValueError("exactly one of flow.ref and flow.tasks must be set")
+        given = [self.ref, self.tasks, self.template_ref]
+        if sum(1 for source in given if source is not None) != 1:
+            raise ValueError(ONE_SOURCE)
         if self.parameters is not None and self.tasks is None:
             raise ValueError("flow.parameters is only for inline flows (flow.tasks)")
+        if self.template_ref is not None and self.reference_tasks is not None:
+            raise ValueError("flow.referenceTasks cannot be given with flow.templateRef")
         repeated = sorted(n for n, k in Counter(t.name for t in self.tasks or []).items() if k > 1)
         if repeated:
             raise ValueError(f"flow.tasks: task names must be unique; repeated: {repeated}")
@@ -243,12 +275,9 @@ class Flow(Model):
 
 
 class SecretKeySelector(Model):
-    name: str = Field(
-        min_length=1,
-        max_length=253,
-        pattern=DNS1123_SUBDOMAIN,
-        description="Secret name, in the FlowRun's namespace (a DNS-1123 subdomain: lower-case "
-        "letters, digits, '-' and '.').",
+    name: str = _object_name(
+        "Secret name, in the FlowRun's namespace (a DNS-1123 subdomain: lower-case "
+        "letters, digits, '-' and '.')."
     )
     key: str = Field(
         min_length=1,
@@ -315,7 +344,7 @@ class RunnerSpec(Model):
 class FlowRunSpec(Model):
     """What to run, with which inputs, where. Immutable once created, except `cancel`."""
 
-    flow: Flow = Field(description="The flow: `ref` or inline `tasks`.")
+    flow: Flow = Field(description="The flow: `ref`, inline `tasks` or `templateRef`.")
     parameters: dict[str, JSON] | None = Field(None, description="Parameter values by name.")
     parameters_from: list[ParameterFrom] | None = _keyed(
         "Parameter values read from Secrets at run time.", max_items=256

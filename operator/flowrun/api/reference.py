@@ -80,4 +80,25 @@ def render() -> str:
             *list(_rows(node, section, False))[1:],
             "",
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + _template_section())
+
+
+def _template_section() -> list[str]:
+    """The FlowTemplate: its one field, whose schema is the FlowRun's `spec.flow` above."""
+    definition = crd.build_template()
+    spec = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    rules = "; ".join(r["message"] for r in spec.get("x-kubernetes-validations", []))
+    return [
+        "## FlowTemplate",
+        "",
+        f"`apiVersion: {definition['spec']['group']}/{definition['spec']['versions'][0]['name']}`, "
+        "`kind: FlowTemplate` (short name `ft`): a flow defined once, run by FlowRuns that name "
+        "it in `spec.flow.templateRef`. Its `spec.flow` has exactly the schema and rules of a "
+        f"FlowRun's `spec.flow` above, plus one rule ({rules}); it has no status, and it may be "
+        "edited or deleted at any time: a run copies the template's flow when it starts.",
+        "",
+        "| field | type | required | description |",
+        "|---|---|---|---|",
+        next(_rows(spec["properties"]["flow"], "spec.flow", True)),
+        "",
+    ]

@@ -50,6 +50,20 @@ class ClusterStatus(Model):
     )
 
 
+class TemplateStatus(Model):
+    """The FlowTemplate a run copied its flow from (`spec.flow.templateRef`), when it started."""
+
+    name: str = Field(description="The FlowTemplate's name.")
+    uid: str | None = Field(None, description="Its metadata.uid when copied.")
+    resource_version: str | None = Field(None, description="Its resourceVersion when copied.")
+    generation: int | None = Field(None, ge=0, description="Its metadata.generation when copied.")
+    config_map: str | None = Field(
+        None,
+        description="The ConfigMap, owned by the FlowRun, holding the copy every later step of "
+        "the run reads (immutable; deleted with the FlowRun).",
+    )
+
+
 class ConditionStatus(StrEnum):
     true = "True"
     false = "False"
@@ -97,6 +111,9 @@ class FlowRunStatus(Model):
         None, description="Return tasks whose result was too large or not JSON."
     )
     cluster: ClusterStatus | None = None
+    template: TemplateStatus | None = Field(
+        None, description="The FlowTemplate this run's flow was copied from (templateRef)."
+    )
     conditions: list[Condition] | None = Field(
         None,
         json_schema_extra={

@@ -114,12 +114,17 @@ class Run(RunBase):
             raise stopping.Stopped(why)
         if self.initial_phase is not None:
             await self._take_over()
-        self.plan = await build_plan(
-            self.body.get("spec") or {},
-            namespace=self.namespace,
-            settings=Policy(allow_in_process=self.ctx.settings.allow_in_process),
-            secrets=self.ctx.secrets,
+        self.plan = await self.until_template(
+            lambda: build_plan(
+                self.body.get("spec") or {},
+                namespace=self.namespace,
+                settings=Policy(allow_in_process=self.ctx.settings.allow_in_process),
+                secrets=self.ctx.secrets,
+                templates=self.template_source(),
+            )
         )
+        if self.plan.template is not None:
+            self.writer.update({"template": self.plan.template})
         self.writer.set_masker(self.plan.masker)
         self._arm_deadline()
         await self.stop.race(self.ctx.slots.acquire())

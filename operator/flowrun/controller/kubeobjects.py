@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "RoleBinding": ("rbac.authorization.k8s.io/v1", "/apis", "rolebindings"),
     "Job": ("batch/v1", "/apis", "jobs"),
     "FlowRun": ("flowrun.dev/v1alpha1", "/apis", "flowruns"),
+    "FlowTemplate": ("flowrun.dev/v1alpha1", "/apis", "flowtemplates"),
     "DaskCluster": ("kubernetes.dask.org/v1", "/apis", "daskclusters"),
     "DaskAutoscaler": ("kubernetes.dask.org/v1", "/apis", "daskautoscalers"),
 }

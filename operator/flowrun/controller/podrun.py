@@ -37,6 +37,7 @@ from flowrun.controller import runner_objects as objects
 from flowrun.controller.runbase import RunBase
 from flowrun.runs import render
 from flowrun.runs.outcome import TERMINAL, FlowRunError, Outcome
+from flowrun.runs.plan import resolve_template
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ class PodRun(RunBase):
         if (why := self.stop.reason()) is not None:  # e.g. created with `cancel: true`
             raise stopping.Stopped(why)
         spec = validation.parse_spec(self.body.get("spec") or {})  # no user code: names only
+        # The runner reads the run's FlowTemplate copy, taken (and checked) here, before it.
+        source = self.template_source()
+        _, template = await self.until_template(lambda: resolve_template(spec, source))
+        if template is not None:
+            self.writer.update({"template": template})
         image = objects.runner_image(spec, self.ctx.settings.default_image)
         if image is None:
             raise FlowRunError("ImageRequired", objects.NO_IMAGE)

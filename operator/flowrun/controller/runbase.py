@@ -3,18 +3,26 @@ runner Pod): its identity, the status it found, its stop signal and its status w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import kopf
 
 from flowrun.cluster import base as cluster_base
-from flowrun.controller import kubeobjects, policy, stopping
+from flowrun.controller import kubeobjects, policy, snapshot, stopping
 from flowrun.controller import runner_objects as objects
+from flowrun.runs.plan import TemplateMissing
 from flowrun.runs.statuswriter import StatusWriter
+
+T = TypeVar("T")
 
 # Client-side `kubectl apply` keeps a copy of the whole object in this annotation.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# A FlowRun applied before its FlowTemplate (GitOps applies in any order) looks again after
+# this many seconds, doubling up to the maximum.
+TEMPLATE_RETRY_FIRST = 1.0
+TEMPLATE_RETRY_MAX = 30.0
 
 
 class RunBase:
@@ -47,6 +55,37 @@ class RunBase:
             )
             live = kubeobjects.ConfigMapLive(ctx.api, objects.live_status(owner))
             self.writer.set_live(live, live_status.refresh)
+
+    def template_source(self) -> snapshot.Snapshots:
+        """Where this run's FlowTemplate copy is (the operator takes it on first use)."""
+        meta = self.body["metadata"]
+        owner = cluster_base.Owner(
+            self.body["apiVersion"], self.body["kind"], meta["name"], self.namespace, self.uid
+        )
+        return snapshot.Snapshots(self.ctx.api, owner, create=True)
+
+    async def until_template(self, step: Callable[[], Awaitable[T]]) -> T:
+        """`step` (which resolves the run's FlowTemplate), again with backoff while the template
+        does not exist: the run stays Pending, says why once (status message, Warning Event),
+        and stops waiting when it is cancelled or deleted."""
+        delay, said = TEMPLATE_RETRY_FIRST, False
+        while True:
+            try:
+                return await step()
+            except TemplateMissing as missing:
+                if not said:
+                    self._phase("Pending", missing.reason, missing.message)
+                    self._event("Warning", missing.reason, missing.message)
+                    await self.writer.flush()
+                    said = True
+            await self.stop.race(asyncio.sleep(delay))
+            delay = min(delay * 2, TEMPLATE_RETRY_MAX)
+
+    def _phase(self, phase: str, reason: str, message: str) -> None:
+        raise NotImplementedError
+
+    def _event(self, kind: str, reason: str, message: str) -> None:
+        raise NotImplementedError
 
     def client_side_copy(self) -> str | None:
         """What to tell the author of a big FlowRun applied client-side, before the flow grows

@@ -8,7 +8,8 @@ model). Each runner gets its own identity, owned by the FlowRun (cascading delet
 - a ServiceAccount, and a Role + RoleBinding that allow exactly: get/watch of its own FlowRun
   (`resourceNames`), patch of its own `flowruns/status`, patch of its run's live-status ConfigMap
   (`resourceNames`; created by the operator for big inline flows, `flowrun.runs.companion`),
-  create of Events. Nothing else.
+  get of its run's FlowTemplate copy (`resourceNames`; `flowrun.controller.snapshot`), create
+  of Events. Nothing else.
 - `parametersFrom` Secrets reach the runner as `env[].valueFrom.secretKeyRef`: the kubelet reads
   them, in the FlowRun's namespace; the operator never reads Secret data.
 """
@@ -89,6 +90,15 @@ def status_name(owner: base.Owner) -> str:
     'fr-etl-0a1b2c3d-status'
     """
     return f"{base.cluster_name(owner)}-status"
+
+
+def snapshot_name(owner: base.Owner) -> str:
+    """The ConfigMap holding the run's copy of its FlowTemplate (`controller.snapshot`).
+
+    >>> snapshot_name(base.Owner("flowrun.dev/v1alpha1", "FlowRun", "etl", "ns", "0a1b2c3d-9"))
+    'fr-etl-0a1b2c3d-flow'
+    """
+    return f"{base.cluster_name(owner)}-flow"
 
 
 def live_status(owner: base.Owner, data: dict[str, str] | None = None) -> dict[str, Any]:
@@ -211,6 +221,12 @@ def role(owner: base.Owner) -> dict[str, Any]:
                 "resources": ["configmaps"],
                 "resourceNames": [status_name(owner)],
                 "verbs": ["patch"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [snapshot_name(owner)],
+                "verbs": ["get"],
             },
             {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         ],

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flowrun.api import flows, models, validation
+from flowrun.api import flows, models, templates, validation
 from flowrun.runs.outcome import FlowRunError
 from flowrun.runs.secrets import Masker
 
@@ -34,6 +35,52 @@ class SecretReader(Protocol):
     async def read_secret(self, namespace: str, name: str) -> Mapping[str, str] | None: ...
 
 
+class TemplateMissing(FlowRunError):
+    """The FlowTemplate a FlowRun names does not exist (yet): the run waits, Pending."""
+
+    def __init__(self, name: str, namespace: str) -> None:
+        super().__init__(
+            "TemplateNotFound",
+            f"spec.flow.templateRef.name: FlowTemplate {name!r} not found in namespace "
+            f"{namespace!r}; the run starts once it exists (create it, or fix the name in a new "
+            "FlowRun).",
+            phase="Pending",
+        )
+        self.name = name
+
+
+@dataclass(frozen=True)
+class TemplateCopy:
+    """A FlowRun's copy of its FlowTemplate (identity and `spec.flow`), taken when it started."""
+
+    body: Mapping[str, Any]
+    config_map: str | None = None  # where the copy is kept (the operator's snapshot)
+
+
+class TemplateSource(Protocol):
+    """The copy of the FlowTemplate `name` for this run; raises `TemplateMissing` while there is
+    neither a copy nor the template."""
+
+    async def template_copy(self, name: str) -> TemplateCopy: ...
+
+
+async def resolve_template(
+    spec: models.FlowRunSpec, source: TemplateSource | None
+) -> tuple[models.FlowRunSpec, dict[str, Any] | None]:
+    """The spec with a `flow.templateRef` replaced by the template's (copied) flow, checked as
+    an inline one, and `status.template`; a spec without one as it is. The one place where a
+    template becomes a run's flow: every front end builds its plan through here."""
+    ref = spec.flow.template_ref
+    if ref is None:
+        return spec, None
+    if source is None:
+        message = f"spec.flow.templateRef.name: FlowTemplate {ref.name!r}: no templates given"
+        raise FlowRunError("TemplateNotFound", message)
+    copy = await source.template_copy(ref.name)
+    flow = templates.template_flow(ref.name, copy.body)
+    return templates.with_template(spec, flow), templates.origin(copy.body, copy.config_map)
+
+
 @dataclass(frozen=True)
 class RunPlan:
     spec: models.FlowRunSpec
@@ -42,6 +89,7 @@ class RunPlan:
     masker: Masker = field(default_factory=Masker)
     executor: str = "Dask"
     cluster_kind: str | None = "Kubernetes"
+    template: dict[str, Any] | None = None  # status.template: the FlowTemplate copied
 
     def redact(self, text: str | None) -> str | None:
         """Mask any secret parameter value in a message (a task may echo its inputs)."""
@@ -120,8 +168,10 @@ async def build_plan(
     namespace: str,
     settings: Policy,
     secrets: SecretReader,
+    templates: TemplateSource | None = None,
 ) -> RunPlan:
     spec = validation.parse_spec(raw_spec)  # SpecError names every field that is wrong
+    spec, template = await resolve_template(spec, templates)
     executor, cluster_kind = executor_of(spec)
     what = f"executor {executor}" if executor != "Dask" else "Dask cluster Local"
     # The one in-process policy: a Local executor or a LocalCluster runs user code in this
@@ -130,6 +180,7 @@ async def build_plan(
     if in_process and not settings.allow_in_process:
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
     plan = make_plan(spec, secret_values=await resolve_secrets(spec, namespace, secrets))
+    plan = dataclasses.replace(plan, template=template)
     if "ref" not in plan.flow:  # an inline flow is checked whole before any cluster starts
         flows.inline_graph(plan.flow)
     return plan

@@ -1,0 +1,154 @@
+"""FlowRuns whose flow is a FlowTemplate (`spec.flow.templateRef`), under the shared operator
+(in-process, Local Dask provider): the run copies the template when it starts (a ConfigMap owned
+by the run) and never sees a later edit or deletion; a missing template keeps it Pending until
+it exists; an invalid one fails it naming template and field; the garbage collector removes the
+copy with its FlowRun."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flowrun.api import templates
+from flowrun.dev.operator_process import OperatorProcess
+from flowrun.dev.waiting import wait_for
+from support.flowruns import FlowRuns, task
+
+pytestmark = pytest.mark.controlplane
+
+LOCAL = {"type": "Dask", "dask": {"cluster": "Local"}}
+
+
+def run_spec(template: str, **spec: Any) -> dict[str, Any]:
+    return {"flow": {"templateRef": {"name": template}}, "executor": LOCAL, **spec}
+
+
+def snapshot_of(frs: FlowRuns, name: str) -> dict[str, Any] | None:
+    obj = frs.get(name)
+    assert obj is not None
+    uid = obj["metadata"]["uid"]
+    for item in frs.kubectl.json("get", "configmaps", "-n", frs.namespace)["items"]:
+        if any(r["uid"] == uid for r in item["metadata"].get("ownerReferences", [])):
+            found: dict[str, Any] = item
+            return found
+    return None
+
+
+ETL = {
+    "parameters": [{"name": "x", "required": True}],
+    "tasks": [
+        task("a", "add", {"parameter": "x"}, 1),
+        task("b", "double", {"task": "a"}),
+    ],
+}
+
+
+def test_a_template_run_succeeds_and_records_its_copy(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    frs.apply_template("etl", ETL)
+    frs.apply("nightly-1", run_spec("etl", parameters={"x": 4}, returnTasks=["b"]))
+    frs.apply("nightly-2", run_spec("etl", parameters={"x": 10}, returnTasks=["b"]))
+    one, two = frs.wait_phase("nightly-1"), frs.wait_phase("nightly-2")
+    assert one["phase"] == "Succeeded", one
+    assert one["results"] == {"b": 10}
+    assert two["results"] == {"b": 22}
+    assert {n: t["state"] for n, t in one["tasks"].items()} == dict.fromkeys("xab", "Success")
+    template = frs.kubectl.json("get", "flowtemplate", "etl", "-n", frs.namespace)
+    copy = snapshot_of(frs, "nightly-1")
+    assert copy is not None
+    assert one["template"] == {
+        "name": "etl",
+        "uid": template["metadata"]["uid"],
+        "resourceVersion": template["metadata"]["resourceVersion"],
+        "generation": 1,
+        "configMap": copy["metadata"]["name"],
+    }
+    assert copy["immutable"] is True
+    assert copy["metadata"]["ownerReferences"][0]["kind"] == "FlowRun"
+    saved = templates.decode(copy["binaryData"][templates.SNAPSHOT_KEY])
+    assert saved["spec"]["flow"] == ETL
+    assert "tasks" not in (frs.get("nightly-1") or {})["spec"]["flow"]  # the run stays small
+    assert "Succeeded" in frs.event_reasons("nightly-1")
+
+
+def test_editing_or_deleting_the_template_does_not_change_a_started_run(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    flow = {"tasks": [task("wait", "gate", "tpl-edit", 1), task("b", "double", {"task": "wait"})]}
+    frs.apply_template("gated", flow)
+    frs.apply("started", run_spec("gated", returnTasks=["b"]))
+    wait_for(lambda: frs.runs("tpl-edit-started") >= 1, timeout=90, what="the gate task to start")
+    edited = {"tasks": [task("wait", "add", 100, 100), task("b", "add", {"task": "wait"}, 1)]}
+    frs.apply_template("gated", edited)
+    frs.kubectl("delete", "flowtemplate", "gated", "-n", frs.namespace)
+    frs.open_gate("tpl-edit")
+    status = frs.wait_phase("started")
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"b": 2}  # the copy's flow: double(1), not add(200, 1)
+    assert set(status["tasks"]) == {"wait", "b"}
+    assert status["template"]["generation"] == 1
+
+
+def test_a_missing_template_keeps_the_run_pending_until_it_exists(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    frs.apply("early", run_spec("late", returnTasks=["a"]))
+    frs.apply("inline", {"flow": {"tasks": [task("a", "add", 1, 1)]}, "executor": LOCAL})
+    pending = wait_for(
+        lambda: (s := frs.status("early")).get("message", "").startswith("spec.flow") and s,
+        timeout=60,
+        what="the run to say its template is missing",
+    )
+    assert pending["phase"] == "Pending"
+    assert "spec.flow.templateRef.name: FlowTemplate 'late' not found" in pending["message"]
+    stalled = {c["type"]: c for c in pending["conditions"]}["Reconciling"]
+    assert stalled["reason"] == "TemplateNotFound"
+    event = wait_for(
+        lambda: [e for e in frs.events("early") if e["reason"] == "TemplateNotFound"],
+        what="the TemplateNotFound Event",
+    )
+    assert event[0]["type"] == "Warning"
+    assert "spec.flow.templateRef.name" in event[0]["message"]
+    assert frs.wait_phase("inline")["phase"] == "Succeeded"  # other runs go on
+    assert frs.status("early")["phase"] == "Pending"
+    frs.apply_template("late", {"tasks": [task("a", "add", 2, 3)]})
+    status = frs.wait_phase("early", timeout=120)
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"a": 5}
+
+
+def test_an_invalid_template_fails_the_run_naming_template_and_field(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    bad = {"tasks": [task("a", "add", 1, 1), task("b", "add", 1, 1, upstream=["nope"])]}
+    frs.apply_template("broken", bad)
+    frs.apply("doomed", run_spec("broken"))
+    status = frs.wait_phase("doomed")
+    assert status["phase"] == "Failed"
+    assert status["message"].startswith(
+        "FlowTemplate 'broken': spec.flow.tasks[1].upstream[0]: unknown task 'nope'"
+    ), status
+    assert {c["type"]: c for c in status["conditions"]}["Stalled"]["reason"] == "InvalidSpec"
+    assert "InvalidSpec" in frs.event_reasons("doomed")
+
+
+def test_the_garbage_collector_deletes_the_copy_with_its_flowrun(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    frs.apply_template("gc", {"tasks": [task("a", "add", 1, 1)]})
+    frs.apply("collected", run_spec("gc"))
+    assert frs.wait_phase("collected")["phase"] == "Succeeded"
+    copy = snapshot_of(frs, "collected")
+    assert copy is not None
+    name = copy["metadata"]["name"]
+    frs.kubectl("delete", "flowrun", "collected", "-n", frs.namespace, "--wait=true")
+
+    def gone() -> bool:
+        out = frs.kubectl("get", "configmap", name, "-n", frs.namespace, check=False)
+        return out.returncode != 0 and "NotFound" in out.stderr
+
+    # The garbage collector rediscovers resource types every 30 s: allow for that.
+    wait_for(gone, timeout=120, interval=1, what="the copy garbage-collected")
+    assert frs.kubectl.json("get", "flowtemplate", "gc", "-n", frs.namespace)  # template stays
