@@ -16,6 +16,7 @@ Executors: `--executor local` (in this process), `sync` (Dask's synchronous sche
 from __future__ import annotations
 
 import argparse
+import asyncio
 import signal
 import sys
 import threading
@@ -36,6 +37,7 @@ from flowrun.api.status import FAILED_STATES, StatusBuilder, state_names
 from flowrun.api.validation import SpecError
 from flowrun.engine import events
 from flowrun.engine import state as states
+from flowrun.runs import manifests
 from flowrun.runs.execute import Runner, RunResult
 from flowrun.runs.masked_streams import mask_std_streams
 from flowrun.runs.outcome import (
@@ -46,7 +48,7 @@ from flowrun.runs.outcome import (
     flow_outcome,
     stopped_outcome,
 )
-from flowrun.runs.plan import make_plan
+from flowrun.runs.plan import make_plan, resolve_template
 from flowrun.runs.render import render
 from flowrun.runs.secrets import Masker
 
@@ -72,6 +74,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="how tasks run (default: the manifest's spec.executor.type)",
     )
+    parser.add_argument(
+        "--template",
+        "-t",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="a file of FlowTemplates for a FlowRun with spec.flow.templateRef (repeatable; "
+        "the manifest's own FlowTemplate documents are found too)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no live progress")
 
 
@@ -89,23 +101,27 @@ def _params(items: Sequence[str]) -> dict[str, Any]:
 
 
 def load_manifest(
-    path: Path, overrides: Mapping[str, Any]
-) -> tuple[models.FlowRun, tuple[str, ...]]:
+    path: Path, overrides: Mapping[str, Any], template_paths: Sequence[Path] = ()
+) -> tuple[models.FlowRun, tuple[str, ...], dict[str, Any] | None]:
     """Read one FlowRun; `overrides` become spec.parameters (and satisfy parametersFrom).
 
     Also returns the values given for `parametersFrom` parameters: they are secrets, and are
-    masked in every message shown or written.
+    masked in every message shown or written; and, for a `spec.flow.templateRef`, the
+    FlowTemplate it names (`status.template`): the run's spec then holds that template's flow,
+    found in the manifest's own documents or in `template_paths`.
     """
+    raw, found = manifests.split(path, manifests.read_documents(path))
+    run, secrets = _parse(raw, overrides)
+    if run.spec.flow.template_ref is None:
+        return run, secrets, None
+    where = ", ".join(str(p) for p in (path, *template_paths))
+    source = manifests.Files([*found, *manifests.template_files(template_paths)], where)
+    spec, origin = asyncio.run(resolve_template(run.spec, source))
+    return run.model_copy(update={"spec": spec}), secrets, origin
+
+
+def _parse(raw: Any, overrides: Mapping[str, Any]) -> tuple[models.FlowRun, tuple[str, ...]]:
     secrets: list[str] = []
-    try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
-    except OSError as err:
-        raise SpecError([f"{path}: {err.strerror or err}"]) from None
-    except yaml.YAMLError as err:
-        raise SpecError([f"{path}: not valid YAML: {err}"]) from None
-    if len(docs) != 1:
-        raise SpecError([f"{path}: expected one FlowRun document, found {len(docs)}"])
-    raw = docs[0]
     if isinstance(raw, dict) and isinstance(raw.get("spec"), dict):
         spec = dict(raw["spec"])
         if overrides:
@@ -253,7 +269,9 @@ def execute(
     quiet: bool,
     console: Console,
     secrets: Sequence[str] = (),
+    template: Mapping[str, Any] | None = None,
 ) -> int:
+    """Run `run` here; the exit code. `template`: the FlowTemplate its flow came from."""
     spec = run.spec
     resolved = flows.resolve(spec)  # every name checked, and the task list for the view
     masker = Masker(secrets)
@@ -295,7 +313,7 @@ def execute(
         results=stopped.results if stopped else None,
         results_omitted=stopped.results_omitted if stopped else (),
     )
-    return _show(status, masker)
+    return _show({**status, "template": template} if template else status, masker)
 
 
 def _show(status: Mapping[str, Any], masker: Masker) -> int:
@@ -345,12 +363,11 @@ def _run(
 def main(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
-        run, secrets = load_manifest(args.file, _params(args.param))
+        run, secrets, template = load_manifest(args.file, _params(args.param), args.template)
         # Before the flow's code is imported, for the process's life (as the runner does).
         mask_std_streams(Masker(secrets))
-        return execute(
-            run, choice=args.executor, quiet=args.quiet, console=console, secrets=secrets
-        )
+        return execute(run, choice=args.executor, quiet=args.quiet, console=console,
+                       secrets=secrets, template=template)  # fmt: skip
     except SpecError as err:
         console.print(f"[bold red]error:[/bold red] cannot run {args.file}:", soft_wrap=True)
         for problem in err.problems:

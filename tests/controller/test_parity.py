@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flowrun.dev.operator_process import OperatorProcess
 from support.flowruns import ROOT, FlowRuns, task
-from support.parity import comparable, run_locally
+from support.parity import comparable, example, run_locally
 
 pytestmark = pytest.mark.controlplane
 
@@ -89,9 +88,14 @@ EDGES: dict[str, dict[str, Any]] = {
 def manifests() -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for path in sorted((ROOT / "examples").glob("*.yaml")):
-        spec = yaml.safe_load(path.read_text())["spec"]
+        spec, _ = example(path)
         found[path.stem] = {**spec, "executor": LOCAL}
     return {**found, **EDGES}
+
+
+def templates_of(name: str) -> list[dict[str, Any]]:
+    path = ROOT / "examples" / f"{name}.yaml"
+    return example(path)[1] if path.exists() else []
 
 
 @pytest.mark.parametrize("name", sorted(manifests()))
@@ -102,9 +106,12 @@ def test_flowrun_run_and_the_operator_give_the_same_status(
     if spec.get("parametersFrom"):
         frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
                     f"--from-literal=token={SECRET}")  # fmt: skip
+    templates = templates_of(name)
+    for template in templates:
+        frs.apply_template(template["metadata"]["name"], template["spec"]["flow"])
     frs.apply(name, spec, server_side=True)  # client-side apply would drop `default: null`
     params = [f"--param=token={SECRET}"] if spec.get("parametersFrom") else []
-    local = run_locally(name, spec, tmp_path, params)
+    local = run_locally(name, spec, tmp_path, params, templates)
     remote = frs.wait_phase(name, "Succeeded", "Failed", "Cancelled", "Running"
                             ) if name == "paused" else frs.wait_phase(name)  # fmt: skip
     assert comparable(remote) == comparable(local)

@@ -25,6 +25,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
     "mapping.yaml": {"total": 385},
     "start-tasks.yaml": {"load": 60},
     "flow-ref.yaml": {"load": 120},
+    "template.yaml": {"load": 120},
 }
 
 

@@ -11,12 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flowrun.dev.waiting import wait_for
 from support.flowruns import ROOT, FlowRuns
 from support.nodeops import HostOperator, PodOperator
-from support.parity import comparable, run_locally
+from support.parity import comparable, example, run_locally
 
 NodeOperator = HostOperator | PodOperator
 
@@ -30,10 +29,12 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
 def test_a_runner_pod_writes_the_status_flowrun_run_prints(
     name: str, the_operator: NodeOperator, frs: FlowRuns, tmp_path: Path
 ) -> None:
-    spec = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())["spec"]
+    spec, templates = example(ROOT / "examples" / f"{name}.yaml")
     spec = {**spec, "executor": LOCAL}  # a LocalCluster inside the runner Pod
+    for template in templates:
+        frs.apply_template(template["metadata"]["name"], template["spec"]["flow"])
     frs.apply(name, spec, server_side=True)
-    local = run_locally(name, spec, tmp_path)
+    local = run_locally(name, spec, tmp_path, templates=templates)
     try:
         remote = frs.wait_phase(name, timeout=240)
     except TimeoutError as exc:

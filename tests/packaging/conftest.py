@@ -65,7 +65,8 @@ def dask_crds(kubectl: Any) -> None:
 def flowrun_crd(kubectl: Any) -> None:
     """The FlowRun CRD from crds/ (a Helm release may take it over later: --take-ownership)."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_SOURCE))
-    wait_for(lambda: crd_established(kubectl, "flowruns.flowrun.dev"), what="the FlowRun CRD")
+    for name in ("flowruns.flowrun.dev", "flowtemplates.flowrun.dev"):
+        wait_for(lambda n=name: crd_established(kubectl, n), what=f"the CRD {name}")
 
 
 @pytest.fixture(scope="module")

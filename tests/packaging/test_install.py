@@ -506,6 +506,7 @@ def test_upgrade_upgrades_the_crd_and_uninstall_keeps_it(
 
     helm("uninstall", "frup", "--namespace", ns)
     kubectl("get", "crd", "flowruns.flowrun.dev")  # kept: deleting it would delete every FlowRun
+    kubectl("get", "crd", "flowtemplates.flowrun.dev")  # and every FlowTemplate
     gone = kubectl("get", "clusterrole", "frup-flowrun-operator", check=False)
     assert gone.returncode != 0
     assert "NotFound" in gone.stderr

@@ -31,17 +31,35 @@ def comparable(status: dict[str, Any]) -> dict[str, Any]:
         return value
 
     out: dict[str, Any] = strip(status)
+    if "template" in out:  # which template, not its cluster identity (uid, version, copy)
+        out["template"] = {"name": out["template"]["name"]}
     return out
 
 
+def example(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """An example manifest's FlowRun spec, and the FlowTemplates beside it in its file."""
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    [run] = [d for d in docs if d["kind"] == "FlowRun"]
+    return run["spec"], [d for d in docs if d["kind"] == "FlowTemplate"]
+
+
 def run_locally(
-    name: str, spec: dict[str, Any], tmp_path: Path, params: list[str] | None = None
+    name: str,
+    spec: dict[str, Any],
+    tmp_path: Path,
+    params: list[str] | None = None,
+    templates: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """`flowrun run` of the manifest as a subprocess; the status it prints."""
+    """`flowrun run` of the manifest as a subprocess (`templates` in a `--template` file); the
+    status it prints."""
     manifest = tmp_path / f"{name}.yaml"
     body = {"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun",
             "metadata": {"name": name}, "spec": spec}  # fmt: skip
     manifest.write_text(yaml.safe_dump(body))
+    if templates:
+        given = tmp_path / f"{name}-templates.yaml"
+        given.write_text(yaml.safe_dump_all(templates))
+        params = [*(params or []), f"--template={given}"]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(FLOWS), os.environ.get("PYTHONPATH", "")]),
