@@ -27,11 +27,14 @@ TERMINAL = {"Succeeded", "Failed", "Cancelled"}
 
 
 def on_kubernetes(path: Path, worker_image: str) -> dict[str, Any]:
-    """An example as shipped (`cluster: Local`), moved to the Kubernetes provider."""
-    manifest: dict[str, Any] = yaml.safe_load(path.read_text())
-    dask = manifest["spec"]["executor"]["dask"]
-    dask.update(cluster="Kubernetes", image=worker_image)
-    return manifest
+    """An example as shipped (`cluster: Local`), moved to the Kubernetes provider: a List of
+    its documents (a FlowRun, and the FlowTemplates it may name)."""
+    docs: list[dict[str, Any]] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    for manifest in docs:
+        if manifest["kind"] == "FlowRun":
+            dask = manifest["spec"]["executor"]["dask"]
+            dask.update(cluster="Kubernetes", image=worker_image)
+    return {"apiVersion": "v1", "kind": "List", "items": docs}
 
 
 def phases(kubectl: Tool) -> dict[str, str | None]:

@@ -272,7 +272,8 @@ def test_every_example_is_accepted(installed: None, kubectl: Any, namespace: str
         result = kubectl("apply", "-n", namespace, "-f", str(path), check=False)
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
         # kubectl reads YAML 1.1 (`n` is false there): the stored spec must be what we meant.
-        written = yaml.safe_load(path.read_text())
-        stored = kubectl.json("get", "fr", written["metadata"]["name"], "-n", namespace)
-        for key, value in written["spec"].items():
-            assert stored["spec"][key] == value or key == "executor", f"{path.name}: {key}"
+        for written in yaml.safe_load_all(path.read_text()):  # a FlowRun, and its templates
+            kind = "fr" if written["kind"] == "FlowRun" else "ft"
+            stored = kubectl.json("get", kind, written["metadata"]["name"], "-n", namespace)
+            for key, value in written["spec"].items():
+                assert stored["spec"][key] == value or key == "executor", f"{path.name}: {key}"
