@@ -22,6 +22,10 @@ one string. `--profile DIR` then runs each variant's 10,000-task patches again, 
 CPU profile of kube-apiserver (`DIR/<n>.pprof`; read with `go tool pprof -top -cum`).
 Each variant is installed under its own API group at the same time, and the patches go round
 robin over all of them, so that the machine's load (shared, 2 cores) falls on every row alike.
+
+Issue 13: a row whose FlowRuns name a FlowTemplate of the row's size (`spec.flow.templateRef`),
+then the 10,000-task template's FlowRun against the 1-task inline one, interleaved and alone: as
+the run starts, and carrying a finished 10,000-task run's bounded task status.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class Variant:
     # Created by client-side `kubectl apply` (Argo CD's default), which keeps a copy of the
     # whole object in the annotation kubectl.kubernetes.io/last-applied-configuration.
     client_apply: bool = False
+    # The flow in a FlowTemplate of that many tasks; the FlowRun names it (spec.flow.templateRef).
+    template: bool = False
 
     @property
     def group(self) -> str:
@@ -87,6 +93,12 @@ class Plane:
         name = definition["metadata"]["name"]
         # `kubectl wait` fails at once while a new CRD has no conditions yet: ask again.
         wait_for(lambda: self.established(name), timeout=120, what=f"crd/{name} established")
+        if variant.template:
+            templates_crd = {**crd.build_template(), "spec": {**crd.build_template()["spec"]}}
+            templates_crd["spec"]["group"] = variant.group
+            templates_crd["metadata"] = {"name": f"flowtemplates.{variant.group}"}
+            self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(templates_crd))
+            wait_for(lambda: self.established(f"flowtemplates.{variant.group}"), timeout=120)
         if variant.policy:
             policy, binding = policy_for(variant.group)
             for doc in (policy, binding):
@@ -121,8 +133,19 @@ def tasks(n_tasks: int) -> list[dict[str, Any]]:
     return [{"name": f"t{i}", "fn": FN, "args": [str(i), {"k": [i, None]}]} for i in range(n_tasks)]
 
 
+def flowtemplate(variant: Variant, n_tasks: int) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{variant.group}/v1alpha1",
+        "kind": "FlowTemplate",
+        "metadata": {"name": f"tpl-{n_tasks}", "namespace": NS},
+        "spec": {"flow": {"tasks": tasks(n_tasks)}},
+    }
+
+
 def flowrun(variant: Variant, n_tasks: int) -> dict[str, Any]:
     spec: dict[str, Any] = {"flow": {"tasks": tasks(n_tasks)}}
+    if variant.template:
+        spec = {"flow": {"templateRef": {"name": f"tpl-{n_tasks}"}}}
     if variant.as_string:
         spec = {"flow": {"tasks": tasks(1)}, "parameters": {"blob": json.dumps(tasks(n_tasks))}}
     return {
@@ -215,6 +238,9 @@ def variants(diagnose: bool) -> list[Variant]:
         Variant(
             "after, created by client-side kubectl apply", committed, policy=True, client_apply=True
         ),
+        Variant(
+            "after, the flow in a FlowTemplate (templateRef)", committed, policy=True, template=True
+        ),
     ]
     if diagnose:
         bare = keep_only(committed, None)
@@ -229,7 +255,9 @@ def variants(diagnose: bool) -> list[Variant]:
             label = f"only `{rule['rule'][:40]}` at {where}"
             found.append(Variant(label, keep_only(before, rule)))
     return [
-        Variant(v.label, in_group(v.definition, i), v.as_string, v.policy, v.client_apply)
+        Variant(
+            v.label, in_group(v.definition, i), v.as_string, v.policy, v.client_apply, v.template
+        )
         for i, v in enumerate(found)
     ]
 
@@ -244,6 +272,8 @@ def create(plane: Plane, chosen: list[Variant]) -> dict[tuple[str, int], str]:
         plane.install(variant)
         verb = ("apply",) if variant.client_apply else ("create",)
         for size in SIZES:
+            if variant.template:  # the big flow, once; the FlowRun names it
+                plane.kubectl("create", "-f", "-", stdin=json.dumps(flowtemplate(variant, size)))
             try:
                 plane.kubectl(*verb, "-f", "-", stdin=json.dumps(flowrun(variant, size)))
             except subprocess.CalledProcessError as exc:
@@ -320,6 +350,34 @@ def companions(plane: Plane, after: Variant, patches: int) -> dict[str, tuple[fl
     return out
 
 
+def templated(plane: Plane, chosen: list[Variant], patches: int) -> dict[str, tuple[float, float]]:
+    """Issue 13: status PATCH of the FlowRun of a 10,000-task FlowTemplate vs the 1-task inline
+    FlowRun (after), interleaved, the two alone: label -> (its ms, the 1-task FlowRun's ms).
+    First as it starts, then carrying a finished 10,000-task run's bounded status."""
+    [mine] = [v for v in chosen if v.template]
+    after, size = chosen[1], SIZES[-1]
+    pair = ((mine.group, f"fr-{size}"), (after.group, "fr-1"))
+    out = {}
+    for label in ("as it starts (phase, message)", "with a finished run's bounded task status"):
+        if out:  # what the status writer has written by the run's end
+            fragment = {"phase": "Running", **bounded_task_map(size)}
+            what = (f"flowruns.{mine.group}", f"fr-{size}", "-n", NS, "--subresource=status")
+            with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+                file.write(json.dumps({"status": fragment}))
+                file.flush()
+                plane.kubectl("patch", *what, "--type=merge", f"--patch-file={file.name}")
+        before = plane.patch_seconds()
+        for i in range(patches):
+            for group, name in pair:
+                body = json.dumps({"status": {"phase": "Running", "message": f"templated {i}"}})
+                what = (f"flowruns.{group}", name, "-n", NS, "--subresource=status")
+                plane.kubectl("patch", *what, "--type=merge", "-p", body)
+        after_ = plane.patch_seconds()
+        ms = [1000 * (after_[g][0] - before[g][0]) / patches for g, _ in pair]
+        out[label] = (ms[0], ms[1])
+    return out
+
+
 def guarded(plane: Plane, variant: Variant) -> bool:
     """The variant still refuses a spec edit (the after-row is not cheaper by guarding less)."""
     edit = json.dumps({"spec": {"parameters": {"edited": True}}})
@@ -389,9 +447,17 @@ def main() -> int:
             if args.profile:
                 profile(plane, chosen, figures, args.patches, args.profile)
             extra = companions(plane, after, args.patches) if args.companions else {}
+            issue13 = templated(plane, chosen, args.patches)
         finally:
             control.stop()
     table(chosen, figures, refused)
+    print(f"\nstatus PATCH of the FlowRun of a {SIZES[-1]:,}-task FlowTemplate vs a 1-task inline")
+    print(
+        "FlowRun's, interleaved (issue 13)\n\n| the FlowRun | its PATCH | 1-task FlowRun | ratio |"
+    )
+    print("|---|---:|---:|---:|")
+    for label, (mine, small) in issue13.items():
+        print(f"| {label} | {mine:.1f} ms | {small:.1f} ms | {mine / small:.1f}x |")
     if extra:
         print("\ncompanion ConfigMap PATCH vs the 1-task FlowRun's status")
         print("PATCH, interleaved\n\n| companion holds | its PATCH | 1-task FlowRun | ratio |")

@@ -13,6 +13,7 @@ import pytest
 from flowrun.api import templates
 from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.waiting import wait_for
+from flowrun.runs import companion
 from support.flowruns import FlowRuns, task
 
 pytestmark = pytest.mark.controlplane
@@ -152,3 +153,47 @@ def test_the_garbage_collector_deletes_the_copy_with_its_flowrun(
     # The garbage collector rediscovers resource types every 30 s: allow for that.
     wait_for(gone, timeout=120, interval=1, what="the copy garbage-collected")
     assert frs.kubectl.json("get", "flowtemplate", "gc", "-n", frs.namespace)  # template stays
+
+
+def test_a_restarted_operator_resumes_from_the_copy_not_the_template(
+    start_operator: Any, own_frs: FlowRuns
+) -> None:
+    """kill -9 of the operator mid-run, then the template edited and deleted: the next operator
+    resumes the run from its copy (without it, the run would wait for a template that is gone)."""
+    frs, ns = own_frs, own_frs.namespace
+    flow = {"tasks": [task("wait", "gate", f"r-{ns}", 2), task("b", "double", {"task": "wait"})]}
+    frs.apply_template("resumed", flow)
+    first = start_operator("-n", ns, "--allow-in-process")
+    frs.apply("resume", run_spec("resumed", returnTasks=["b"]))
+    wait_for(lambda: frs.runs(f"r-{ns}-started") >= 1, timeout=90, what="the gate task to start")
+    first.kill()
+    frs.apply_template("resumed", {"tasks": [task("wait", "add", 1, 1)]})
+    frs.kubectl("delete", "flowtemplate", "resumed", "-n", ns)
+    start_operator("-n", ns, "--allow-in-process")
+    wait_for(lambda: "Resumed" in frs.event_reasons("resume"), timeout=90, what="Resumed event")
+    frs.open_gate(f"r-{ns}")
+    status = frs.wait_phase("resume")
+    assert status["phase"] == "Succeeded", status
+    assert status["results"] == {"b": 4}
+    assert status["operatorRestarts"] == 1
+
+
+def test_a_big_template_run_writes_its_routine_progress_beside_the_flowrun(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    """1,000 tasks in the template: the run's routine progress goes to its live-status ConfigMap
+    (flowrun.runs.companion), as a big inline flow's does."""
+    n = companion.BIG_FLOW_TASKS
+    frs.apply_template("big", {"tasks": [task(f"t{i}", "add", i, 1) for i in range(n)]})
+    frs.apply("bigrun", run_spec("big"))
+    status = frs.wait_phase("bigrun", timeout=240)
+    assert status["phase"] == "Succeeded", status
+    assert status["progress"] == f"{n}/{n}"
+    owner = (frs.get("bigrun") or {})["metadata"]["uid"]
+    [live] = [
+        c
+        for c in frs.kubectl.json("get", "configmaps", "-n", frs.namespace)["items"]
+        if c["metadata"]["name"].endswith("-status")
+        and c["metadata"]["ownerReferences"][0]["uid"] == owner
+    ]
+    assert (live["data"]["phase"], live["data"]["progress"]) == ("Succeeded", f"{n}/{n}")

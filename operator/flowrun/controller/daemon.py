@@ -125,6 +125,7 @@ class Run(RunBase):
         )
         if self.plan.template is not None:
             self.writer.update({"template": self.plan.template})
+            self.has_companion = self.go_live({"flow": self.plan.flow})
         self.writer.set_masker(self.plan.masker)
         self._arm_deadline()
         await self.stop.race(self.ctx.slots.acquire())

@@ -104,9 +104,10 @@ class PodRun(RunBase):
         spec = validation.parse_spec(self.body.get("spec") or {})  # no user code: names only
         # The runner reads the run's FlowTemplate copy, taken (and checked) here, before it.
         source = self.template_source()
-        _, template = await self.until_template(lambda: resolve_template(spec, source))
+        resolved, template = await self.until_template(lambda: resolve_template(spec, source))
         if template is not None:
             self.writer.update({"template": template})
+            self.has_companion = self.go_live({"flow": {"tasks": resolved.flow.tasks or []}})
         image = objects.runner_image(spec, self.ctx.settings.default_image)
         if image is None:
             raise FlowRunError("ImageRequired", objects.NO_IMAGE)
@@ -166,7 +167,7 @@ class PodRun(RunBase):
             objects.role(owner),
             objects.role_binding(owner),
             # A big flow's live status: the runner may patch it, not create it.
-            *([objects.live_status(owner)] if live_status.is_big(self.body["spec"]) else []),
+            *([objects.live_status(owner)] if self.has_companion else []),
         ):
             await kubeobjects.create(api, obj)
         config = dataclasses.replace(

@@ -45,24 +45,29 @@ class RunBase:
             interval=ctx.settings.status_interval,
             metrics=ctx.metrics,
         )
-        live_status = ctx.settings.live_status
-        self.big = live_status.is_big(body.get("spec") or {})
-        if self.big:
-            # Routine progress to a small ConfigMap: every write of this FlowRun costs the
-            # API server the whole flow (flowrun.runs.companion).
-            owner = cluster_base.Owner(
-                body["apiVersion"], body["kind"], self.name, self.namespace, self.uid
-            )
-            live = kubeobjects.ConfigMapLive(ctx.api, objects.live_status(owner))
-            self.writer.set_live(live, live_status.refresh)
+        self.big = ctx.settings.live_status.is_big(body.get("spec") or {})  # inline, that is
+        self.has_companion = self.go_live(body.get("spec") or {})
+
+    def _owner(self) -> cluster_base.Owner:
+        body = self.body
+        return cluster_base.Owner(
+            body["apiVersion"], body["kind"], self.name, self.namespace, self.uid
+        )
+
+    def go_live(self, spec: Mapping[str, Any]) -> bool:
+        """Routine progress to a small ConfigMap when the flow of `spec` (inline, or a template's
+        copied) is big: every write of this FlowRun costs the API server the whole object, its
+        bounded task states included (flowrun.runs.companion)."""
+        live_status = self.ctx.settings.live_status
+        if not live_status.is_big(spec):
+            return False
+        live = kubeobjects.ConfigMapLive(self.ctx.api, objects.live_status(self._owner()))
+        self.writer.set_live(live, live_status.refresh)
+        return True
 
     def template_source(self) -> snapshot.Snapshots:
         """Where this run's FlowTemplate copy is (the operator takes it on first use)."""
-        meta = self.body["metadata"]
-        owner = cluster_base.Owner(
-            self.body["apiVersion"], self.body["kind"], meta["name"], self.namespace, self.uid
-        )
-        return snapshot.Snapshots(self.ctx.api, owner, create=True)
+        return snapshot.Snapshots(self.ctx.api, self._owner(), create=True)
 
     async def until_template(self, step: Callable[[], Awaitable[T]]) -> T:
         """`step` (which resolves the run's FlowTemplate), again with backoff while the template
