@@ -197,3 +197,22 @@ def test_a_big_template_run_writes_its_routine_progress_beside_the_flowrun(
         and c["metadata"]["ownerReferences"][0]["uid"] == owner
     ]
     assert (live["data"]["phase"], live["data"]["progress"]) == ("Succeeded", f"{n}/{n}")
+
+
+def test_a_run_waiting_for_its_template_can_be_cancelled_or_deleted(
+    shared_operator: OperatorProcess, frs: FlowRuns
+) -> None:
+    for name in ("cancelled", "deleted"):
+        frs.apply(name, run_spec("never"))
+    for name in ("cancelled", "deleted"):
+        wait_for(
+            lambda n=name: "TemplateNotFound" in frs.event_reasons(n),
+            timeout=60,
+            what=f"{name} waiting for its template",
+        )
+    frs.kubectl("patch", "flowrun", "cancelled", "-n", frs.namespace, "--type=merge",
+                "-p", '{"spec":{"cancel":true}}')  # fmt: skip
+    status = frs.wait_phase("cancelled")
+    assert status["phase"] == "Cancelled", status
+    frs.kubectl("delete", "flowrun", "deleted", "-n", frs.namespace, "--timeout=60s")
+    assert frs.get("deleted") is None  # the operator let it go (its finalizer removed)

@@ -408,6 +408,9 @@ def test_user_roles_aggregate_into_builtin_roles(helm_bin: Path) -> None:
     assert ("flowrun.dev", "flowruns/status", "patch") not in set(rules_of(edit))
     assert {t[2] for t in rules_of(view)} == {"get", "list", "watch"}
     assert edit not in operator_roles(docs)
+    for kind in ("flowruns", "flowtemplates"):  # people define flows once, and run them
+        assert ("flowrun.dev", kind, "create") in set(rules_of(edit))
+        assert ("flowrun.dev", kind, "list") in set(rules_of(view))
 
 
 def test_rbac_create_false_renders_no_rbac(helm_bin: Path) -> None:
