@@ -1,7 +1,9 @@
-"""`flowrun crd`: print the FlowRun CRD and its admission policy (`| kubectl apply -f -`).
+"""`flowrun crd`: print the FlowRun CRD, its admission policy and the FlowTemplate CRD
+(`| kubectl apply -f -`).
 
-The output is three documents: the CustomResourceDefinition, the ValidatingAdmissionPolicy that
-keeps `spec` immutable except `cancel`, and its binding. `crds/flowrun.yaml` in the repository is
+The output is four documents: the FlowRun CustomResourceDefinition, the
+ValidatingAdmissionPolicy that keeps its `spec` immutable except `cancel`, its binding, and the
+FlowTemplate CustomResourceDefinition. `crds/flowrun.yaml` in the repository is
 this output; regenerate it with `flowrun crd > crds/flowrun.yaml` after changing
 `flowrun.api.models`.
 """
@@ -14,7 +16,7 @@ import sys
 
 from flowrun.api import crd, reference
 
-HELP = "print the FlowRun CustomResourceDefinition and its admission policy"
+HELP = "print the FlowRun and FlowTemplate CustomResourceDefinitions and the admission policy"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
