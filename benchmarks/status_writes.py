@@ -104,6 +104,13 @@ class Plane:
             for doc in (policy, binding):
                 self.kubectl("apply", "--server-side", "-f", "-", stdin=json.dumps(doc))
 
+    def merge_patch(self, *what: str, body: dict[str, Any]) -> None:
+        """A merge patch too big for a command line (a file, as `--patch-file`)."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+            file.write(json.dumps(body))
+            file.flush()
+            self.kubectl("patch", *what, "-n", NS, "--type=merge", f"--patch-file={file.name}")
+
     def established(self, crd_name: str) -> bool:
         wait = ("wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=30s")
         try:
@@ -339,11 +346,7 @@ def companions(plane: Plane, after: Variant, patches: int) -> dict[str, tuple[fl
             what = (f"flowruns.{after.group}", "fr-1", "-n", NS, "--subresource=status")
             plane.kubectl("patch", *what, "--type=merge", "-p", status)
             changed = {key: value.replace("1", str(i % 10), 1) for key, value in values.items()}
-            with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-                file.write(json.dumps({"data": changed}))
-                file.flush()
-                where = (f"configmap/{name}", "-n", NS, "--type=merge")
-                plane.kubectl("patch", *where, f"--patch-file={file.name}")
+            plane.merge_patch(f"configmap/{name}", body={"data": changed})
         cm1, fr1 = plane.patch_seconds("configmaps", "")[""], plane.patch_seconds()[after.group]
         mean = [1000 * (s1 - s0) / (c1 - c0) for (s0, c0), (s1, c1) in ((cm0, cm1), (fr0, fr1))]
         out[label] = (mean[0], mean[1])
@@ -361,11 +364,8 @@ def templated(plane: Plane, chosen: list[Variant], patches: int) -> dict[str, tu
     for label in ("as it starts (phase, message)", "with a finished run's bounded task status"):
         if out:  # what the status writer has written by the run's end
             fragment = {"phase": "Running", **bounded_task_map(size)}
-            what = (f"flowruns.{mine.group}", f"fr-{size}", "-n", NS, "--subresource=status")
-            with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
-                file.write(json.dumps({"status": fragment}))
-                file.flush()
-                plane.kubectl("patch", *what, "--type=merge", f"--patch-file={file.name}")
+            what = (f"flowruns.{mine.group}/fr-{size}", "--subresource=status")
+            plane.merge_patch(*what, body={"status": fragment})
         before = plane.patch_seconds()
         for i in range(patches):
             for group, name in pair:

@@ -63,7 +63,9 @@ def test_flowtemplate_flow_is_the_flowrun_flow_schema() -> None:
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     run_flow = _schema()["properties"]["spec"]["properties"]["flow"]
     assert {**spec["properties"]["flow"], "description": ""} == {**run_flow, "description": ""}
-    assert [r["rule"] for r in spec["x-kubernetes-validations"]] == ["!has(self.flow.templateRef)"]
+    rules = [r["rule"] for r in spec["x-kubernetes-validations"]]
+    assert rules[0] == "!has(self.flow.templateRef)"
+    assert rules[1].startswith("!oldSelf.hasValue() || ")  # unique names on edits too
 
 
 def test_names_scope_and_subresources() -> None:

@@ -3,6 +3,7 @@ schema and CEL rules as a FlowRun's flow, refusals naming the field."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -43,6 +44,11 @@ def test_a_template_is_stored_listed_and_editable(
         "-p", '{"spec":{"flow":{"name":"renamed"}}}', check=False,
     )  # fmt: skip
     assert edited.returncode == 0, edited.stderr  # no immutability: each run keeps its copy
+    twice = json.dumps({"spec": {"flow": {"tasks": [TASKS[0], TASKS[0]]}}})
+    refused = kubectl("patch", "ft", "etl", "-n", namespace, "--type=merge", "-p", twice,
+                      check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "spec.flow.tasks: task names must be unique" in refused.stderr, refused.stderr
     table = kubectl("get", "flowtemplates", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "AGE"]
     text = kubectl("explain", "flowtemplate.spec.flow.tasks").stdout
@@ -107,3 +113,6 @@ def test_templateref_is_immutable_like_the_rest_of_the_flow(
     )  # fmt: skip
     assert changed.returncode != 0
     assert "spec.flow is immutable" in changed.stderr, changed.stderr
+    wide = kubectl("get", "fr", "r", "-n", namespace, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-1] == "TEMPLATE"
+    assert wide[1].split()[-1] == "etl"

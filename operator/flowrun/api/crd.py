@@ -136,6 +136,12 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
+    {
+        "name": "Template",
+        "type": "string",
+        "jsonPath": ".spec.flow.templateRef.name",
+        "priority": 1,
+    },
 ]
 
 

@@ -94,8 +94,8 @@ def _template_section() -> list[str]:
         f"`apiVersion: {definition['spec']['group']}/{definition['spec']['versions'][0]['name']}`, "
         "`kind: FlowTemplate` (short name `ft`): a flow defined once, run by FlowRuns that name "
         "it in `spec.flow.templateRef`. Its `spec.flow` has exactly the schema and rules of a "
-        f"FlowRun's `spec.flow` above, plus one rule ({rules}); it has no status, and it may be "
-        "edited or deleted at any time: a run copies the template's flow when it starts.",
+        f"FlowRun's `spec.flow` above, plus: {rules} (on edits too). It has no status, and it "
+        "may be edited or deleted at any time: a run copies the template's flow when it starts.",
         "",
         "| field | type | required | description |",
         "|---|---|---|---|",

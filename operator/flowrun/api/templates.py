@@ -38,7 +38,15 @@ class FlowTemplateSpec(models.Model):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "!has(self.flow.templateRef)", "message": f"spec.flow: {NO_NESTED}"}
+                {"rule": "!has(self.flow.templateRef)", "message": f"spec.flow: {NO_NESTED}"},
+                {
+                    # The flow's own rule checks unique names at creation only (a FlowRun's
+                    # flow never changes after); a template's may be edited: check edits too.
+                    "rule": "!oldSelf.hasValue() || !has(self.flow.tasks) || size(self.flow"
+                    ".tasks.transformMapEntry(i, t, {t.name: i})) == size(self.flow.tasks)",
+                    "optionalOldSelf": True,
+                    "message": "spec.flow.tasks: task names must be unique",
+                },
             ]
         }
     )
