@@ -77,14 +77,15 @@ def test_a_template_run_succeeds_and_records_its_copy(
 def test_editing_or_deleting_the_template_does_not_change_a_started_run(
     shared_operator: OperatorProcess, frs: FlowRuns
 ) -> None:
-    flow = {"tasks": [task("wait", "gate", "tpl-edit", 1), task("b", "double", {"task": "wait"})]}
+    key = f"edit-{frs.namespace}"  # the gate's files are the session's: one key per test
+    flow = {"tasks": [task("wait", "gate", key, 1), task("b", "double", {"task": "wait"})]}
     frs.apply_template("gated", flow)
     frs.apply("started", run_spec("gated", returnTasks=["b"]))
-    wait_for(lambda: frs.runs("tpl-edit-started") >= 1, timeout=90, what="the gate task to start")
+    wait_for(lambda: frs.runs(f"{key}-started") >= 1, timeout=90, what="the gate task to start")
     edited = {"tasks": [task("wait", "add", 100, 100), task("b", "add", {"task": "wait"}, 1)]}
     frs.apply_template("gated", edited)
     frs.kubectl("delete", "flowtemplate", "gated", "-n", frs.namespace)
-    frs.open_gate("tpl-edit")
+    frs.open_gate(key)
     status = frs.wait_phase("started")
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"b": 2}  # the copy's flow: double(1), not add(200, 1)
