@@ -104,7 +104,21 @@ def test_free_form_only_where_values_are_json() -> None:
         ".spec.parameters",
         ".spec.taskStates{}.result",
         ".status.results",
+        ".status.tasks",  # written by the operator only, lean for the API server (below)
     }
+
+
+def test_the_task_map_is_one_atomic_value_for_the_api_server_and_typed_for_people() -> None:
+    """Typed, the API server validated and pruned each entry of a big run's task map on every
+    status write, and tracked each key in managedFields: 88x a 1-task run's write, 15x lean."""
+    lean = _schema()["properties"]["status"]["properties"]["tasks"]
+    assert lean["x-kubernetes-map-type"] == "atomic"
+    assert "additionalProperties" not in lean
+    documented = crd.build(documented=True)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    entry = documented["properties"]["status"]["properties"]["tasks"]["additionalProperties"]
+    assert {"state", "message", "runCount", "children", "failedChildren"} <= entry[
+        "properties"
+    ].keys()
 
 
 def test_spec_is_immutable_except_cancel_by_a_policy_not_on_status() -> None:

@@ -58,7 +58,7 @@ def _rows(node: Mapping[str, Any], path: str, required: bool) -> Iterator[str]:
 
 
 def render() -> str:
-    definition = crd.build()
+    definition = crd.build(documented=True)
     version = definition["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
     group = definition["spec"]["group"]
