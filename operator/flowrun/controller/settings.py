@@ -67,6 +67,11 @@ def _env_int(env: Mapping[str, str], name: str) -> int | None:
     return int(raw) if raw else None
 
 
+def _env_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A float env var; unset or empty, the default (as `or` reads it: 0 also means default)."""
+    return float(env.get(ENV_PREFIX + name) or default)
+
+
 def _first(value: int | None, default: int) -> int:
     return default if value is None else value  # 0 is a value, not "unset"
 
@@ -159,20 +164,20 @@ def configure(parser: argparse.ArgumentParser, env: Mapping[str, str] | None = N
     parser.add_argument(
         "--status-interval",
         type=float,
-        default=float(env.get(ENV_PREFIX + "STATUS_INTERVAL") or defaults.status_interval),
+        default=_env_seconds(env, "STATUS_INTERVAL", defaults.status_interval),
         help="minimum seconds between status patches of one FlowRun",
     )
     parser.add_argument(
         "--cancel-grace",
         type=float,
-        default=float(env.get(ENV_PREFIX + "CANCEL_GRACE") or defaults.cancel_grace),
+        default=_env_seconds(env, "CANCEL_GRACE", defaults.cancel_grace),
         help="seconds a cancelled (or past-deadline) run may take to wind down before it is "
         "stopped and its runner deleted",
     )
     parser.add_argument(
         "--runner-create-grace",
         type=float,
-        default=float(env.get(ENV_PREFIX + "RUNNER_CREATE_GRACE") or defaults.runner_create_grace),
+        default=_env_seconds(env, "RUNNER_CREATE_GRACE", defaults.runner_create_grace),
         help="seconds the API server may refuse a runner's Pod (a ResourceQuota, a LimitRange) "
         "before the run ends Failed RunnerNotCreated: a used-up quota may free up meanwhile",
     )
