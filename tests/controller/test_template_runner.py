@@ -74,3 +74,19 @@ def test_the_runner_reads_the_copy_the_operator_took(
     assert status["phase"] == "Succeeded", status
     assert status["results"] == {"b": 6}
     assert {n: t["state"] for n, t in status["tasks"].items()} == {"a": "Success", "b": "Success"}
+
+
+def test_on_the_product_path_a_run_waiting_for_its_template_ends_at_its_deadline(
+    start_operator: Any, own_frs: FlowRuns
+) -> None:
+    # The operator waits for the template before it creates any runner: the deadline bounds it.
+    frs, ns = own_frs, own_frs.namespace
+    start_operator("-n", ns, f"--default-image={IMAGE}")
+    spec = {"flow": {"templateRef": {"name": "never-comes"}}, "activeDeadlineSeconds": 5}
+    frs.apply("bounded", {**spec, "executor": {"type": "Local"}})
+    status = frs.wait_phase("bounded", timeout=120)
+    assert status["phase"] == "Failed", status
+    assert status["message"] == (
+        "The run exceeded spec.activeDeadlineSeconds (5s) and was stopped."
+    ), status
+    assert "TemplateNotFound" in frs.event_reasons("bounded")

@@ -114,6 +114,7 @@ class Run(RunBase):
             raise stopping.Stopped(why)
         if self.initial_phase is not None:
             await self._take_over()
+        self._arm_deadline()  # before the wait for a missing FlowTemplate, which it bounds too
         self.plan = await self.until_template(
             lambda: build_plan(
                 self.body.get("spec") or {},
@@ -127,7 +128,6 @@ class Run(RunBase):
             self.writer.update({"template": self.plan.template})
             self.has_companion = self.go_live({"flow": self.plan.flow})
         self.writer.set_masker(self.plan.masker)
-        self._arm_deadline()
         await self.stop.race(self.ctx.slots.acquire())
         self.ctx.metrics.runs_in_flight.inc()
         try:
@@ -165,11 +165,12 @@ class Run(RunBase):
         await self.writer.flush()
 
     def _deadline_seconds(self) -> int | None:
-        return self.plan.spec.active_deadline_seconds if self.plan else None
+        # From the body, not the plan: known (and checked by the CRD's schema) before the plan.
+        seconds = (self.body.get("spec") or {}).get("activeDeadlineSeconds")
+        return seconds if isinstance(seconds, int) else None
 
     def _arm_deadline(self) -> None:
-        assert self.plan is not None
-        seconds = self.plan.spec.active_deadline_seconds
+        seconds = self._deadline_seconds()
         if seconds:
             started = status_mod.parse_rfc3339(self.start_time)
             base = started if started is not None else time.time()

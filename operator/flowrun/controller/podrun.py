@@ -104,6 +104,7 @@ class PodRun(RunBase):
         spec = validation.parse_spec(self.body.get("spec") or {})  # no user code: names only
         # The runner reads the run's FlowTemplate copy, taken (and checked) here, before it.
         source = self.template_source()
+        self._arm_deadline(spec)  # before the wait for a missing FlowTemplate, which it bounds too
         resolved, template = await self.until_template(lambda: resolve_template(spec, source))
         if template is not None:
             self.writer.update({"template": template})
@@ -112,7 +113,6 @@ class PodRun(RunBase):
         if image is None:
             raise FlowRunError("ImageRequired", objects.NO_IMAGE)
         resources = objects.resources(self.ctx.settings.runner_resources, spec)
-        self._arm_deadline(spec)
         await self.stop.race(self.ctx.slots.acquire())
         self.ctx.metrics.runs_in_flight.inc()
         try:
