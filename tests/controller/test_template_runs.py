@@ -225,9 +225,4 @@ def test_a_run_waiting_for_its_template_still_ends_at_its_deadline(
     # activeDeadlineSeconds bounds the whole run, the wait for a missing template included: a
     # template that never comes ends the run Failed instead of leaving it Pending for ever.
     frs.apply("bounded", run_spec("never-comes", activeDeadlineSeconds=5))
-    status = frs.wait_phase("bounded", timeout=120)
-    assert status["phase"] == "Failed", status
-    assert status["message"] == (
-        "The run exceeded spec.activeDeadlineSeconds (5s) and was stopped."
-    ), status
-    assert "TemplateNotFound" in frs.event_reasons("bounded")
+    frs.assert_waited_for_template_until_deadline("bounded", 5)

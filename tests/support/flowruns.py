@@ -86,6 +86,14 @@ class FlowRuns:
     def event_reasons(self, name: str) -> set[str]:
         return {e["reason"] for e in self.events(name)}
 
+    def assert_waited_for_template_until_deadline(self, name: str, seconds: int) -> None:
+        """The run said its FlowTemplate was missing, then ended Failed at its deadline."""
+        status = self.wait_phase(name, timeout=120)
+        assert status["phase"] == "Failed", status
+        expected = f"The run exceeded spec.activeDeadlineSeconds ({seconds}s) and was stopped."
+        assert status["message"] == expected, status
+        assert "TemplateNotFound" in self.event_reasons(name)
+
     def runs(self, key: str) -> int:
         folder = self.tasks_dir / f"runs-{key}"
         return len(list(folder.iterdir())) if folder.exists() else 0

@@ -26,6 +26,9 @@ TEMPLATE_RETRY_MAX = 30.0
 
 
 class RunBase:
+    # The operator takes a run's FlowTemplate copy; its runner Pod may only read it.
+    takes_template_copy = True
+
     def __init__(self, ctx: policy.Context, *, body: kopf.Body, stopped: Any) -> None:
         self.ctx = ctx
         self.body = body
@@ -45,8 +48,8 @@ class RunBase:
             interval=ctx.settings.status_interval,
             metrics=ctx.metrics,
         )
-        self.big = ctx.settings.live_status.is_big(body.get("spec") or {})  # inline, that is
         self.has_companion = self.go_live(body.get("spec") or {})
+        self.big = self.has_companion  # an inline flow's size (a template's is known later)
 
     def _owner(self) -> cluster_base.Owner:
         body = self.body
@@ -67,7 +70,7 @@ class RunBase:
 
     def template_source(self) -> snapshot.Snapshots:
         """Where this run's FlowTemplate copy is (the operator takes it on first use)."""
-        return snapshot.Snapshots(self.ctx.api, self._owner(), create=True)
+        return snapshot.Snapshots(self.ctx.api, self._owner(), create=self.takes_template_copy)
 
     async def until_template(self, step: Callable[[], Awaitable[T]]) -> T:
         """`step` (which resolves the run's FlowTemplate), again with backoff while the template

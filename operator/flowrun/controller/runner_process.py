@@ -29,7 +29,7 @@ from typing import Any, cast
 import kopf
 
 from flowrun.cluster.kr8s_session import private_api
-from flowrun.controller import daemon, kubeobjects, policy, snapshot
+from flowrun.controller import daemon, kubeobjects, policy
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import runner_objects as objects
 from flowrun.controller import settings as settings_mod
@@ -138,11 +138,7 @@ class PodRun(daemon.Run):
     def _scheduler_in_status(self) -> bool:
         return bool(((self.live.get("status") or {}).get("cluster") or {}).get("scheduler"))
 
-    def template_source(self) -> snapshot.Snapshots:
-        # The operator took the copy before it created this runner, which may only read it.
-        source = super().template_source()
-        source.create = False
-        return source
+    takes_template_copy = False  # the operator took the copy before it created this runner
 
     async def _sweep(self) -> None:
         return None  # the operator deletes what the run left (this identity may not)

@@ -181,6 +181,7 @@ async def build_plan(
         raise FlowRunError("InProcessExecutionRefused", IN_PROCESS_REFUSED.format(what=what))
     plan = make_plan(spec, secret_values=await resolve_secrets(spec, namespace, secrets))
     plan = dataclasses.replace(plan, template=template)
-    if "ref" not in plan.flow:  # an inline flow is checked whole before any cluster starts
+    # An inline flow is checked whole before any cluster starts (a template's, when resolved).
+    if "ref" not in plan.flow and template is None:
         flows.inline_graph(plan.flow)
     return plan
