@@ -2,7 +2,7 @@
 carries the operator's default with the FlowRun's keys over it, and the real kubelet holds the
 runner to them. The same flow (executor Local: it runs in the runner, and one task holds
 300 MB) ends Failed when the FlowRun gives its runner too little memory (the kubelet OOMKills
-its Pod; the operator ends the run at once, and the Job starts no other Pod: the same limit
+its Pod; the operator ends the run at once and deletes its Job, not retried: the same limit
 would kill it again; the message names spec.runner.resources), and Succeeded when it gives
 enough.
 
