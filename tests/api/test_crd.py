@@ -49,6 +49,8 @@ def test_flowrun_crd_command_prints_the_crd_and_its_policy(capsys: Any) -> None:
         ("CustomResourceDefinition", "flowruns.flowrun.dev"),
         ("ValidatingAdmissionPolicy", "flowrun-spec-immutable.flowrun.dev"),
         ("ValidatingAdmissionPolicyBinding", "flowrun-spec-immutable.flowrun.dev"),
+        ("ValidatingAdmissionPolicy", "flowrun-big-inline-flow.flowrun.dev"),
+        ("ValidatingAdmissionPolicyBinding", "flowrun-big-inline-flow.flowrun.dev"),
         ("CustomResourceDefinition", "flowtemplates.flowrun.dev"),
     ]
 
@@ -131,7 +133,7 @@ def test_spec_is_immutable_except_cancel_by_a_policy_not_on_status() -> None:
         if "oldSelf" in r["rule"] and not r.get("optionalOldSelf")
     ]
     assert transition == []
-    _, policy, binding, _ = crd.documents()
+    _, policy, binding, big, warn, _ = crd.documents()
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
     assert rule["resources"] == ["flowruns"]  # not flowruns/status
     assert rule["operations"] == ["UPDATE"]
@@ -140,6 +142,10 @@ def test_spec_is_immutable_except_cancel_by_a_policy_not_on_status() -> None:
     assert guarded == [f"spec.{name}" for name in spec_fields if name != "cancel"]
     assert binding["spec"]["policyName"] == policy["metadata"]["name"]
     assert binding["spec"]["validationActions"] == ["Deny"]
+    # The big-inline-flow advice: creation only, never a status write; it warns, never denies.
+    (rule,) = big["spec"]["matchConstraints"]["resourceRules"]
+    assert (rule["resources"], rule["operations"]) == (["flowruns"], ["CREATE"])
+    assert warn["spec"] == {"policyName": big["metadata"]["name"], "validationActions": ["Warn"]}
 
 
 def test_exactly_one_flow_source_is_a_cel_rule() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from flowrun.api.admission import BIG_INLINE_TASKS
 from flowrun.api.status import StatusBuilder
 from flowrun.dev.waiting import wait_for
 from flowrun.engine.events import TaskEvent
@@ -217,6 +218,43 @@ def test_status_and_metadata_writes_pass_beside_the_policy(
     assert stored["metadata"]["generation"] == 2
     assert stored["spec"]["cancel"] is True
     assert stored["spec"]["parameters"] == {"limit": 3}
+
+
+def big_inline(name: str, namespace: str, n_tasks: int) -> str:
+    tasks = [{"name": f"t{i}", "fn": "flowrun.examples.etl:hello"} for i in range(n_tasks)]
+    return manifest(name, namespace, flow={"tasks": tasks})
+
+
+def test_a_big_inline_flow_is_created_with_a_warning_naming_flowtemplates(
+    installed: None, kubectl: Any, namespace: str
+) -> None:
+    def warned(result: Any) -> bool:
+        assert result.returncode == 0, result.stderr
+        return f"spec.flow.tasks: {BIG_INLINE_TASKS} inline tasks" in result.stderr
+
+    # A warning policy is loaded asynchronously too: a server-side dry run (admission runs,
+    # nothing is stored) asks until it is in force.
+    big = big_inline("big", namespace, BIG_INLINE_TASKS)
+    dry = ("create", "--dry-run=server", "-f", "-")
+    wait_for(
+        lambda: warned(kubectl(*dry, input=big, check=False)),
+        timeout=60,
+        what="the big-inline-flow warning in force",
+    )
+    created = kubectl("create", "-f", "-", input=big, check=False)
+    assert warned(created)
+    assert "spec.flow.templateRef.name" in created.stderr
+    assert len(kubectl.json("get", "fr", "big", "-n", namespace)["spec"]["flow"]["tasks"]) == (
+        BIG_INLINE_TASKS
+    )
+    # Below the threshold, a status write, a metadata write: no warning.
+    small = kubectl("create", "-f", "-", input=big_inline("small", namespace, BIG_INLINE_TASKS - 1))
+    assert "Warning" not in small.stderr
+    what = ("fr", "big", "-n", namespace)
+    body = json.dumps({"status": {"phase": "Running"}})
+    status = kubectl("patch", *what, "--subresource=status", "--type=merge", "-p", body)
+    assert "Warning" not in status.stderr
+    assert "Warning" not in kubectl("annotate", *what, "note=n").stderr
 
 
 def test_status_is_a_subresource_with_printer_columns(

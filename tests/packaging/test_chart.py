@@ -156,6 +156,8 @@ def test_rendered_crd_and_policy_are_the_source_documents(helm_bin: Path) -> Non
         ("CustomResourceDefinition", "flowruns.flowrun.dev"),
         ("ValidatingAdmissionPolicy", "flowrun-spec-immutable.flowrun.dev"),
         ("ValidatingAdmissionPolicyBinding", "flowrun-spec-immutable.flowrun.dev"),
+        ("ValidatingAdmissionPolicy", "flowrun-big-inline-flow.flowrun.dev"),
+        ("ValidatingAdmissionPolicyBinding", "flowrun-big-inline-flow.flowrun.dev"),
         ("CustomResourceDefinition", "flowtemplates.flowrun.dev"),
     ]
     for source in sources:

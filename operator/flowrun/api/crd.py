@@ -8,8 +8,8 @@ module is that translation, plus what only a CRD has: printer columns and the st
 (`flowrun.api.admission`), not CEL rules in the schema, which the API server would evaluate on
 every status write too.
 
-`flowrun crd` prints `documents()` (the FlowRun CRD, the policy, its binding, the FlowTemplate
-CRD) as YAML; `crds/flowrun.yaml` is that output, checked for drift by the test suite.
+`flowrun crd` prints `documents()` (the FlowRun CRD, the two policies and their bindings, the
+FlowTemplate CRD) as YAML; `crds/flowrun.yaml` is that output, checked for drift by the test suite.
 """
 
 from __future__ import annotations
@@ -241,11 +241,14 @@ def build_template() -> dict[str, Any]:
 
 
 def documents() -> list[dict[str, Any]]:
-    """The CRD, the admission policy keeping `spec` immutable and its binding, then the
-    FlowTemplate CRD (a template is edited freely: each run keeps the copy it started with)."""
+    """The CRD, the admission policy keeping `spec` immutable and its binding, the policy that
+    warns of a big inline flow and its binding, then the FlowTemplate CRD (a template is edited
+    freely: each run keeps the copy it started with)."""
     fields = immutable_fields()
     policy = admission.policy(models.API_GROUP, PLURAL, fields)
-    return [build(), policy, admission.binding(), build_template()]
+    big = admission.big_inline_policy(models.API_GROUP, PLURAL)
+    warn = admission.binding(admission.BIG_INLINE_NAME, ("Warn",))
+    return [build(), policy, admission.binding(), big, warn, build_template()]
 
 
 def to_yaml() -> str:
