@@ -10,9 +10,10 @@ uncaught-exception traceback and the interpreter's final flush.
 Text is held until a line ends (a secret written in two pieces is masked whole), or until a
 flush or `HOLD_MAX` characters; a secret spelled across a flush is masked as `Masker` masks
 fragments (runs of 8 or more characters). Dask worker processes mask theirs the same way
-(`worker_masking`). Not covered, because it never passes `sys.stdout` or `sys.stderr`: bytes
-written to `sys.stdout.buffer`, `sys.__stdout__` or the file descriptors (C code, subprocesses):
-docs/install.md, Secrets.
+(`worker_masking`). What never passes `sys.stdout` or `sys.stderr` (bytes written to
+`sys.stdout.buffer`, `sys.__stdout__` or the file descriptors: C code, subprocesses) is masked
+by `masked_fds` in a process that is one run's, which then writes this text straight to the
+original descriptor: docs/install.md, Secrets.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ class MaskedStream:
 
     def _mask(self, text: str) -> str:
         return self._masker.text(text)
+
+    def retarget(self, stream: TextIO) -> TextIO:
+        """Write to `stream` from now on (held text first to the old one); the old stream."""
+        with self._lock:
+            self.flush()
+            old, self.wrapped = self.wrapped, stream
+        return old
 
     def set_maskers(self, maskers: list[Masker]) -> None:
         with self._lock:
