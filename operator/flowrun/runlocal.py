@@ -39,7 +39,7 @@ from flowrun.engine import events
 from flowrun.engine import state as states
 from flowrun.runs import manifests
 from flowrun.runs.execute import Runner, RunResult
-from flowrun.runs.masked_streams import mask_std_streams
+from flowrun.runs.masked_fds import mask_process
 from flowrun.runs.outcome import (
     CANCEL_REQUESTED,
     DEADLINE_EXCEEDED,
@@ -364,8 +364,9 @@ def main(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         run, secrets, template = load_manifest(args.file, _params(args.param), args.template)
-        # Before the flow's code is imported, for the process's life (as the runner does).
-        mask_std_streams(Masker(secrets))
+        # Before the flow's code is imported, for the process's life (as the runner does),
+        # descriptors too where they are not the terminal: a CI log, a file, a pipe.
+        mask_process(Masker(secrets))
         return execute(run, choice=args.executor, quiet=args.quiet, console=console,
                        secrets=secrets, template=template)  # fmt: skip
     except SpecError as err:

@@ -1,18 +1,26 @@
 """What a run's process writes to its file descriptors 1 and 2 itself (`os.write`, subprocesses,
 C code, `sys.stdout.buffer`, `sys.__stdout__`) through the run's masker (`flowrun.runs.
-masked_fds`), shown in real processes."""
+masked_fds`), shown in real processes: a runner-like interpreter, `flowrun run`, and the worker
+processes of a LocalCluster."""
 
 from __future__ import annotations
 
 import os
 import pty
 import re
+import stat
 import subprocess
 import sys
 import textwrap
 import uuid
+from pathlib import Path
 
-from flowrun.runs.secrets import MASK
+import distributed
+import pytest
+import yaml
+
+from flowrun.runs.secrets import MASK, Masker
+from flowrun.runs.worker_masking import masked_workers
 
 PROLOGUE = """
 import ctypes, os, subprocess, sys, threading
@@ -109,7 +117,7 @@ def test_a_slow_reader_holds_up_writers_but_never_deadlocks_and_loses_no_line() 
         f"t{n} {way} {i}"
         for n in range(4)
         for i in range(2000)
-        for way in [["raw", "python"][i % 2]]
+        for way in [("raw", "python")[i % 2]]
     )
     assert secret[:8] not in done.stdout
 
@@ -155,3 +163,89 @@ def test_a_terminal_is_left_as_it_is() -> None:
         os.close(main)
         os.close(tty)
     assert out.decode() == "[True, False] True\n"  # stdout piped, the terminal not
+
+
+LEAKY = """
+import os, subprocess
+
+def leak(secret):
+    os.write(1, f"os.write {secret}\\n".encode())
+    subprocess.run(["sh", "-c", "echo sh $S"], env={**os.environ, "S": secret}, check=True)
+    return "done"
+"""
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_flowrun_run_masks_what_a_task_writes_to_the_descriptors(
+    tmp_path: Path, executor: str
+) -> None:
+    """In the command's process (local) and in its LocalCluster's worker processes (dask);
+    its output goes to a pipe here, as in CI."""
+    (tmp_path / "leaky.py").write_text(LEAKY)
+    who = {"parameter": "who"}
+    spec = {
+        "flow": {
+            "parameters": [{"name": "who"}],
+            "tasks": [{"name": "leak", "fn": "leaky:leak", "args": [who]}],
+        },
+        "parametersFrom": [{"name": "who", "secretKeyRef": {"name": "s", "key": "k"}}],
+    }
+    body = {"apiVersion": "flowrun.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "t"}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({**body, "spec": spec}))
+    secret = f"run-s3cr3t-{uuid.uuid4().hex[:10]}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    command = ["run", "-q", "--executor", executor, "-p", f"who={secret}", str(path)]
+    done = subprocess.run(
+        [sys.executable, "-m", "flowrun.cli", *command],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"os.write {MASK}\n" in done.stdout
+    assert f"sh {MASK}\n" in done.stdout
+    assert secret[:8] not in done.stdout + done.stderr
+
+
+def _leak(secret: str) -> bool:
+    os.write(1, f"worker os.write {secret}\n".encode())
+    subprocess.run(["sh", "-c", "echo worker sh $S"], env={**os.environ, "S": secret}, check=True)
+    return stat.S_ISFIFO(os.fstat(1).st_mode)
+
+
+def test_a_run_s_own_worker_processes_mask_their_descriptors_a_shared_cluster_s_do_not(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    own, shared = f"own-s3cr3t-{uuid.uuid4().hex[:8]}", f"shared-t0ken-{uuid.uuid4().hex[:8]}"
+    for secret, is_shared in ((own, False), (shared, True)):
+        with (
+            distributed.LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0"
+            ) as cluster,
+            distributed.Client(cluster, set_as_default=False) as client,
+            masked_workers(client, Masker([secret]), shared=is_shared),
+        ):
+            piped = client.submit(_leak, secret, pure=False).result()
+            assert piped is not is_shared
+    out = capfd.readouterr().out
+    assert f"worker os.write {MASK}\nworker sh {MASK}\n" in out, out
+    assert own not in out
+    # An External cluster's workers serve other runs: their descriptors are not the run's.
+    assert f"worker os.write {shared}\nworker sh {shared}\n" in out, out
+
+
+def test_a_worker_in_the_client_s_own_process_leaves_the_descriptors_alone() -> None:
+    """The runner's LocalCluster of threads (the runner pipes its own), or the operator's."""
+    before = os.fstat(1)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+        masked_workers(client, Masker(["in-process-s3cr3t"]), shared=False),
+    ):
+        client.submit(lambda: None, pure=False).result()
+        assert os.fstat(1) == before

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from types import ModuleType
 
-from flowrun.runs.masked_streams import mask_std_streams
+from flowrun.runs.masked_fds import mask_process
 from flowrun.runs.secrets import Masker
 
 HELP = "run one FlowRun here (the command of its runner Pod)"
@@ -57,8 +57,9 @@ def env_masker(env: Mapping[str, str]) -> Masker:
 
 def main(args: argparse.Namespace) -> int:
     # For the process's whole life: the uncaught-exception traceback is printed after main
-    # returns, and a crash's last lines become the FlowRun's RunnerFailed message.
-    mask_std_streams(env_masker(os.environ))
+    # returns, and a crash's last lines become the FlowRun's RunnerFailed message. The whole
+    # process, descriptors too: it is this run's alone.
+    mask_process(env_masker(os.environ))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
