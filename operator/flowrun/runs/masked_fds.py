@@ -132,13 +132,13 @@ class _Forwarder:
         with contextlib.suppress(OSError):  # over the limit: the default size (64 KiB)
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
         self._capacity = fcntl.fcntl(write, fcntl.F_GETPIPE_SZ)
-        self._flush_streams(fd)
-        os.dup2(write, fd)  # inheritable: subprocesses write into the pipe
-        os.close(write)
         os.set_blocking(self._read, False)
         self._waiting = select.poll()
         self._waiting.register(self._read, select.POLLIN)
         self._wake_read, self._wake = os.pipe()
+        self._flush_streams(fd)
+        os.dup2(write, fd)  # inheritable: subprocesses write into the pipe
+        os.close(write)
         self._out = MaskedStream(_Descriptor(self.original))  # type: ignore[arg-type]
         self._out.set_maskers([masker])
         self._decode = codecs.getincrementaldecoder("utf-8")("surrogateescape").decode
@@ -193,6 +193,9 @@ class _Forwarder:
             if ready.get(self._read) and not self._pump():
                 poller.unregister(self._read)  # no writer left: only the wake-up to wait for
         self._pump(to_end=True)
+        with self._lock:  # a character cut short by the end: as the decoder can spell it
+            self._out.write(self._decode(b"", True))
+            self._out.flush()
 
     def _pump(self, *, to_end: bool = False) -> bool:
         """Forward what the pipe holds: what was written before the call (at most its
