@@ -243,8 +243,9 @@ def test_the_runner_masks_secret_values_in_its_own_output(
     own_frs: FlowRuns, sa_kubeconfig: Any, tmp_path: Path
 ) -> None:
     """Tasks print, log and warn with a secret parameter, a thread of theirs dies of an error
-    spelling it, another task fails with it in its message: the runner's stdout and stderr (the
-    container log, whose tail a crash puts into the run's message) carry `***` instead."""
+    spelling it, one writes it to the descriptors (`os.write`, a subprocess), another task fails
+    with it in its message: the runner's stdout and stderr (the container log, whose tail a
+    crash puts into the run's message) carry `***` instead."""
     frs = own_frs
     secret = f'pa"ss\\w{uuid.uuid4().hex[:10]}'  # a quote and a backslash: repr spells it apart
     token = {"parameter": "token"}
@@ -252,7 +253,8 @@ def test_the_runner_masks_secret_values_in_its_own_output(
         [
             {"name": "say", "fn": "builtins:print", "args": ["connecting with", token]},
             task("blab", "blab", token, upstream=["say"]),
-            task("leak", "leak", token, upstream=["blab"]),
+            task("fds", "blab_fds", token, upstream=["blab"]),
+            task("leak", "leak", token, upstream=["fds"]),
         ],
         executor={"type": "Local"},
         flow={"parameters": [{"name": "token", "required": True}]},
@@ -275,5 +277,9 @@ def test_the_runner_masks_secret_values_in_its_own_output(
         f"token {MASK} is old",  # warnings
         f"ConnectionError: postgresql://app:{MASK}@db:5432 refused",  # a thread's traceback
         f"ValueError: could not log in with token {MASK}",  # a failed task's, logged
+        f"os.write says {MASK}\n",  # the descriptors themselves
+        f"os.write to stderr says {MASK}\n",
+        f"sh says {MASK}\n",  # a subprocess
+        f"buffer says {MASK}\n",
     ):
         assert masked in log, (masked, log)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -107,4 +109,16 @@ def blab(token: str) -> str:
     thread = threading.Thread(target=connect)
     thread.start()
     thread.join()
+    return "blabbed"
+
+
+def blab_fds(token: str) -> str:
+    """Puts its secret input into the process's descriptors 1 and 2 past Python's streams:
+    `os.write`, a subprocess, `sys.stdout.buffer`."""
+    os.write(1, f"os.write says {token}\n".encode())
+    os.write(2, f"os.write to stderr says {token}\n".encode())
+    command = ["sh", "-c", 'printf "sh says %s\\n" "$S"']
+    subprocess.run(command, env={**os.environ, "S": token}, check=True)
+    sys.stdout.buffer.write(f"buffer says {token}\n".encode())
+    sys.stdout.flush()
     return "blabbed"
