@@ -8,8 +8,10 @@ The engine reports every task state change as a `TaskEvent`; a 10,000-task flow 
 flow:
 
 - `taskCounts`: `total` and the number of tasks per state, always complete;
-- `tasks`: one entry per task that has started, failures first, until `tasks_bytes` is used
-  up (`tasksOmitted` says how many were left out);
+- `tasks`: one entry per task that has started, failures first, then unfinished tasks, until
+  `tasks_bytes` is used up (`tasksOmitted` says how many were left out); a big run's FlowRun
+  gets the same ranking within `lean_tasks_bytes` (`tasks(lean=True)`), and the whole bounded
+  map goes to its companion ConfigMap (`flowrun.runs.companion`);
 - mapped tasks: `children` counts per state and the first `failedChildren` by index;
 - messages truncated to `message_chars`; `results` capped per task and in total.
 
@@ -70,6 +72,10 @@ class StatusLimits:
     message_chars: int = 256
     failed_children: int = 5
     tasks_bytes: int = 192 * 1024
+    # A big run's FlowRun (the rest is in its companion): every write of the FlowRun costs the
+    # API server the whole object; at this size a finished 10,000-task run's write stays within
+    # 2x a 1-task FlowRun's (benchmarks/status_task_map.py).
+    lean_tasks_bytes: int = 12 * 1024
     result_bytes: int = 16 * 1024
     results_bytes: int = 64 * 1024
 
@@ -330,12 +336,13 @@ class StatusBuilder:
                 ]
         return entry
 
-    def tasks(self) -> tuple[dict[str, dict[str, Any]], int]:
-        """`status.tasks` within the byte budget, and how many started tasks were left out."""
+    def tasks(self, *, lean: bool = False) -> tuple[dict[str, dict[str, Any]], int]:
+        """`status.tasks` within the byte budget (`lean`: a big run's FlowRun's), and how many
+        started tasks were left out."""
         started = [(name, t) for name, t in self._tasks.items() if t.seen or t.children is not None]
         order = {name: i for i, (name, _) in enumerate(started)}
         ranked = sorted(started, key=lambda item: (item[1].priority(), order[item[0]]))
-        budget = self.limits.tasks_bytes
+        budget = self.limits.lean_tasks_bytes if lean else self.limits.tasks_bytes
         chosen: dict[str, dict[str, Any]] = {}
         for name, task in ranked:
             entry = self._entry(task)

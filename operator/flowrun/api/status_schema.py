@@ -101,10 +101,19 @@ class FlowRunStatus(Model):
     )
     tasks: dict[str, TaskStatus] | None = Field(
         None,
-        description="Per-task state; bounded in size: failures first, `tasksOmitted` more.",
+        description="Per-task state; bounded in size: failures first, then unfinished tasks, "
+        "`tasksOmitted` more. For a run with `statusConfigMap`, a smaller part (about 12 KiB): "
+        "the whole bounded map is that ConfigMap's key `tasks` (JSON).",
     )
     tasks_omitted: int | None = Field(
         None, ge=0, description="Tasks left out of `tasks` to keep status small."
+    )
+    status_config_map: str | None = Field(
+        None,
+        description="A run of 1,000 tasks or more: the ConfigMap, owned by the FlowRun, with its "
+        "live progress (keys `phase`, `message`, `progress`, `failed`, `taskCounts`) and its "
+        "whole bounded task map (`tasks`, JSON; `tasksOmitted`), written with each write of the "
+        "FlowRun.",
     )
     results: dict[str, JSON] | None = Field(None, description="Results of `spec.returnTasks`.")
     results_omitted: list[str] | None = Field(

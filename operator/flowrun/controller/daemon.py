@@ -127,6 +127,7 @@ class Run(RunBase):
         if self.plan.template is not None:
             self.writer.update({"template": self.plan.template})
             self.has_companion = self.go_live({"flow": self.plan.flow})
+        self.known_tasks = await self.read_known_tasks()  # a big run's: its companion's too
         self.writer.set_masker(self.plan.masker)
         await self.stop.race(self.ctx.slots.acquire())
         self.ctx.metrics.runs_in_flight.inc()
@@ -303,9 +304,14 @@ class Run(RunBase):
         if self.tasks is not None or self.plan is None:
             return
         self.tasks = render.TaskStatus(
-            names, redact=self.plan.masker.text, sent=self.initial_status
+            names,
+            redact=self.plan.masker.text,
+            sent=self.initial_status,
+            known=self.known_tasks,
+            lean=lambda: self.writer.live,  # a big run's FlowRun: its companion has the rest
         )
         self.writer.set_source(self.tasks.fragment)
+        self.writer.set_task_map(self.tasks.task_map)
         self.writer.touch()
 
     def _settle_tasks(self, result: RunResult) -> None:

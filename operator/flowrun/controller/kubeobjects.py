@@ -182,3 +182,9 @@ class ConfigMapLive:
                 raise
             present = {k: v for k, v in data.items() if v is not None}
             await create(self._api, {**self._manifest, "data": present})
+
+    async def read_live(self) -> dict[str, str]:
+        """The companion's data (a restarted run's whole task map); empty when absent."""
+        meta = self._manifest["metadata"]
+        found = await get(self._api, "ConfigMap", meta["namespace"], meta["name"])
+        return dict((found or {}).get("data") or {})

@@ -12,6 +12,7 @@ import kopf
 from flowrun.cluster import base as cluster_base
 from flowrun.controller import kubeobjects, policy, snapshot, stopping
 from flowrun.controller import runner_objects as objects
+from flowrun.runs import companion
 from flowrun.runs.plan import TemplateMissing
 from flowrun.runs.statuswriter import StatusWriter
 
@@ -48,6 +49,7 @@ class RunBase:
             interval=ctx.settings.status_interval,
             metrics=ctx.metrics,
         )
+        self.companion: kubeobjects.ConfigMapLive | None = None
         self.has_companion = self.go_live(body.get("spec") or {})
         self.big = self.has_companion  # an inline flow's size (a template's is known later)
 
@@ -64,9 +66,19 @@ class RunBase:
         live_status = self.ctx.settings.live_status
         if not live_status.is_big(spec):
             return False
-        live = kubeobjects.ConfigMapLive(self.ctx.api, objects.live_status(self._owner()))
-        self.writer.set_live(live, live_status.refresh)
+        manifest = objects.live_status(self._owner())
+        self.companion = kubeobjects.ConfigMapLive(self.ctx.api, manifest)
+        self.writer.set_live(self.companion, live_status.refresh)
+        self.writer.update({"statusConfigMap": manifest["metadata"]["name"]})
         return True
+
+    async def read_known_tasks(self) -> dict[str, Any]:
+        """The finished tasks a restarted run takes over: its FlowRun's `status.tasks` and, for
+        a big run, its companion's whole map (the FlowRun lists only part of it)."""
+        listed = dict(self.initial_status.get("tasks") or {})
+        if self.companion is None or self.initial_phase is None:
+            return listed
+        return companion.known_tasks(listed, await self.companion.read_live())
 
     def template_source(self) -> snapshot.Snapshots:
         """Where this run's FlowTemplate copy is (the operator takes it on first use)."""

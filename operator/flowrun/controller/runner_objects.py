@@ -220,7 +220,7 @@ def role(owner: base.Owner) -> dict[str, Any]:
                 "apiGroups": [""],
                 "resources": ["configmaps"],
                 "resourceNames": [status_name(owner)],
-                "verbs": ["patch"],
+                "verbs": ["get", "patch"],  # get: a restarted runner reads its task map back
             },
             {
                 "apiGroups": [""],

@@ -11,6 +11,14 @@ when it flushes (the run's end), and otherwise at most once every `LivePolicy.re
 (60 by default), each time with everything the companion got in between. So the FlowRun's
 status is complete at every phase change and at the end, exactly as for a small run, and the
 number of its expensive writes is bounded by the run's phases and its duration.
+
+Even so, a finished 10,000-task run's bounded task map (about 200 KB) made its FlowRun's final
+write cost 14-15x a 1-task FlowRun's. So a big run's FlowRun carries a lean task map
+(`StatusLimits.lean_tasks_bytes`, failures and unfinished tasks first, `tasksOmitted` counting
+the rest), and each of its writes is followed by the companion's, which gets the whole bounded map
+(`TASK_MAP` keys: `tasks` as JSON, `tasksOmitted`) whenever it changed; `status.statusConfigMap`
+names the companion. A restarted run reads both back (`known_tasks`), so no finished task that
+only the companion lists runs again.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ REFRESH = 60.0  # seconds between two FlowRun writes of routine progress, at mos
 ROUTINE = frozenset({"message", "progress", "failed", "taskCounts", "tasks", "tasksOmitted"})
 # What the companion holds: what a reader polls to follow a run.
 LIVE = ("phase", "message", "progress", "failed", "taskCounts")
+# The whole bounded task map, written with each write of the FlowRun (which lists only part).
+TASK_MAP = ("tasks", "tasksOmitted")
 # The policy in the environment: the operator's (as its flags) and, passed on, its runners'.
 ENV_TASKS = "FLOWRUN_LIVE_STATUS_TASKS"
 ENV_REFRESH = "FLOWRUN_LIVE_STATUS_REFRESH"
@@ -120,3 +130,29 @@ def live_data(patch: Mapping[str, Any], merged: Mapping[str, Any]) -> dict[str, 
             value = without_nulls(merged.get(key))
             out[key] = value if value is None or isinstance(value, str) else json.dumps(value)
     return out
+
+
+def task_map_data(task_map: Mapping[str, Any]) -> dict[str, str]:
+    """The whole task map (`render.task_map`) as the companion's `TASK_MAP` keys.
+
+    >>> task_map_data({"tasks": {"a": {"state": "Success"}}, "tasksOmitted": 0})
+    {'tasks': '{"a": {"state": "Success"}}', 'tasksOmitted': '0'}
+    """
+    return {key: json.dumps(task_map.get(key) or ({} if key == "tasks" else 0)) for key in TASK_MAP}
+
+
+def known_tasks(flowrun_tasks: Mapping[str, Any] | None, data: Mapping[str, str]) -> dict[str, Any]:
+    """What a restarted big run knows of its tasks: the companion's map (`data`), with the
+    FlowRun's entries over it (the FlowRun is written first; a companion write may have failed).
+    A companion map that is not JSON counts as none: the FlowRun's entries are still right.
+
+    >>> known_tasks({"a": {"state": "Failed"}}, {"tasks": '{"a": {}, "b": {"state": "Success"}}'})
+    {'a': {'state': 'Failed'}, 'b': {'state': 'Success'}}
+    """
+    try:
+        full = json.loads(data.get("tasks") or "{}")
+    except ValueError:
+        full = {}
+    if not isinstance(full, dict):
+        full = {}
+    return {**full, **(flowrun_tasks or {})}

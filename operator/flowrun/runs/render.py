@@ -26,8 +26,8 @@ from flowrun.engine.events import TaskEvent
 
 # The order of a whole status's keys (what `flowrun run` prints).
 ORDER = ("phase", "message", "progress", "failed", "startTime", "completionTime", "taskCounts",
-         "tasks", "tasksOmitted", "results", "resultsOmitted", "cluster", "conditions",
-         "observedGeneration")  # fmt: skip
+         "tasks", "tasksOmitted", "statusConfigMap", "results", "resultsOmitted", "cluster",
+         "conditions", "observedGeneration")  # fmt: skip
 TASK_KEYS = ("progress", "failed", "taskCounts", "tasks", "tasksOmitted")
 RUN_MESSAGE_CHARS = 1000  # a run's message, its conditions' and its Events' (task messages: less)
 
@@ -76,9 +76,10 @@ def phase_fragment(
     }
 
 
-def task_fragment(builder: StatusBuilder) -> dict[str, Any]:
-    """The task part: progress, failures, counts and the tasks within the size budget."""
-    tasks, omitted = builder.tasks()
+def task_fragment(builder: StatusBuilder, *, lean: bool = False) -> dict[str, Any]:
+    """The task part: progress, failures, counts and the tasks within the size budget (`lean`:
+    a big run's FlowRun's, whose whole task map is in its companion: `task_map`)."""
+    tasks, omitted = builder.tasks(lean=lean)
     return {
         "progress": builder.progress(),
         "failed": builder.failed,
@@ -86,6 +87,12 @@ def task_fragment(builder: StatusBuilder) -> dict[str, Any]:
         "tasks": tasks,
         "tasksOmitted": omitted or None,
     }
+
+
+def task_map(builder: StatusBuilder) -> dict[str, Any]:
+    """The whole bounded task map (`tasks`, `tasksOmitted`), as a big run's companion holds it."""
+    tasks, omitted = builder.tasks()
+    return {"tasks": tasks, "tasksOmitted": omitted}
 
 
 def results_fragment(
@@ -167,19 +174,28 @@ class TaskStatus:
         *,
         redact: Callable[[str], str],
         sent: Mapping[str, Any] | None = None,
+        known: Mapping[str, Mapping[str, Any]] | None = None,
+        lean: Callable[[], bool] = lambda: False,
     ) -> None:
         self.builder = StatusBuilder(task_names, redact=redact)
         # What the object's status holds already (after a restart: the last operator's view),
-        # taken over by the builder so resumed tasks keep their entries and count as done.
+        # taken over by the builder so resumed tasks keep their entries and count as done;
+        # `known`: those tasks with the companion's (a big run's FlowRun lists only some).
         sent = sent or {}
         self._sent: dict[str, Any] = {k: sent[k] for k in TASK_KEYS if k in sent}
-        self.builder.restore(sent.get("tasks") or {})
+        self.builder.restore(known if known is not None else sent.get("tasks") or {})
+        # Asked at every fragment: a big run whose companion was given up goes back to full.
+        self._lean = lean
 
     def apply(self, event: TaskEvent) -> None:
         self.builder.apply(event)
 
     def fragment(self) -> dict[str, Any]:
-        current = {k: v for k, v in task_fragment(self.builder).items() if v is not None}
+        fragment = task_fragment(self.builder, lean=self._lean())
+        current = {k: v for k, v in fragment.items() if v is not None}
         patch = merge_diff(self._sent, current)
         self._sent = current
         return patch
+
+    def task_map(self) -> dict[str, Any]:
+        return task_map(self.builder)

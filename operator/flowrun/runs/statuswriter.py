@@ -14,7 +14,8 @@ conditions always land, so a run is never left without its end because of one ba
 
 A big inline flow's routine patches go to a small companion object instead, and its FlowRun gets
 them at most every `refresh` seconds and with every other change (`set_live`,
-`flowrun.runs.companion`).
+`flowrun.runs.companion`); each write of its FlowRun is followed by the companion's, with the
+run's whole task map when it changed (`set_task_map`).
 
 Only one event loop touches a writer (the operator's daemon, or a runner Pod's); a runner
 thread hands events over with `loop.call_soon_threadsafe(writer.update, fragment)`. The writer
@@ -125,6 +126,8 @@ class StatusWriter:
         self._live_state: dict[str, Any] = {}  # every live key as merged so far
         self._flowrun_at = -math.inf  # loop time of the last FlowRun write
         self._refresh = companion.REFRESH
+        self._task_map: Callable[[], Mapping[str, Any]] | None = None
+        self._map_sent: dict[str, str] = {}  # the companion's TASK_MAP keys as last written
         self.live_patches_sent = 0
 
     async def __aenter__(self) -> StatusWriter:
@@ -142,6 +145,16 @@ class StatusWriter:
         """A big run: routine patches go to `live`; the FlowRun gets them at most every
         `refresh` seconds, with any other change, and on every flush."""
         self._live, self._refresh = live, refresh
+
+    @property
+    def live(self) -> bool:
+        """Routine patches go to a companion (not given up)."""
+        return self._live is not None
+
+    def set_task_map(self, source: Callable[[], Mapping[str, Any]]) -> None:
+        """The run's whole task map (`render.task_map`), for the companion: computed and, when
+        it changed, written after each write of the FlowRun (whose own map is lean)."""
+        self._task_map = source
 
     def set_masker(self, masker: Masker) -> None:
         """The run's secret values, known once its plan is built: masked in every patch."""
@@ -251,19 +264,26 @@ class StatusWriter:
         if self._metrics is not None:
             self._metrics.status_patches.inc()
         if self._live is not None:  # the companion follows every FlowRun write (the end too)
-            await self._send_live(patch)
+            await self._send_live(patch, with_map=True)
         return True
 
-    async def _send_live(self, patch: Mapping[str, Any]) -> None:
+    def _changed_map(self) -> dict[str, str]:
+        if self._task_map is None:
+            return {}
+        data = companion.task_map_data(self._mask.value(self._task_map()))
+        return {k: v for k, v in data.items() if self._map_sent.get(k) != v}
+
+    async def _send_live(self, patch: Mapping[str, Any], *, with_map: bool = False) -> None:
         """Best effort: a companion that cannot be written is given up, and the FlowRun gets
         everything again (what the companion got is owed to it in any case)."""
         touched = {k: patch[k] for k in companion.LIVE if k in patch}
         self._live_state = deep_merge(self._live_state, touched)
         data = companion.live_data(patch, self._live_state)
-        if not data or self._live is None:
+        task_map = self._changed_map() if with_map else {}
+        if not (data or task_map) or self._live is None:
             return
         try:
-            await self._live.patch_live(data)
+            await self._live.patch_live({**data, **task_map})
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -272,6 +292,7 @@ class StatusWriter:
             self._live = None
             self._dirty.set()
             return
+        self._map_sent.update(task_map)
         self.live_patches_sent += 1
 
     async def _salvage(self, patch: Mapping[str, Any]) -> bool:
