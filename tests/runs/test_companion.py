@@ -5,10 +5,13 @@ tests/controller/test_big_inline_flow.py runs it for real)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from flowrun.runs import companion
+from flowrun.api.status import StatusLimits
+from flowrun.engine.events import TaskEvent
+from flowrun.runs import companion, render
 from flowrun.runs.statuswriter import StatusWriter, deep_merge
 
 
@@ -124,3 +127,61 @@ def test_the_flowrun_gets_routine_progress_once_per_refresh() -> None:
     gaps = [b - a for a, b in zip(fast.flowrun_at[:-2], fast.flowrun_at[1:-1], strict=True)]
     assert all(gap >= 0.099 for gap in gaps), gaps  # never more often than the refresh
     assert len(fast.live) > len(fast.flowrun)
+
+
+def test_each_flowrun_write_is_followed_by_the_whole_task_map_when_it_changed() -> None:
+    """The FlowRun's task map is lean; the companion gets the whole one (`set_task_map`) after
+    each write of the FlowRun, only when it changed, and never with a routine write alone."""
+    sinks = Sinks()
+    whole = {"tasks": {"t1": {"state": "Success"}}, "tasksOmitted": 0}
+
+    async def run() -> None:
+        writer = StatusWriter(sinks, namespace="ns", name="big", interval=0.01)
+        writer.set_live(sinks)
+        writer.set_task_map(lambda: whole)
+        async with writer:
+            writer.update({"phase": "Running"})
+            await asyncio.sleep(0.05)
+            writer.update({"progress": "1/2"})  # routine: the companion alone, no map
+            await asyncio.sleep(0.05)
+            writer.update({"results": {"t1": 1}})  # the FlowRun, the map unchanged: not resent
+            await asyncio.sleep(0.05)
+            whole["tasks"] = {**whole["tasks"], "t2": {"state": "Failed"}}
+            writer.update({"phase": "Failed"})
+
+    asyncio.run(run())
+    with_map = [d for d in sinks.live if "tasks" in d]
+    assert len(with_map) == 2, sinks.live
+    assert json.loads(sinks.live_state["tasks"]) == whole["tasks"]
+    assert sinks.live_state["tasksOmitted"] == "0"
+    routine_only = [d for d in sinks.live if set(d) == {"progress"}]
+    assert routine_only, sinks.live
+
+
+def test_a_big_runs_flowrun_lists_failures_first_within_the_lean_budget() -> None:
+    names = [f"t{i}" for i in range(2000)]
+    lean = {"on": True}
+    status = render.TaskStatus(names, redact=str, lean=lambda: lean["on"])
+    for i, name in enumerate(names):
+        state = "Failed" if i % 100 == 99 else "Success"
+        status.apply(TaskEvent(name, None, state, "no" if state == "Failed" else None, 1, 1.8e9,
+                               True))  # fmt: skip
+    fragment = status.fragment()
+    listed = fragment["tasks"]
+    size = len(json.dumps(listed, separators=(",", ":")))
+    assert size <= StatusLimits().lean_tasks_bytes
+    assert {f"t{i}" for i in range(99, 2000, 100)} <= set(listed)  # all 20 failures first
+    assert fragment["tasksOmitted"] == 2000 - len(listed)
+    assert len(status.task_map()["tasks"]) > len(listed)  # the companion's: the whole budget
+    lean["on"] = False  # the companion given up: the FlowRun gets the whole map again
+    again = deep_merge(fragment, status.fragment())
+    assert {k for k, v in again["tasks"].items() if v} == set(status.task_map()["tasks"])
+
+
+def test_a_restarted_run_knows_the_companions_tasks_the_flowrun_left_out() -> None:
+    sent = {"tasks": {"a": {"state": "Failed"}}, "tasksOmitted": 1}
+    data = {"tasks": json.dumps({"a": {"state": "Failed"}, "b": {"state": "Skipped"}})}
+    known = companion.known_tasks(sent["tasks"], data)
+    status = render.TaskStatus(["a", "b", "c"], redact=str, sent=sent, known=known)
+    assert status.builder.done == 2
+    assert companion.known_tasks(sent["tasks"], {"tasks": "not json"}) == sent["tasks"]

@@ -74,6 +74,12 @@ def mark(key: str, value: object = None) -> object:
     return value
 
 
+def mark_fail(key: str) -> None:
+    """Records one run, then fails (a finished task whose state alone resumes it)."""
+    mark(key)
+    raise ValueError(f"{key} failed on purpose")
+
+
 def gate(key: str, value: object = None, timeout: float = 120.0) -> object:
     """Records that it started, then waits until the test creates the gate file."""
     mark(f"{key}-started")
