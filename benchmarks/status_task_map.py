@@ -149,7 +149,7 @@ def design(plane: Any, patches: int) -> None:
         after, cm1 = plane.patch_seconds(), plane.patch_seconds("configmaps", "")[""]
         for v in [*variants, base]:
             ms.setdefault(v.label, []).append(
-                1000 * (after[v.group][0] - before[v.group][0]) / patches
+                1000 * (after[v.group][0] - before.get(v.group, (0.0, 0))[0]) / patches
             )
         ms.setdefault("companion ConfigMap, whole map", []).append(
             1000 * (cm1[0] - cm0[0]) / (cm1[1] - cm0[1])
