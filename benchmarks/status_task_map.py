@@ -15,12 +15,12 @@ all of them and a 1-task inline FlowRun (the committed CRD), whose latency is th
 It also prints each one's object and `managedFields` sizes.
 
 The second table is the committed design (`flowrun.runs.companion`): a big run's FlowRun carries
-a lean task map (`StatusLimits.lean_tasks_bytes`; 8, 12 and 16 KiB measured, 12 committed) and
+a lean task map (`StatusLimits.lean_tasks_bytes`; `--lean-kib` budgets measured) and
 its companion ConfigMap the whole bounded map. Each row's write carrying its status (the finished
 run's final write) and a later small write (phase, message), round robin with the 1-task inline
 FlowRun's small write, the ratio's base; the earlier full map on the FlowRun for comparison.
 
-    python benchmarks/status_task_map.py [--patches 8] [--table shapes|design|both]
+    python benchmarks/status_task_map.py [--patches 8] [--table shapes|design|both] [--lean-kib 4,8]
 """
 
 from __future__ import annotations
@@ -111,9 +111,9 @@ def companion_data() -> dict[str, str]:
     return {**live, **companion.task_map_data(render.task_map(builder))}
 
 
-def design(plane: Any, patches: int) -> None:
+def design(plane: Any, patches: int, lean_kib: list[int]) -> None:
     """The committed design's table (see the module docstring)."""
-    rows = design_rows([8, 12, 16])
+    rows = design_rows(lean_kib)
     base = sw.Variant("1-task inline FlowRun", sw.in_group(crd.build(), 10))
     plane.install(base)
     plane.kubectl("create", "-f", "-", stdin=json.dumps(sw.flowrun(base, 1)))
@@ -156,7 +156,7 @@ def design(plane: Any, patches: int) -> None:
         )
     for v in variants:
         got = ("get", f"flowruns.{v.group}", f"fr-{N}", "-n", sw.NS, "-o", "json")
-        sizes[v.label] = len(plane.kubectl(*got))
+        sizes[v.label] = len(json.dumps(json.loads(plane.kubectl(*got))))
     sizes["companion ConfigMap, whole map"] = len(json.dumps(cm))
     base_full, base_small = ms[base.label]  # the 1-task FlowRun's small write, in each round
     print(f"\nwrites of a finished {N:,}-task template run (the committed design) vs the 1-task")
@@ -233,13 +233,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--patches", type=int, default=8, help="status patches per FlowRun")
     parser.add_argument("--table", choices=("shapes", "design", "both"), default="both")
+    parser.add_argument("--lean-kib", default="4,8,12,16", help="lean map budgets to measure")
     args = parser.parse_args()
 
     def work(plane: Any) -> None:
         if args.table in ("shapes", "both"):
             shapes_table(plane, args.patches)
         if args.table in ("design", "both"):
-            design(plane, args.patches)
+            design(plane, args.patches, [int(k) for k in args.lean_kib.split(",")])
 
     return with_plane(work)
 

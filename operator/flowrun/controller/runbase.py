@@ -4,6 +4,7 @@ runner Pod): its identity, the status it found, its stop signal and its status w
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from flowrun.runs.plan import TemplateMissing
 from flowrun.runs.statuswriter import StatusWriter
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Client-side `kubectl apply` keeps a copy of the whole object in this annotation.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -78,7 +80,13 @@ class RunBase:
         listed = dict(self.initial_status.get("tasks") or {})
         if self.companion is None or self.initial_phase is None:
             return listed
-        return companion.known_tasks(listed, await self.companion.read_live())
+        try:
+            data = await self.companion.read_live()
+        except kubeobjects.API_ERRORS as exc:  # e.g. a runner Role from before it could `get`
+            logger.warning("the task map of %s/%s could not be read, tasks the FlowRun does not "
+                           "list run again: %s", self.namespace, self.name, exc)  # fmt: skip
+            return listed
+        return companion.known_tasks(listed, data)
 
     def template_source(self) -> snapshot.Snapshots:
         """Where this run's FlowTemplate copy is (the operator takes it on first use)."""
