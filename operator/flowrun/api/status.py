@@ -75,7 +75,7 @@ class StatusLimits:
     # A big run's FlowRun (the rest is in its companion): every write of the FlowRun costs the
     # API server the whole object; at this size a finished 10,000-task run's write stays within
     # 2x a 1-task FlowRun's (benchmarks/status_task_map.py).
-    lean_tasks_bytes: int = 12 * 1024
+    lean_tasks_bytes: int = 4 * 1024
     result_bytes: int = 16 * 1024
     results_bytes: int = 64 * 1024
 

@@ -102,7 +102,7 @@ class FlowRunStatus(Model):
     tasks: dict[str, TaskStatus] | None = Field(
         None,
         description="Per-task state; bounded in size: failures first, then unfinished tasks, "
-        "`tasksOmitted` more. For a run with `statusConfigMap`, a smaller part (about 12 KiB): "
+        "`tasksOmitted` more. For a run with `statusConfigMap`, a smaller part (about 4 KiB): "
         "the whole bounded map is that ConfigMap's key `tasks` (JSON).",
     )
     tasks_omitted: int | None = Field(
