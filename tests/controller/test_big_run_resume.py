@@ -17,7 +17,7 @@ from support.flowruns import FlowRuns, task
 
 pytestmark = pytest.mark.controlplane
 
-N = 400  # failed tasks: each entry ~150 bytes, so the FlowRun's lean map lists about 27
+N = 400  # failed tasks: each entry ~150 bytes, so the FlowRun's lean map lists about 30
 
 
 def companion_map(frs: FlowRuns, kubectl: Any, name: str) -> dict[str, Any]:
