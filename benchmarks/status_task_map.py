@@ -108,7 +108,8 @@ def companion_data() -> dict[str, str]:
     fragment = render.task_fragment(builder)
     merged = {"phase": "Succeeded", **fragment}
     live = companion.live_data(dict.fromkeys(companion.LIVE), merged)
-    return {**live, **companion.task_map_data(render.task_map(builder))}
+    present = {k: v for k, v in live.items() if v is not None}  # no message: no key
+    return {**present, **companion.task_map_data(render.task_map(builder))}
 
 
 def design(plane: Any, patches: int, lean_kib: list[int]) -> None:
