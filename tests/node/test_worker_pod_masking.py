@@ -1,9 +1,10 @@
 """Secret values masked in the output of the Dask worker Pods on the product path: a FlowRun
 whose parameter comes from a Secret (`parametersFrom`) runs on a Kubernetes cluster of the
 dask-kubernetes operator; its tasks, on a worker Pod, print the value, log it (through a handler
-the worker made at its start, before the run's masker reached it), and raise an exception that
-spells it. The worker Pods' and the runner Pod's logs (`kubectl logs`), the FlowRun's status and
-its Events show `***` there, never the value.
+the worker made at its start, before the run's masker reached it), raise an exception that
+spells it, and hand it to a subprocess that writes it to the worker's descriptor 2. The worker
+Pods' and the runner Pod's logs (`kubectl logs`), the FlowRun's status and its Events show `***`
+there, never the value.
 """
 
 from __future__ import annotations
@@ -49,11 +50,14 @@ def secret_spec(image: str) -> dict[str, Any]:
         },
         # ValueError: invalid literal for int() with base 10: '<the value>'
         {"name": "raised", "fn": "builtins:int", "args": [token]},
+        # A subprocess, not Python, writes it to the worker's descriptor 2: the shell finds no
+        # such command ("sh: 1: <the value>: not found").
+        {"name": "shelled", "fn": "os:system", "args": [token]},
         {
             "name": "gate",
             "fn": "subprocess:getoutput",
             "args": [GATE.format("go")],
-            "upstream": ["printed", "logged"],
+            "upstream": ["printed", "logged", "shelled"],
             **AGAIN,
         },
         {
@@ -135,9 +139,9 @@ def test_worker_pods_mask_what_tasks_print_log_and_raise_also_one_that_joined_la
     secret = "wk-s3cr3t-" + uuid.uuid4().hex
     frs.kubectl("create", "secret", "generic", "creds", "-n", ns, f"--from-literal=token={secret}")
     frs.apply("masked", secret_spec(op.image))
-    first = worker_logs_with(
-        op, frs, (f"printed: {MASK}", f"logged: {MASK}", f"base 10: '{MASK}'", "Traceback")
-    )
+    shelled = f"{MASK}: not found"
+    wanted = (f"printed: {MASK}", f"logged: {MASK}", f"base 10: '{MASK}'", "Traceback", shelled)
+    first = worker_logs_with(op, frs, wanted)
     [runner] = pod_names(op, ns, "flowrun.dev/runner")
     [scheduler] = pod_names(op, ns, f"{DASK_CLUSTER_LABEL},dask.org/component=scheduler")
     running = frs.status("masked")
