@@ -28,7 +28,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-BIG_FLOW_TASKS = 1000
+from flowrun.api.admission import BIG_INLINE_TASKS
+
+# The default threshold is the one the API server warns at: the same cost, one figure.
+BIG_FLOW_TASKS = BIG_INLINE_TASKS
 REFRESH = 60.0  # seconds between two FlowRun writes of routine progress, at most one per
 # Keys that change all the time while a run goes on; any other key goes to the FlowRun at once.
 ROUTINE = frozenset({"message", "progress", "failed", "taskCounts", "tasks", "tasksOmitted"})
