@@ -235,17 +235,3 @@ def test_a_run_s_own_worker_processes_mask_their_descriptors_a_shared_cluster_s_
     assert own not in out
     # An External cluster's workers serve other runs: their descriptors are not the run's.
     assert f"worker os.write {shared}\nworker sh {shared}\n" in out, out
-
-
-def test_a_worker_in_the_client_s_own_process_leaves_the_descriptors_alone() -> None:
-    """The runner's LocalCluster of threads (the runner pipes its own), or the operator's."""
-    before = os.fstat(1)
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-        masked_workers(client, Masker(["in-process-s3cr3t"]), shared=False),
-    ):
-        client.submit(lambda: None, pure=False).result()
-        assert os.fstat(1) == before

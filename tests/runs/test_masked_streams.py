@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -103,7 +104,9 @@ def test_workers_of_a_shared_cluster_mask_each_run_s_secrets_while_it_lasts(
 
 
 def test_a_worker_in_the_client_s_own_process_is_left_alone() -> None:
-    """The runner's LocalCluster of threads: the runner masks its whole process itself."""
+    """The runner's LocalCluster of threads (the runner masks its whole process itself), or the
+    operator's: neither its Python streams nor its descriptors are taken over."""
+    before = os.fstat(1)
     with (
         distributed.LocalCluster(
             n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
@@ -114,6 +117,7 @@ def test_a_worker_in_the_client_s_own_process_is_left_alone() -> None:
         assert client.submit(lambda: type(sys.stdout).__name__, pure=False).result() != (
             MaskedStream.__name__
         )
+        assert os.fstat(1) == before
 
 
 SIGNALLED = textwrap.dedent(
