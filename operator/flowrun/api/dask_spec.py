@@ -38,6 +38,10 @@ ADAPT_EXTERNAL = (
 )
 
 
+# Seconds a run's Dask cluster has to become ready (and reachable) when the spec says nothing.
+STARTUP_TIMEOUT_DEFAULT = 300
+
+
 class ClusterKind(StrEnum):
     Kubernetes = "Kubernetes"
     Local = "Local"
@@ -161,7 +165,9 @@ class DaskSpec(Model):
     resources: ResourceRequirements | None = Field(None, description="Per-worker resources.")
     env: list[EnvVar] | None = keyed("Environment of scheduler and workers.", max_items=256)
     startup_timeout_seconds: int = Field(
-        300, ge=1, description="The run fails when the cluster is not ready in time."
+        STARTUP_TIMEOUT_DEFAULT,
+        ge=1,
+        description="The run fails when the cluster is not ready in time.",
     )
     map_batch_size: int | None = Field(
         None,

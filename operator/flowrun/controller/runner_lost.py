@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from flowrun.api.dask_spec import STARTUP_TIMEOUT_DEFAULT
 from flowrun.api.status import parse_rfc3339
 from flowrun.cluster import base
 from flowrun.controller import kubeobjects
@@ -57,7 +58,7 @@ _RESOURCES = re.compile(r"quota|usage per (Container|Pod)|ratio per Container")
 # scheduler's verdict can clear by itself: a cluster autoscaler adds a node in minutes, another
 # Pod ends and frees room; a user who gives a run N seconds to start expects the runner's start
 # to count. Measured from the condition's lastTransitionTime, so an operator restart keeps it.
-STARTUP_DEFAULT = 300.0
+STARTUP_DEFAULT = float(STARTUP_TIMEOUT_DEFAULT)
 # Where a runner's resources are set: for one run, and for every run (the operator's default).
 WHERE_RESOURCES = (
     "spec.runner.resources for this run; Helm value runner.resources, operator flag "

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from flowrun import engine, executors
 from flowrun.api import flows, validation
 from flowrun.api import status as status_mod
+from flowrun.api.dask_spec import STARTUP_TIMEOUT_DEFAULT
 from flowrun.engine import events as events_mod
 from flowrun.engine import graph as graph_mod
 from flowrun.engine import state as states
@@ -35,6 +37,9 @@ from flowrun.runs.plan import RunPlan
 logger = logging.getLogger(__name__)
 
 MAX_RESULT_BYTES = results_mod.MAX_RESULT_BYTES
+# One attempt to reach the scheduler (distributed retries within it); also the Client's own
+# timeout for its later calls, which a longer connect budget must not stretch.
+CONNECT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -124,10 +129,9 @@ class Runner:
 
             from flowrun.runs.worker_masking import masked_workers  # noqa: PLC0415 - as above
 
-            client_cls: Any = distributed.Client
             shared = self.plan.cluster_kind == "External"
             with (
-                client_cls(self.address, set_as_default=False, timeout=30) as client,
+                self._connect(distributed.Client) as client,
                 masked_workers(client, self.plan.masker, shared=shared),
             ):
                 self._client = client
@@ -136,6 +140,34 @@ class Runner:
                 except executors_base.SchedulerLost as exc:
                     raise FlowRunError("SchedulerLost", str(exc)) from exc
         return self._run()
+
+    def _connect(self, client_cls: Any) -> Any:
+        """A Client of the run's scheduler. A scheduler Pod that is Ready may not be reachable
+        through its Service yet (its endpoints and proxy rules follow the Pod, later on a busy
+        node: one of 20 runs started at once on a loaded CI node was not, for 30 s), so attempts
+        go on for the run's startupTimeoutSeconds, unless the run is cancelled meanwhile."""
+        dask = self._dask_spec()
+        budget = dask.startup_timeout_seconds if dask is not None else STARTUP_TIMEOUT_DEFAULT
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                return client_cls(self.address, set_as_default=False, timeout=CONNECT_SECONDS)
+            except OSError as exc:  # distributed's "Timed out trying to connect ..." too
+                left = deadline - time.monotonic()
+                if left <= 0 or self.cancel.is_set():
+                    raise
+                logger.warning(
+                    "Dask scheduler at %s not reachable yet (%s): trying again for up to %.0fs "
+                    "(spec.executor.dask.startupTimeoutSeconds)",
+                    self.address,
+                    exc,
+                    left,
+                )
+                self.cancel.wait(1.0)
+
+    def _dask_spec(self) -> Any:
+        executor = self.plan.spec.executor
+        return executor.dask if executor is not None else None
 
     def _executor(self) -> Any:
         if self.plan.executor == "Local":
@@ -146,8 +178,7 @@ class Runner:
 
         # Our own Client, so futures we looked up (resumed results) belong to the client the
         # engine submits with; the Client is closed by its owner (`run`), not by the executor.
-        executor = self.plan.spec.executor
-        dask = executor.dask if executor is not None else None
+        dask = self._dask_spec()
         return DaskExecutor(
             client=self._client,
             publish_prefix=self.publish_prefix,
