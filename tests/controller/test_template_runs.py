@@ -190,14 +190,8 @@ def test_a_big_template_run_writes_its_routine_progress_beside_the_flowrun(
     status = frs.wait_phase("bigrun", timeout=240)
     assert status["phase"] == "Succeeded", status
     assert status["progress"] == f"{n}/{n}"
-    owner = (frs.get("bigrun") or {})["metadata"]["uid"]
-    [live] = [
-        c
-        for c in frs.kubectl.json("get", "configmaps", "-n", frs.namespace)["items"]
-        if c["metadata"]["name"].endswith("-status")
-        and c["metadata"]["ownerReferences"][0]["uid"] == owner
-    ]
-    assert (live["data"]["phase"], live["data"]["progress"]) == ("Succeeded", f"{n}/{n}")
+    live = frs.companion("bigrun", "Succeeded")
+    assert live["data"]["progress"] == f"{n}/{n}"
 
 
 def test_a_run_waiting_for_its_template_can_be_cancelled_or_deleted(

@@ -49,8 +49,9 @@ def test_clocks_merge_in_time_order_without_duplicates() -> None:
 
 def test_flow_run_runs_once_per_scheduled_time_with_its_parameters() -> None:
     now = dt.datetime.now(UTC)
-    first = clocks.DatesClock([now + dt.timedelta(seconds=0.1)], parameter_defaults={"x": 1})
-    second = clocks.DatesClock([now + dt.timedelta(seconds=0.4)])
+    # Far enough ahead that a loaded machine's pause before `run` does not put them in the past.
+    first = clocks.DatesClock([now + dt.timedelta(seconds=2)], parameter_defaults={"x": 1})
+    second = clocks.DatesClock([now + dt.timedelta(seconds=2.5)])
     seen: list[Any] = []
 
     @task

@@ -69,6 +69,22 @@ class FlowRuns:
         result: dict[str, Any] = wait_for(check, timeout=timeout, what=f"{name} in {wanted}")
         return result
 
+    def companion(self, name: str, phase: str = "Succeeded", timeout: float = 60) -> dict[str, Any]:
+        """The run's live-status ConfigMap once it holds `phase`. It is written right after each
+        write of the FlowRun (the end too), so a reader of the FlowRun's end can be first."""
+
+        def check() -> dict[str, Any] | None:
+            uid = (self.get(name) or {}).get("metadata", {}).get("uid")
+            for item in self.kubectl.json("get", "configmaps", "-n", self.namespace)["items"]:
+                refs = item["metadata"].get("ownerReferences") or [{}]
+                mine = item["metadata"]["name"].endswith("-status") and refs[0].get("uid") == uid
+                if mine and (item.get("data") or {}).get("phase") == phase:
+                    return dict(item)
+            return None
+
+        found: dict[str, Any] = wait_for(check, timeout=timeout, what=f"{name}'s companion {phase}")
+        return found
+
     def events(self, name: str) -> list[dict[str, Any]]:
         out = self.kubectl(
             "get",
