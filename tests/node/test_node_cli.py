@@ -131,7 +131,14 @@ def test_a_node_whose_test_run_was_killed_is_swept_by_the_next_start(dev_node, s
     assert containers, "the Pod's processes run in the node's cgroup"
     parent.kill()
     parent.wait()
-    wait_for(lambda: not any(pid_alive(p) for p in pids.values()), timeout=60, what="pdeathsig")
+
+    def alive() -> list[str]:
+        return [name for name, pid in pids.items() if pid_alive(pid)]
+
+    try:
+        wait_for(lambda: not alive(), timeout=60, what="pdeathsig")
+    except TimeoutError:
+        raise AssertionError(f"alive 60 s after their parent was killed: {alive()}") from None
     assert any(pid_alive(p) for p in containers), "containers outlive a killed kubelet"
     assert netns in os.listdir("/run/netns")
 

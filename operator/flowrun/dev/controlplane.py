@@ -274,9 +274,12 @@ class ControlPlane:
             argv = ["nsenter", f"--net=/run/netns/{self.state.netns}", "--", *argv]
         log = (self.state_dir / "logs" / f"{name}.log").open("ab")
         # setpriv (util-linux) sets the parent-death signal and execs the binary under the same PID;
-        # a preexec_fn would do the same but is unsafe once the parent has threads.
+        # a preexec_fn would do the same but is unsafe once the parent has threads. KILL, not
+        # TERM: nobody is left to wait for a graceful stop, which can be long (kube-apiserver's
+        # waits up to its 60 s request timeout; one of the node's processes outlived a 60 s
+        # wait in CI); what a killed node leaves, the next start sweeps.
         setpriv = shutil.which("setpriv") if self.tie_to_parent else None
-        prefix = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
+        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
         proc = subprocess.Popen(
             [*prefix, *argv],
             stdout=log,
