@@ -112,6 +112,8 @@ OPERATOR_RULES = frozenset(
         ("kubernetes.dask.org", "daskclusters", "delete"),
         ("kubernetes.dask.org", "daskworkergroups", "get"),
         ("kubernetes.dask.org", "daskworkergroups", "list"),
+        ("kubernetes.dask.org", "daskworkergroups", "create"),
+        ("kubernetes.dask.org", "daskworkergroups", "patch"),
         ("kubernetes.dask.org", "daskautoscalers", "create"),
         ("kubernetes.dask.org", "daskautoscalers", "delete"),
         ("", "pods", "get"),

@@ -101,13 +101,15 @@ without it, test_install.py that the whole set is enough.
   verbs: ["create", "list"]
 # The Kubernetes Dask provider: one DaskCluster per FlowRun, created, found again by name after a
 # restart, and deleted at the end; patched only to touch one its operator has not actioned
-# (flowrun.cluster.nudge); its worker groups are only read (KubeCluster status).
+# (flowrun.cluster.nudge). Its worker groups are read (KubeCluster status, the runner path's
+# start), and its default group is made or touched when the dask operator dropped it
+# (flowrun.controller.workergroup).
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskclusters"]
   verbs: ["get", "list", "create", "patch", "delete"]
 - apiGroups: ["kubernetes.dask.org"]
   resources: ["daskworkergroups"]
-  verbs: ["get", "list"]
+  verbs: ["get", "list", "create", "patch"]
 # spec.executor.dask.adapt: a DaskAutoscaler next to the DaskCluster, created with it and
 # deleted before it (by name: no get or list).
 - apiGroups: ["kubernetes.dask.org"]

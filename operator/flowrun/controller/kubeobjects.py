@@ -34,6 +34,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "FlowTemplate": ("flowrun.dev/v1alpha1", "/apis", "flowtemplates"),
     "DaskCluster": ("kubernetes.dask.org/v1", "/apis", "daskclusters"),
     "DaskAutoscaler": ("kubernetes.dask.org/v1", "/apis", "daskautoscalers"),
+    "DaskWorkerGroup": ("kubernetes.dask.org/v1", "/apis", "daskworkergroups"),
 }
 
 API_ERRORS = (kr8s.ServerError, httpx.HTTPStatusError)

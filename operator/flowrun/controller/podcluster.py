@@ -20,7 +20,7 @@ import httpx
 from flowrun.api import models
 from flowrun.cluster import autoscaler, base, nudge
 from flowrun.cluster.kubernetes import build_cluster_spec, diagnose
-from flowrun.controller import kubeobjects
+from flowrun.controller import kubeobjects, workergroup
 from flowrun.controller.clusteropts import cluster_options
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ async def start(
     try:
         async with _touching(api, owner.namespace, name):
             await asyncio.wait_for(
-                _scheduler_ready(api, owner.namespace, name), timeout=options.startup_timeout
+                _ready(api, owner.namespace, name), timeout=options.startup_timeout
             )
     except TimeoutError:
         why = await diagnose(name, owner.namespace)
@@ -76,6 +76,11 @@ def _touching(api: Any, namespace: str, name: str) -> AbstractAsyncContextManage
         what=f"{namespace}/{name}",
         errors=(*kubeobjects.API_ERRORS, httpx.TransportError),
     )
+
+
+async def _ready(api: Any, namespace: str, name: str) -> None:
+    await _scheduler_ready(api, namespace, name)
+    await workergroup.wait_made(api, namespace, name)
 
 
 async def _scheduler_ready(api: Any, namespace: str, name: str) -> None:
