@@ -40,6 +40,7 @@ async def drive(sinks: Sinks) -> StatusWriter:
     writer = StatusWriter(sinks, namespace="ns", name="big", interval=0.01)
     writer.set_live(sinks)
     async with writer:
+        writer.update({"statusConfigMap": "big-status"})  # as RunBase.go_live
         writer.update({"phase": "Running", "startTime": "2026-11-30T18:00:00Z"})
         await asyncio.sleep(0.05)
         writer.update({"taskCounts": {"total": 20, "Pending": 20}})
@@ -65,6 +66,7 @@ def test_routine_patches_go_to_the_companion_and_the_flowrun_gets_all_of_them() 
     assert final["progress"] == "20/20"
     assert set(final["tasks"]) == {f"t{i}" for i in range(1, 21)}  # what the companion got
     assert final["results"] == {"t1": 1}
+    assert final["statusConfigMap"] == "big-status"
     assert final["taskCounts"] == {"total": 20, "Pending": None, "Success": 20}  # a merge patch
     # The companion: many small writes, and the end (it follows every FlowRun write).
     assert len(sinks.live) >= 5
@@ -81,6 +83,7 @@ def test_a_companion_that_cannot_be_written_leaves_everything_to_the_flowrun() -
     assert len(sinks.flowrun) > 4  # routine patches reach the FlowRun again
     assert set(sinks.flowrun_state["tasks"]) == {f"t{i}" for i in range(1, 21)}
     assert sinks.flowrun_state["phase"] == "Succeeded"
+    assert sinks.flowrun_state["statusConfigMap"] is None  # a merge patch's null: removed
 
 
 def test_a_big_flow_is_one_of_the_policys_number_of_inline_tasks_or_more() -> None:

@@ -113,7 +113,8 @@ class FlowRunStatus(Model):
         description="A run of 1,000 tasks or more: the ConfigMap, owned by the FlowRun, with its "
         "live progress (keys `phase`, `message`, `progress`, `failed`, `taskCounts`) and its "
         "whole bounded task map (`tasks`, JSON; `tasksOmitted`), written with each write of the "
-        "FlowRun.",
+        "FlowRun. Removed when that ConfigMap cannot be written: `tasks` is then the whole "
+        "bounded map again.",
     )
     results: dict[str, JSON] | None = Field(None, description="Results of `spec.returnTasks`.")
     results_omitted: list[str] | None = Field(

@@ -290,6 +290,8 @@ class StatusWriter:
             logger.warning("live status of %s/%s not written, the FlowRun gets it all: %s",
                            self._namespace, self._name, exc)  # fmt: skip
             self._live = None
+            # Readers go by statusConfigMap to the whole map, which the FlowRun holds again.
+            self._pending = deep_merge(self._pending, {"statusConfigMap": None})
             self._dirty.set()
             return
         self._map_sent.update(task_map)
