@@ -10,7 +10,6 @@ group's first worker Pod and makes the group itself (flowrun.controller.workergr
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from flowrun.controller import workergroup
 from flowrun.dev.helmop import HelmOperator
 from flowrun.dev.waiting import wait_for
+from support.admission import refusal, refusing
 from support.flowruns import FlowRuns
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
@@ -26,44 +26,13 @@ pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
 REFUSED = "test fault: worker group refused"
 
 
-def refusal(name: str, namespace: str) -> list[dict[str, Any]]:
-    """An admission policy refusing every DaskWorkerGroup made in `namespace`."""
-    rules = [{"apiGroups": ["kubernetes.dask.org"], "apiVersions": ["*"],
-              "operations": ["CREATE"], "resources": ["daskworkergroups"]}]  # fmt: skip
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {"resourceRules": rules},
-            "validations": [{"expression": "false", "message": REFUSED}],
-        },
-    }
-    selector = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {"namespaceSelector": selector},
-        },
-    }
-    return [policy, binding]
-
-
-def refused_already(op: HelmOperator, ns: str) -> bool:
-    """A binding is enforced a moment after it is made: probe it with a server-side dry run."""
-    probe = {
+def probe(ns: str) -> dict[str, Any]:
+    return {
         "apiVersion": "kubernetes.dask.org/v1",
         "kind": "DaskWorkerGroup",
         "metadata": {"name": "probe", "namespace": ns},
         "spec": {"cluster": "probe", "worker": {"spec": {"containers": []}}},
     }
-    out = op.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
-    return REFUSED in str(out.stderr)
 
 
 @pytest.fixture
@@ -86,10 +55,9 @@ def test_a_running_daskcluster_without_its_worker_group_gets_one_and_the_run_suc
 ) -> None:
     op, ns = node_operator, frs.namespace
     name = f"fr-test-nogroup-{uuid.uuid4().hex[:6]}"
-    policy = json.dumps({"apiVersion": "v1", "kind": "List", "items": refusal(name, ns)})
-    op.kubectl("apply", "-f", "-", input=policy)
-    try:
-        wait_for(lambda: refused_already(op, ns), timeout=60, what="the policy enforced")
+    policy = refusal(name, ns, resource="daskworkergroups", operations=["CREATE"],
+                     expression="false", message=REFUSED)  # fmt: skip
+    with refusing(op, policy, probe(ns), REFUSED):
         spec = {
             "flow": {"tasks": [{"name": "a", "fn": "operator:add", "args": [2, 3]}]},
             "returnTasks": ["a"],
@@ -105,9 +73,6 @@ def test_a_running_daskcluster_without_its_worker_group_gets_one_and_the_run_suc
                                what="a Running DaskCluster whose group was refused")  # fmt: skip
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{op.diagnosis(ns)}") from None
-    finally:
-        op.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
-                   name, "--ignore-not-found")  # fmt: skip
     status = frs.wait_phase("nogroup", "Succeeded", "Failed", timeout=300)
     assert status["phase"] == "Succeeded", f"{status.get('message')}\n{op.diagnosis(ns, cluster)}"
     assert status["results"]["a"] == 5

@@ -10,7 +10,6 @@ fails; with it, the run succeeds.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from flowrun.cluster import nudge
 from flowrun.dev.helmop import HelmOperator
 from flowrun.dev.waiting import wait_for
+from support.admission import refusal, refusing
 from support.flowruns import FlowRuns
 
 pytestmark = [pytest.mark.controlplane, pytest.mark.node, pytest.mark.slow]
@@ -27,49 +27,12 @@ FIRST_PHASE_REFUSED = (
     "!has(object.status) || !has(object.status.phase) || "
     "(oldObject != null && has(oldObject.status) && has(oldObject.status.phase))"
 )
+REFUSED = "test fault: first phase refused"
 
 
-def refusal(name: str, namespace: str) -> list[dict[str, Any]]:
-    """An admission policy refusing a DaskCluster's first status.phase, in `namespace` only."""
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["kubernetes.dask.org"],
-                        "apiVersions": ["*"],
-                        "operations": ["CREATE", "UPDATE"],
-                        "resources": ["daskclusters"],
-                    }
-                ]
-            },
-            "validations": [
-                {"expression": FIRST_PHASE_REFUSED, "message": "test fault: first phase refused"}
-            ],
-        },
-    }
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": name},
-        "spec": {
-            "policyName": name,
-            "validationActions": ["Deny"],
-            "matchResources": {
-                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
-            },
-        },
-    }
-    return [policy, binding]
-
-
-def refused_already(op: HelmOperator, ns: str) -> bool:
-    """A binding is enforced a moment after it is made: probe it with a server-side dry run."""
-    probe = {
+def probe(ns: str) -> dict[str, Any]:
+    """A DaskCluster with a first phase, which the policy refuses."""
+    return {
         "apiVersion": "kubernetes.dask.org/v1",
         "kind": "DaskCluster",
         "metadata": {"name": "probe", "namespace": ns},
@@ -77,8 +40,6 @@ def refused_already(op: HelmOperator, ns: str) -> bool:
                  "service": {"ports": []}}},
         "status": {"phase": "Created"},
     }  # fmt: skip
-    out = op.kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False)
-    return "first phase refused" in str(out.stderr)
 
 
 @pytest.fixture
@@ -97,10 +58,9 @@ def test_a_daskcluster_its_operator_gave_up_on_is_touched_and_the_run_succeeds(
 ) -> None:
     op, ns = node_operator, frs.namespace
     name = f"fr-test-refuse-{uuid.uuid4().hex[:6]}"
-    policy = json.dumps({"apiVersion": "v1", "kind": "List", "items": refusal(name, ns)})
-    op.kubectl("apply", "-f", "-", input=policy)
-    try:
-        wait_for(lambda: refused_already(op, ns), timeout=60, what="the policy enforced")
+    policy = refusal(name, ns, resource="daskclusters", operations=["CREATE", "UPDATE"],
+                     expression=FIRST_PHASE_REFUSED, message=REFUSED)  # fmt: skip
+    with refusing(op, policy, probe(ns), REFUSED):
         spec = {
             "flow": {"tasks": [{"name": "a", "fn": "operator:add", "args": [2, 3]}]},
             "returnTasks": ["a"],
@@ -126,9 +86,6 @@ def test_a_daskcluster_its_operator_gave_up_on_is_touched_and_the_run_succeeds(
             wait_for(gave_up, timeout=120, what=f"the dask operator to give up on {cluster}")
         except TimeoutError as exc:
             raise AssertionError(f"{exc}\n{op.diagnosis(ns, cluster)}") from None
-    finally:
-        op.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
-                   name, "--ignore-not-found")  # fmt: skip
     # Nothing writes to the DaskCluster now but the flowrun operator's touch.
     status = frs.wait_phase("lost", "Succeeded", "Failed", timeout=300)
     assert status["phase"] == "Succeeded", f"{status.get('message')}\n{op.diagnosis(ns, cluster)}"
