@@ -227,7 +227,8 @@ def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
     """The runner process dies (a task calls os._exit in it, after printing) in each of the
     Job's Pods: the kubelet puts its log's tail into the Pod's status, and the run's message
     carries it after the Job gives up, although the Pods are deleted at cleanup. The secret the
-    task printed with its last words is masked there: the runner masked its own output."""
+    task printed with its last words is masked there, and so is what a shell it started wrote
+    to descriptor 2 (never passing Python's streams): the runner masked its own descriptors."""
     last_words = f"last words {uuid.uuid4().hex[:8]}"
     secret = "s3cr3t-" + uuid.uuid4().hex
     frs.kubectl("create", "secret", "generic", "creds", "-n", frs.namespace,
@@ -239,7 +240,15 @@ def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
             "flow": {
                 "parameters": [{"name": "token", "required": True}],
                 "tasks": [
-                    {"name": "say", "fn": "builtins:print", "args": [last_words, token]},
+                    # `sh: 1: <the secret>: not found`, into the pipe over descriptor 2: out
+                    # before the next line Python writes there (the task's log line)
+                    {"name": "shelled", "fn": "os:system", "args": [token]},
+                    {
+                        "name": "say",
+                        "fn": "builtins:print",
+                        "args": [last_words, token],
+                        "upstream": ["shelled"],
+                    },
                     {"name": "die", "fn": "os:_exit", "args": [3], "upstream": ["say"]},
                 ],
             },
@@ -260,6 +269,7 @@ def test_a_runner_that_crashes_fails_the_run_with_the_tail_of_its_log(
     ), message
     tail = message.split("The last lines of its log", 1)[1].splitlines()
     assert f"{last_words} ***" in tail, message  # printed by the task, just before it died
+    assert any("***" in line and "not found" in line for line in tail), message  # the shell's
     assert secret not in message
     events = json.dumps(frs.events("crash"))
     assert last_words in events  # the Warning Event says it too
