@@ -13,12 +13,13 @@ NEVER_ACTIONED = (
     "the DaskCluster was never actioned (is the dask-kubernetes operator installed and "
     "running?), so no scheduler or worker pod could start."
 )
+NO_WORKER = "no worker pod exists (the DaskCluster's worker group made none)"
 SAID = 3  # problems in the message at most: the first say why, and it is cut at 1,000 characters
 
 
-def not_ready(phase: str, pods: list[tuple[str, dict[str, Any]]]) -> str:
+def not_ready(phase: str, pods: list[tuple[str, dict[str, Any]]], *, workers: bool = True) -> str:
     """A DaskCluster in `phase` whose Pods (name, status) are not all ready: why, at most SAID
-    problems, each once.
+    problems, each once; first, when none of them is a worker (`workers`), that.
 
     >>> waiting = {"containerStatuses": [{"name": "worker", "state": {"waiting": {
     ...     "reason": "ImagePullBackOff"}}}]}
@@ -26,10 +27,12 @@ def not_ready(phase: str, pods: list[tuple[str, dict[str, Any]]]) -> str:
     'pod w-1: container worker ImagePullBackOff; pod w-2: container worker ImagePullBackOff'
     >>> not_ready("Created", [])
     'the DaskCluster is Created but no scheduler or worker pod exists yet.'
+    >>> not_ready("Running", [("s-1", {"phase": "Running"})], workers=False)
+    "no worker pod exists (the DaskCluster's worker group made none); pod s-1 is Running"
     """
     if not pods:
         return f"the DaskCluster is {phase} but no scheduler or worker pod exists yet."
-    problems: list[str] = []
+    problems: list[str] = [] if workers else [NO_WORKER]
     for name, status in pods:
         for problem in pod_problems(name, status):
             if problem not in problems:

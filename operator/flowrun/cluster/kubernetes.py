@@ -367,4 +367,6 @@ async def diagnose(name: str, namespace: str | None) -> str:
     pods = await get_all(
         "pods", namespace=namespace, label_selector={"dask.org/cluster-name": name}
     )
-    return diagnosis.not_ready(phase, [(pod.name, pod.raw.get("status", {})) for pod in pods])
+    workers = any(pod.labels.get("dask.org/component") == "worker" for pod in pods)
+    states = [(pod.name, pod.raw.get("status", {})) for pod in pods]
+    return diagnosis.not_ready(phase, states, workers=workers)
