@@ -38,6 +38,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 
 API_ERRORS = (kr8s.ServerError, httpx.HTTPStatusError)
+# A refusal, or a server not reached: what a best-effort call logs and tries again.
+CALL_ERRORS = (*API_ERRORS, httpx.TransportError)
 
 
 async def _call(
@@ -159,7 +161,7 @@ async def post_event(api: Any, obj: Mapping[str, Any]) -> None:
     """Events are best effort (as kopf's): a refused one is logged, never fatal."""
     try:
         await create(api, obj)
-    except (*API_ERRORS, httpx.TransportError) as exc:
+    except CALL_ERRORS as exc:
         logger.warning("event %s could not be posted: %s", obj.get("reason"), exc)
 
 

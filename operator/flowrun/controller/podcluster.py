@@ -15,8 +15,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from flowrun.api import models
 from flowrun.cluster import autoscaler, base, nudge
 from flowrun.cluster.kubernetes import build_cluster_spec, diagnose
@@ -74,7 +72,7 @@ def _touching(api: Any, namespace: str, name: str) -> AbstractAsyncContextManage
         functools.partial(kubeobjects.get, api, "DaskCluster", namespace, name),
         functools.partial(kubeobjects.merge_patch, api, "DaskCluster", namespace, name),
         what=f"{namespace}/{name}",
-        errors=(*kubeobjects.API_ERRORS, httpx.TransportError),
+        errors=kubeobjects.CALL_ERRORS,
     )
 
 

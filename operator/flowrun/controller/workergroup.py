@@ -73,16 +73,18 @@ def _copied(values: dict[str, str] | None) -> dict[str, str]:
 async def wait_made(api: Any, namespace: str, name: str, *, every: float = nudge.EVERY) -> None:
     """Until the default group asks for no worker or has a worker Pod; past each `every`
     seconds without that, make or touch the group (`_step`). A failed call is logged and tried
-    again at the next step; the caller's startup timeout bounds the whole."""
+    again; the caller's startup timeout bounds the whole."""
     loop = asyncio.get_running_loop()
     next_step = loop.time() + every
-    while not await _made(api, namespace, name):
-        if loop.time() >= next_step:
-            next_step = loop.time() + every
-            try:
+    while True:
+        try:
+            if await _made(api, namespace, name):
+                return
+            if loop.time() >= next_step:
+                next_step = loop.time() + every
                 await _step(api, namespace, name)
-            except (*kubeobjects.API_ERRORS, OSError) as exc:
-                logger.warning("worker group of DaskCluster %s/%s: %s", namespace, name, exc)
+        except kubeobjects.CALL_ERRORS as exc:
+            logger.warning("worker group of DaskCluster %s/%s: %s", namespace, name, exc)
         await asyncio.sleep(POLL)
 
 
