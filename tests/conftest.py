@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pytest
 from flowrun.dev import build, helmop, image, kubeconfig
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.node import Node
+from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.tool import Tool
 from flowrun.dev.waiting import wait_for
 
@@ -190,3 +191,18 @@ def _no_leaked_signal_handlers(request: pytest.FixtureRequest) -> Iterator[None]
     if leaked:
         named = ", ".join(f"{sig.name}: {handler!r}" for sig, handler in leaked.items())
         pytest.fail(f"{request.node.nodeid} left signal handlers installed ({named})")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used an operator process shows the end of that operator's log: a run
+    whose status never came is otherwise a timeout with nothing to go on."""
+    report: pytest.TestReport = yield
+    if report.when == "call" and report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            if isinstance(value, OperatorProcess):
+                tail = value.log_text()[-8000:]
+                report.sections.append((f"operator log ({name}), its end", tail))
+    return report
