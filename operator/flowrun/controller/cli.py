@@ -9,7 +9,7 @@ import sys
 
 import kopf
 
-from flowrun.controller import app
+from flowrun.controller import app, kopf_namespaces
 from flowrun.controller import metrics as metrics_mod
 from flowrun.controller import settings as settings_mod
 
@@ -32,6 +32,7 @@ def main(args: argparse.Namespace) -> int:
     # One line per HTTP request (kr8s uses httpx) would drown the operator's own log.
     for noisy in ("distributed", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    kopf_namespaces.take_in_listed_namespaces()
     metrics = metrics_mod.Metrics()
     if settings.metrics_port is not None:
         metrics.serve(settings.metrics_port)
