@@ -31,11 +31,12 @@ sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("benchmarks")]
 
 import argparse
 import copy
-import importlib.util
 import json
+import runpy
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from flowrun.api import crd
@@ -46,15 +47,9 @@ from flowrun.dev.waiting import wait_for
 from flowrun.engine.events import TaskEvent
 from flowrun.runs import companion, render
 
-# The sibling script's pieces (this directory is off sys.path: benchmarks/operator.py would
-# shadow the standard library's `operator`).
-_spec = importlib.util.spec_from_file_location(
-    "status_writes", Path(__file__).with_name("status_writes.py")
-)
-assert _spec is not None
-assert _spec.loader is not None
-sw = sys.modules["status_writes"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sw)
+# The sibling script's pieces, run by file (this directory is off sys.path: benchmarks/operator.py
+# would shadow the standard library's `operator`).
+sw = SimpleNamespace(**runpy.run_path(str(Path(__file__).with_name("status_writes.py"))))
 
 N = 10_000
 

@@ -35,10 +35,10 @@ import sys
 sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("benchmarks")]
 
 import argparse
-import importlib.util
 import json
 import math
 import re
+import runpy
 import subprocess
 import tempfile
 from pathlib import Path
@@ -52,17 +52,12 @@ from flowrun.dev.waiting import wait_for
 from flowrun.engine.events import TaskEvent
 from flowrun.runs.render import task_fragment
 
-# The sibling module's pieces, loaded by file: benchmarks/operator.py would shadow the standard
+# The sibling module's pieces, run by file: benchmarks/operator.py would shadow the standard
 # library's `operator` if this directory were on sys.path. status_task_map.py uses them as ours.
-_spec = importlib.util.spec_from_file_location(
-    "crd_variants", Path(__file__).with_name("crd_variants.py")
+_crds = runpy.run_path(str(Path(__file__).with_name("crd_variants.py")))
+Variant, in_group, policy_for, variants = (
+    _crds[name] for name in ("Variant", "in_group", "policy_for", "variants")
 )
-assert _spec is not None
-assert _spec.loader is not None
-variants_mod = sys.modules["crd_variants"] = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(variants_mod)
-Variant, in_group, policy_for = variants_mod.Variant, variants_mod.in_group, variants_mod.policy_for
-variants = variants_mod.variants
 
 FN = "flowrun.examples.etl:hello"
 SIZES = (1, 1000, 10_000)
