@@ -132,6 +132,30 @@ def test_the_flowrun_gets_routine_progress_once_per_refresh() -> None:
     assert len(fast.live) > len(fast.flowrun)
 
 
+def test_owed_progress_reaches_the_flowrun_at_the_refresh_when_nothing_else_comes() -> None:
+    """Tasks that stop finishing (a long task): what the FlowRun is owed is written once the
+    refresh has passed, with the companion's whole task map after it, not only at the end."""
+
+    async def run() -> tuple[TimedSinks, list[dict[str, Any]], float]:
+        sinks = TimedSinks()
+        writer = StatusWriter(sinks, namespace="ns", name="big", interval=0.01)
+        writer.set_live(sinks, 0.3)
+        writer.set_task_map(lambda: {"tasks": {"t1": {"state": "Success"}}, "tasksOmitted": 0})
+        async with writer:
+            writer.update({"phase": "Running"})
+            await asyncio.sleep(0.05)
+            owed_at = asyncio.get_running_loop().time()
+            writer.update({"progress": "1/2", "tasks": {"t1": {"state": "Success"}}})
+            await asyncio.sleep(1.0)  # nothing else happens
+            before_close = list(sinks.flowrun)
+        return sinks, before_close, owed_at
+
+    sinks, before_close, owed_at = asyncio.run(run())
+    assert [p.get("progress") for p in before_close] == [None, "1/2"], before_close
+    assert sinks.flowrun_at[1] - owed_at >= 0.2  # at the refresh, not at once
+    assert json.loads(sinks.live_state["tasks"]) == {"t1": {"state": "Success"}}
+
+
 def test_each_flowrun_write_is_followed_by_the_whole_task_map_when_it_changed() -> None:
     """The FlowRun's task map is lean; the companion gets the whole one (`set_task_map`) after
     each write of the FlowRun, only when it changed, and never with a routine write alone."""

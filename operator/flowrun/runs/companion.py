@@ -8,9 +8,10 @@ patches (progress, counts, task states) to a small companion object owned by the
 operator's: a ConfigMap, `LiveSink`), whose writes cost what a 1-task FlowRun's do, and writes
 the FlowRun itself only when something else changes (phase, conditions, results, cluster, ...),
 when it flushes (the run's end), and otherwise at most once every `LivePolicy.refresh` seconds
-(60 by default), each time with everything the companion got in between. So the FlowRun's
-status is complete at every phase change and at the end, exactly as for a small run, and the
-number of its expensive writes is bounded by the run's phases and its duration.
+(60 by default), each time with everything the companion got in between, and a refresh after
+its last write at the latest, even when nothing else comes (a run waiting on one long task). So
+the FlowRun's status is complete at every phase change and at the end, exactly as for a small
+run, and the number of its expensive writes is bounded by the run's phases and its duration.
 
 Even so, a finished 10,000-task run's bounded task map (about 200 KB) made its FlowRun's final
 write cost 14-15x a 1-task FlowRun's. So a big run's FlowRun carries a lean task map

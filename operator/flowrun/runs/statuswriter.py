@@ -203,13 +203,24 @@ class StatusWriter:
     async def _loop(self) -> None:
         failures = 0
         while not self._gone:
-            await self._dirty.wait()
+            await self._work()
             if await self._send_once():
                 failures = 0
                 await asyncio.sleep(max(self._interval, PACE * self.last_send_seconds))
             else:
                 failures += 1
                 await asyncio.sleep(min(MAX_BACKOFF, self._interval * 2**failures))
+
+    async def _work(self) -> None:
+        """Until there is something new, or routine progress the FlowRun is owed has waited a
+        refresh: a big run whose tasks stop finishing (one long task) still gets it, and its
+        companion the whole task map, at the refresh, not only at the next change."""
+        if not self._owed:
+            await self._dirty.wait()
+            return
+        due = self._flowrun_at + self._refresh - asyncio.get_running_loop().time()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._dirty.wait(), timeout=max(0.0, due))
 
     async def _send_once(self) -> bool:
         async with self._sending:
