@@ -21,7 +21,6 @@ import pytest
 from flowrun.dev import build, helmop, image, kubeconfig
 from flowrun.dev.controlplane import ControlPlane
 from flowrun.dev.node import Node
-from flowrun.dev.operator_process import OperatorProcess
 from flowrun.dev.tool import Tool
 from flowrun.dev.waiting import wait_for
 
@@ -197,12 +196,16 @@ def _no_leaked_signal_handlers(request: pytest.FixtureRequest) -> Iterator[None]
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """A failed test that used an operator process shows the end of that operator's log: a run
-    whose status never came is otherwise a timeout with nothing to go on."""
+    """A failed test that used an operator (a fixture with a `log_text()`: a process, the
+    operators a test started, the chart's Pod) shows the end of its log: a run whose status never
+    came is otherwise a timeout with nothing to go on."""
     report: pytest.TestReport = yield
     if report.when == "call" and report.failed:
         for name, value in getattr(item, "funcargs", {}).items():
-            if isinstance(value, OperatorProcess):
-                tail = value.log_text()[-8000:]
+            if callable(log_text := getattr(value, "log_text", None)):
+                try:
+                    tail = str(log_text())[-8000:]
+                except Exception as exc:  # a diagnosis must not hide the failure it explains
+                    tail = f"(not read: {exc})"
                 report.sections.append((f"operator log ({name}), its end", tail))
     return report

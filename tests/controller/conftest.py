@@ -9,7 +9,7 @@ these fixtures create, so it never touches other suites' work.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,21 +66,29 @@ def own_frs(kubectl: Any, flowrun_crd: None, tasks_dir: Path) -> Iterator[FlowRu
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-@pytest.fixture
-def start_operator(
-    kubeconfig_path: Path, tmp_path: Path, tasks_dir: Path
-) -> Iterator[Callable[..., OperatorProcess]]:
-    """Start operators for one test; every one is stopped (by PID) afterwards."""
-    started: list[OperatorProcess] = []
+class Operators:
+    """Operators started for one test (`start_operator(*args)`); their logs as one."""
 
-    def start(*args: str) -> OperatorProcess:
-        log = tmp_path / f"operator-{len(started)}.log"
-        proc = operator_process(kubeconfig_path, log, tasks_dir, list(args))
-        started.append(proc)
+    def __init__(self, kubeconfig: Path, log_dir: Path, tasks_dir: Path) -> None:
+        self.kubeconfig, self.log_dir, self.tasks_dir = kubeconfig, log_dir, tasks_dir
+        self.started: list[OperatorProcess] = []
+
+    def __call__(self, *args: str) -> OperatorProcess:
+        log = self.log_dir / f"operator-{len(self.started)}.log"
+        proc = operator_process(self.kubeconfig, log, self.tasks_dir, list(args))
+        self.started.append(proc)
         return proc.start()
 
-    yield start
-    for proc in started:
+    def log_text(self) -> str:
+        return "\n".join(proc.log_text() for proc in self.started)
+
+
+@pytest.fixture
+def start_operator(kubeconfig_path: Path, tmp_path: Path, tasks_dir: Path) -> Iterator[Operators]:
+    """Start operators for one test; every one is stopped (by PID) afterwards."""
+    operators = Operators(kubeconfig_path, tmp_path, tasks_dir)
+    yield operators
+    for proc in operators.started:
         proc.stop()
 
 
